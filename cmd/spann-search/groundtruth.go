@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/eval"
+	"github.com/gospann/spann/internal/cmdutil"
+	"github.com/gospann/spann/internal/progress"
+	"github.com/gospann/spann/internal/vec"
+)
+
+func groundtruthCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "groundtruth",
+		Usage: "compute the exact k nearest neighbours of every query by brute force",
+		Description: "Streams the base file in blocks (so a base larger than RAM works) and scores every query " +
+			"against every base vector with the SIMD kernels. Writes a big-ann-benchmarks ground-truth file: " +
+			"uint32 nq, uint32 k, int32 ids[nq*k], float32 distances[nq*k], each row sorted by (distance, id). " +
+			"With --compare, checks the result against a reference ground-truth file (ids may differ only " +
+			"among distances tied with the k-th).",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "base", Required: true, Usage: "base vector file (.fbin/.u8bin/.i8bin)"},
+			&cli.StringFlag{Name: "queries", Required: true, Usage: "query vector file, same type and dimension as the base"},
+			&cli.IntFlag{Name: "k", Value: 100, Usage: "neighbours per query"},
+			&cli.StringFlag{Name: "out", Usage: "ground-truth file to write (optional with --compare)"},
+			&cli.StringFlag{Name: "metric", Value: "l2", Usage: "l2 (squared Euclidean), ip (inner product) or cosine (float32 only)"},
+			&cli.IntFlag{Name: "threads", Value: 0, Usage: "worker threads (0 = all cores)"},
+			&cli.StringFlag{Name: "type", Usage: "element type of both files, overriding their extensions: float32, uint8 or int8"},
+			&cli.IntFlag{Name: "crop", Usage: "use only the first N base vectors (0 = all)"},
+			&cli.IntFlag{Name: "nq", Usage: "use only the first N queries (0 = all)"},
+			&cli.StringFlag{Name: "compare", Usage: "reference ground-truth file to check the result against"},
+			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout (no progress output)"},
+		},
+		Action: runGroundtruth,
+	}
+}
+
+func runGroundtruth(c *cli.Context) error {
+	if c.String("out") == "" && c.String("compare") == "" {
+		return fmt.Errorf("groundtruth: give --out FILE to write, --compare FILE to check, or both")
+	}
+	progress.Quiet = c.Bool("json")
+	var typ datasets.ElemType
+	if s := c.String("type"); s != "" {
+		var err error
+		if typ, err = datasets.ParseType(s); err != nil {
+			return err
+		}
+	}
+	metric, err := vec.ParseMetric(c.String("metric"))
+	if err != nil {
+		return err
+	}
+	threads, err := cmdutil.Threads(c.Int("threads"))
+	if err != nil {
+		return err
+	}
+	base, err := datasets.OpenVectors(c.String("base"), typ)
+	if err != nil {
+		return err
+	}
+	defer base.Close()
+	if n := c.Int("crop"); n != 0 {
+		if err := base.Crop(n); err != nil {
+			return err
+		}
+	}
+	queries, err := datasets.LoadVectors(c.String("queries"), typ, c.Int("nq"))
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	bar := progress.New("groundtruth", int64(base.N))
+	gt, err := eval.ExactKNN(base, queries, eval.GTOptions{K: c.Int("k"), Metric: metric, Threads: threads, Progress: bar.Func()})
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	secs := time.Since(start).Seconds()
+	if out := c.String("out"); out != "" {
+		if err := datasets.WriteGroundTruth(out, gt); err != nil {
+			return err
+		}
+	}
+	summary := map[string]any{
+		"base": base.Path, "n": base.N, "dim": base.Dim, "type": base.Type.String(), "metric": metric.String(),
+		"queries": queries.N, "k": gt.K, "threads": threads, "seconds": secs, "out": c.String("out"),
+	}
+	var mismatches int
+	if ref := c.String("compare"); ref != "" {
+		want, err := datasets.ReadGroundTruth(ref)
+		if err != nil {
+			return err
+		}
+		if want.NQ < gt.NQ {
+			return fmt.Errorf("%s: has %d queries, fewer than the %d computed", ref, want.NQ, gt.NQ)
+		}
+		if want.K < gt.K {
+			return fmt.Errorf("%s: has k=%d, less than --k %d", ref, want.K, gt.K)
+		}
+		want.NQ = gt.NQ
+		var examples []eval.Mismatch
+		mismatches, examples, err = eval.CompareGroundTruth(gt, want, gt.K, base.Type != datasets.Float32, 1e-5, 5)
+		if err != nil {
+			return err
+		}
+		summary["compare"] = ref
+		summary["mismatching_queries"] = mismatches
+		if !c.Bool("json") {
+			for _, m := range examples {
+				fmt.Fprintf(os.Stderr, "query %d: %s\n", m.Query, m.Reason)
+			}
+		}
+	}
+	if c.Bool("json") {
+		if err := cmdutil.PrintJSON(os.Stdout, summary); err != nil {
+			return err
+		}
+	} else {
+		fmt.Printf("ground truth: %d queries × top %d over %d %s vectors of dim %d (%s), %d threads, %.1f s\n",
+			queries.N, gt.K, base.N, base.Type, base.Dim, metric, threads, secs)
+		if c.String("compare") != "" {
+			fmt.Printf("compared with %s: %d of %d queries differ beyond ties\n", c.String("compare"), mismatches, gt.NQ)
+		}
+	}
+	if mismatches > 0 {
+		return fmt.Errorf("%d of %d queries differ from %s", mismatches, gt.NQ, c.String("compare"))
+	}
+	return nil
+}

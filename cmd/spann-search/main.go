@@ -1,0 +1,22 @@
+// Command spann-search searches a SPANN index and evaluates the results, and
+// computes exact ground truth and recall for any big-ann-benchmarks data set.
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/gospann/spann/internal/cmdutil"
+)
+
+func main() { cmdutil.Main(newApp()) }
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "spann-search",
+		Usage: "search a SPANN index; compute exact ground truth and tie-aware recall",
+		Description: "Vector files are big-ann-benchmarks .fbin (float32), .u8bin (uint8) or .i8bin (int8): " +
+			"uint32 n, uint32 dim, then n*dim row-major elements. Distances are squared L2, or the negated " +
+			"inner product for ip and cosine (cosine normalises float32 vectors to unit length first).",
+		Commands: []*cli.Command{groundtruthCommand(), recallCommand()},
+	}
+}

@@ -1,0 +1,117 @@
+package datasets
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+)
+
+// GroundTruth holds the k nearest neighbours of each of NQ queries: IDs and
+// Dists are row-major NQ×K, each row sorted by ascending distance.
+type GroundTruth struct {
+	NQ, K int
+	IDs   []int32
+	Dists []float32
+}
+
+// Row returns query q's ids and distances.
+func (g *GroundTruth) Row(q int) ([]int32, []float32) {
+	return g.IDs[q*g.K : (q+1)*g.K], g.Dists[q*g.K : (q+1)*g.K]
+}
+
+// ReadGroundTruth reads a big-ann-benchmarks ground-truth file.
+func ReadGroundTruth(path string) (*GroundTruth, error) {
+	data, nq, k, err := readSmallFile(path, 8)
+	if err != nil {
+		return nil, err
+	}
+	cells := nq * k
+	ids := Rows[int32](data[8 : 8+4*cells])
+	dists := Rows[float32](data[8+4*cells:])
+	for i, d := range dists {
+		if d-d != 0 {
+			return nil, fmt.Errorf("%s: query %d, rank %d: distance %v is not finite", path, i/k, i%k, d)
+		}
+	}
+	return &GroundTruth{NQ: nq, K: k, IDs: ids, Dists: dists}, nil
+}
+
+// WriteGroundTruth writes g to path atomically.
+func WriteGroundTruth(path string, g *GroundTruth) error {
+	f, err := createAtomic(path)
+	if err != nil {
+		return err
+	}
+	var h [8]byte
+	binary.LittleEndian.PutUint32(h[0:], uint32(g.NQ))
+	binary.LittleEndian.PutUint32(h[4:], uint32(g.K))
+	f.w.Write(h[:])
+	f.w.Write(Bytes(g.IDs))
+	f.w.Write(Bytes(g.Dists))
+	return f.commit(nil)
+}
+
+// Results holds the ids a search returned: N rows of K ids (-1 pads a row
+// when fewer than K were found).
+type Results struct {
+	N, K int
+	IDs  []int32
+}
+
+// Row returns query q's ids.
+func (r *Results) Row(q int) []int32 { return r.IDs[q*r.K : (q+1)*r.K] }
+
+// ReadResults reads an .ibin result file.
+func ReadResults(path string) (*Results, error) {
+	data, n, k, err := readSmallFile(path, 4)
+	if err != nil {
+		return nil, err
+	}
+	return &Results{N: n, K: k, IDs: Rows[int32](data[8:])}, nil
+}
+
+// WriteResults writes r to path atomically as .ibin.
+func WriteResults(path string, r *Results) error {
+	f, err := createAtomic(path)
+	if err != nil {
+		return err
+	}
+	var h [8]byte
+	binary.LittleEndian.PutUint32(h[0:], uint32(r.N))
+	binary.LittleEndian.PutUint32(h[4:], uint32(r.K))
+	f.w.Write(h[:])
+	f.w.Write(Bytes(r.IDs))
+	return f.commit(nil)
+}
+
+// readSmallFile reads a whole (n, k)-headed file whose body is n*k cells of
+// cellBytes each, validating the size. The returned buffer is 8-byte aligned.
+func readSmallFile(path string, cellBytes int) ([]byte, int, int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	n, k, err := readHeader(f, path, st.Size())
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	want := 8 + int64(n)*int64(k)*int64(cellBytes)
+	if st.Size() != want {
+		what := "truncated"
+		if st.Size() > want {
+			what = "too long"
+		}
+		return nil, 0, 0, fmt.Errorf("%s: %s: header says n=%d k=%d, so the file should be %d bytes, but it is %d bytes",
+			path, what, n, k, want, st.Size())
+	}
+	buf := make([]byte, want)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return buf, int(n), int(k), nil
+}

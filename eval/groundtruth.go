@@ -1,0 +1,141 @@
+package eval
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/topk"
+	"github.com/gospann/spann/internal/vec"
+)
+
+// GTOptions controls ExactKNN.
+type GTOptions struct {
+	K       int
+	Metric  vec.Metric
+	Threads int // 0 = GOMAXPROCS
+	// BlockRows is how many base rows are held in memory at once (twice, as
+	// the next block is read ahead). 0 picks about 64 MiB worth.
+	BlockRows int
+	// Progress, if set, is called with base rows done and the total.
+	Progress func(done, total int)
+}
+
+// ExactKNN computes the exact K nearest base rows of every query by brute
+// force, streaming the base in blocks so that a base larger than memory
+// works. Each query's neighbours are sorted by (distance, id), which is how
+// the shipped ground-truth files break ties. For Cosine the base and queries
+// are normalised on the fly (the queries in place, on a copy).
+func ExactKNN(base *datasets.VectorFile, queries *datasets.Matrix, o GTOptions) (*datasets.GroundTruth, error) {
+	if queries.Type != base.Type {
+		return nil, fmt.Errorf("queries are %s but base %s is %s", queries.Type, base.Path, base.Type)
+	}
+	if queries.Dim != base.Dim {
+		return nil, fmt.Errorf("queries have dimension %d but base %s has %d", queries.Dim, base.Path, base.Dim)
+	}
+	if o.K <= 0 {
+		return nil, fmt.Errorf("k must be positive, got %d", o.K)
+	}
+	if o.K > base.N {
+		return nil, fmt.Errorf("k=%d is larger than the %d base vectors of %s", o.K, base.N, base.Path)
+	}
+	switch base.Type {
+	case datasets.Float32:
+		return exactKNN[float32](base, queries, o)
+	case datasets.Uint8:
+		return exactKNN[uint8](base, queries, o)
+	case datasets.Int8:
+		return exactKNN[int8](base, queries, o)
+	}
+	return nil, fmt.Errorf("%s: unsupported element type %v", base.Path, base.Type)
+}
+
+func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o GTOptions) (*datasets.GroundTruth, error) {
+	sp, err := vec.NewSpace[T](o.Metric)
+	if err != nil {
+		return nil, err
+	}
+	threads := o.Threads
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	dim, nq := base.Dim, queries.N
+	qs := datasets.Rows[T](queries.Data)
+	if o.Metric == vec.Cosine {
+		qs = append([]T(nil), qs...)
+		normalizeRows(qs, dim)
+	}
+	block := o.BlockRows
+	if block <= 0 {
+		block = max(1024, (64<<20)/base.RowBytes())
+	}
+	heaps := make([]*topk.Heap, nq)
+	for i := range heaps {
+		heaps[i] = topk.New(o.K)
+	}
+	// The tile is the unit of cache reuse: every query of a worker is scored
+	// against one tile of base rows while the tile sits in L2.
+	const tileRows = 1024
+	type work struct{ lo, hi int }
+	chunk := (nq + threads - 1) / threads
+	var normBuf []T
+	err = base.Stream(block, func(start int, raw []byte) error {
+		rows := datasets.Rows[T](raw)
+		if o.Metric == vec.Cosine {
+			normBuf = append(normBuf[:0], rows...)
+			normalizeRows(normBuf, dim)
+			rows = normBuf
+		}
+		nrows := len(rows) / dim
+		var wg sync.WaitGroup
+		for t := 0; t < threads; t++ {
+			w := work{t * chunk, min(nq, (t+1)*chunk)}
+			if w.lo >= w.hi {
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out := make([]float32, tileRows)
+				for ts := 0; ts < nrows; ts += tileRows {
+					tn := min(tileRows, nrows-ts)
+					tile := rows[ts*dim : (ts+tn)*dim]
+					for q := w.lo; q < w.hi; q++ {
+						sp.Batch(qs[q*dim:(q+1)*dim], tile, out[:tn])
+						h := heaps[q]
+						for i, d := range out[:tn] {
+							// Rows arrive in increasing id order, so a tie with
+							// the current worst never displaces it: (dist, id) order.
+							if d < h.Worst() {
+								h.Push(int32(start+ts+i), d)
+							}
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if o.Progress != nil {
+			o.Progress(start+nrows, base.N)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	gt := &datasets.GroundTruth{NQ: nq, K: o.K, IDs: make([]int32, nq*o.K), Dists: make([]float32, nq*o.K)}
+	for q, h := range heaps {
+		ids, dists := gt.Row(q)
+		h.Sorted(ids, dists)
+	}
+	return gt, nil
+}
+
+func normalizeRows[T vec.Elem](rows []T, dim int) {
+	if f, ok := any(rows).([]float32); ok {
+		for i := 0; i+dim <= len(f); i += dim {
+			vec.Normalize(f[i : i+dim])
+		}
+	}
+}

@@ -1,0 +1,94 @@
+// Package cmdutil holds what the command-line programs share: running an
+// urfave/cli app with one-line errors, JSON output, and flag parsing helpers.
+package cmdutil
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Main runs app with os.Args and exits: 0 on success, 1 with a single
+// "program: error" line on stderr otherwise.
+func Main(app *cli.App) {
+	app.OnUsageError = func(c *cli.Context, err error, isSubcommand bool) error {
+		return fmt.Errorf("%w (see --help)", err)
+	}
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	if err := app.Run(os.Args); err != nil {
+		msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+		fmt.Fprintf(os.Stderr, "%s: %s\n", app.Name, msg)
+		os.Exit(1)
+	}
+}
+
+// PrintJSON writes v as one indented JSON object.
+func PrintJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Threads turns a --threads value into a goroutine count (0 = all cores).
+func Threads(n int) (int, error) {
+	if n < 0 {
+		return 0, fmt.Errorf("--threads %d: must be 0 (all cores) or positive", n)
+	}
+	if n == 0 {
+		return runtime.NumCPU(), nil
+	}
+	return n, nil
+}
+
+// ParseSize parses a byte size such as "1GiB", "512MiB", "2G", "1e9" or "4096".
+// K/M/G/T and KiB/MiB/GiB/TiB are powers of 1024; KB/MB/GB/TB powers of 1000.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := float64(1)
+	units := []struct {
+		suffix string
+		m      float64
+	}{
+		{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"TIB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1},
+	}
+	up := strings.ToUpper(t)
+	for _, u := range units {
+		if strings.HasSuffix(up, u.suffix) {
+			mult = u.m
+			t = strings.TrimSpace(t[:len(t)-len(u.suffix)])
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad size %q (want e.g. 512MiB, 2GiB or a byte count)", s)
+	}
+	return int64(v * mult), nil
+}
+
+// PeakRSS returns the process's peak resident set size in bytes (VmHWM),
+// or 0 where /proc is unavailable.
+func PeakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
