@@ -1,0 +1,248 @@
+package indexfile
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Manifest format constants: part of the on-disk format; never change.
+const (
+	ManifestName  = "manifest.json"
+	manifestMagic = "spann-index"
+	// ManifestMajor is bumped by incompatible changes to any index file.
+	ManifestMajor = 1
+	// ManifestMinor is bumped by compatible additions.
+	ManifestMinor = 0
+	zeroChecksum  = "00000000"
+)
+
+// FileInfo records one index file's size and CRC32C.
+type FileInfo struct {
+	Name   string `json:"name"`
+	Bytes  int64  `json:"bytes"`
+	CRC32C string `json:"crc32c"`
+}
+
+// BuildParams are the parameters an index was built with.
+type BuildParams struct {
+	HeadRatio      float64 `json:"head_ratio"`
+	Replicas       int     `json:"replicas"`
+	PostingLimit   int     `json:"posting_limit"`
+	RNGFactor      float64 `json:"rng_factor"`
+	ReplicaEps     float64 `json:"replica_eps"`
+	CandidateHeads int     `json:"candidate_heads"`
+	Codec          string  `json:"codec"`
+	Seed           int64   `json:"seed"`
+	Crop           int     `json:"crop"`
+	Threads        int     `json:"threads"`
+	MemoryBudget   int64   `json:"memory_budget"`
+	GraphDegree    int     `json:"graph_degree"`
+	GraphBuildList int     `json:"graph_build_list"`
+	GraphAlpha     float64 `json:"graph_alpha"`
+}
+
+// Manifest describes an index directory; it is written last.
+type Manifest struct {
+	Magic       string         `json:"magic"`
+	FormatMajor int            `json:"format_major"`
+	FormatMinor int            `json:"format_minor"`
+	Base        string         `json:"base"`
+	Type        string         `json:"type"`
+	Dim         int            `json:"dim"`
+	Metric      string         `json:"metric"`
+	N           int            `json:"n"`
+	Heads       int            `json:"heads"`
+	Params      BuildParams    `json:"params"`
+	Stats       map[string]any `json:"stats,omitempty"`
+	Files       []FileInfo     `json:"files"`
+	Checksum    string         `json:"checksum"`
+}
+
+// File returns the recorded info of the named file.
+func (m *Manifest) File(name string) (FileInfo, bool) {
+	for _, f := range m.Files {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return FileInfo{}, false
+}
+
+// CRCString formats a CRC32C as the manifest stores it.
+func CRCString(c uint32) string { return fmt.Sprintf("%08x", c) }
+
+// EncodeManifest returns the manifest's bytes, with its checksum filled in.
+func EncodeManifest(m *Manifest) ([]byte, error) {
+	m.Magic, m.FormatMajor, m.FormatMinor = manifestMagic, ManifestMajor, ManifestMinor
+	m.Checksum = zeroChecksum
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	data = append(data, '\n')
+	sum := CRCString(crc32.Checksum(data, castagnoli))
+	m.Checksum = sum
+	return bytes.Replace(data, []byte(`"checksum": "`+zeroChecksum+`"`), []byte(`"checksum": "`+sum+`"`), 1), nil
+}
+
+// WriteManifest writes the manifest into dir atomically (temporary file,
+// fsync, rename, fsync of the directory).
+func WriteManifest(dir string, m *Manifest) error {
+	data, err := EncodeManifest(m)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ManifestName+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
+		return err
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a directory so that renames inside it are durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ReadManifest reads and validates dir's manifest.
+func ReadManifest(dir string) (*Manifest, error) {
+	path := filepath.Join(dir, ManifestName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("%s: not an index directory (no %s; was the build interrupted?)", dir, ManifestName)
+		}
+		return nil, err
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ParseManifest decodes and validates manifest bytes.
+func ParseManifest(data []byte) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: manifest is not valid JSON: %v", ErrCorrupt, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data after the manifest", ErrCorrupt)
+	}
+	if m.Magic != manifestMagic {
+		return nil, fmt.Errorf("%w: not a spann manifest (magic %q)", ErrCorrupt, m.Magic)
+	}
+	if len(m.Checksum) != 8 {
+		return nil, fmt.Errorf("%w: manifest checksum %q", ErrCorrupt, m.Checksum)
+	}
+	zeroed := bytes.Replace(data, []byte(`"checksum": "`+m.Checksum+`"`), []byte(`"checksum": "`+zeroChecksum+`"`), 1)
+	if got := CRCString(crc32.Checksum(zeroed, castagnoli)); got != m.Checksum {
+		return nil, fmt.Errorf("%w: manifest checksum mismatch (stored %s, computed %s)", ErrCorrupt, m.Checksum, got)
+	}
+	if m.FormatMajor != ManifestMajor {
+		return nil, fmt.Errorf("%w: index format %d.%d, this program reads %d.x", ErrVersion, m.FormatMajor, m.FormatMinor, ManifestMajor)
+	}
+	if m.N <= 0 || m.Dim <= 0 || m.Heads <= 0 || m.Heads > m.N {
+		return nil, fmt.Errorf("%w: manifest n=%d dim=%d heads=%d", ErrCorrupt, m.N, m.Dim, m.Heads)
+	}
+	return &m, nil
+}
+
+// CheckFile verifies that dir/name has the size and (when full is set) the
+// CRC32C recorded in the manifest.
+func (m *Manifest) CheckFile(dir, name string, full bool) error {
+	info, ok := m.File(name)
+	if !ok {
+		return fmt.Errorf("%w: manifest lists no %s", ErrCorrupt, name)
+	}
+	path := filepath.Join(dir, name)
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("index file missing: %w", err)
+	}
+	if st.Size() != info.Bytes {
+		return fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, path, st.Size(), info.Bytes)
+	}
+	if !full {
+		return nil
+	}
+	c, err := FileCRC(path)
+	if err != nil {
+		return err
+	}
+	if CRCString(c) != info.CRC32C {
+		return fmt.Errorf("%w: %s checksum %s, the manifest says %s", ErrCorrupt, path, CRCString(c), info.CRC32C)
+	}
+	return nil
+}
+
+// CheckBytes verifies in-memory contents of a listed file against the manifest.
+func (m *Manifest) CheckBytes(name string, data []byte) error {
+	info, ok := m.File(name)
+	if !ok {
+		return fmt.Errorf("%w: manifest lists no %s", ErrCorrupt, name)
+	}
+	if int64(len(data)) != info.Bytes {
+		return fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, name, len(data), info.Bytes)
+	}
+	if got := CRCString(crc32.Checksum(data, castagnoli)); got != info.CRC32C {
+		return fmt.Errorf("%w: %s checksum %s, the manifest says %s", ErrCorrupt, name, got, info.CRC32C)
+	}
+	return nil
+}
+
+// FileCRC returns the CRC32C of a whole file.
+func FileCRC(path string) (uint32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	h := crc32.New(castagnoli)
+	if _, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20)); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return h.Sum32(), nil
+}
+
+// Describe returns info (size, CRC32C) for a file just written.
+func Describe(dir, name string) (FileInfo, error) {
+	path := filepath.Join(dir, name)
+	st, err := os.Stat(path)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	c, err := FileCRC(path)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return FileInfo{Name: name, Bytes: st.Size(), CRC32C: CRCString(c)}, nil
+}
