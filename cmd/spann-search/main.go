@@ -17,6 +17,11 @@ func newApp() *cli.App {
 		Description: "Vector files are big-ann-benchmarks .fbin (float32), .u8bin (uint8) or .i8bin (int8): " +
 			"uint32 n, uint32 dim, then n*dim row-major elements. Distances are squared L2, or the negated " +
 			"inner product for ip and cosine (cosine normalises float32 vectors to unit length first).",
+		UsageText: "spann-search --index DIR --queries Q [--k 10] [--gt GT] [--out R.ibin] [options]\n" +
+			"spann-search groundtruth --base B --queries Q --k 100 --out GT\n" +
+			"spann-search recall --gt GT --results R.ibin --k 10",
+		Flags:    searchFlags(),
+		Action:   runSearch,
 		Commands: []*cli.Command{groundtruthCommand(), recallCommand()},
 	}
 }

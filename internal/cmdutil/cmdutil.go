@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/gospann/spann/internal/sysmem"
 )
 
 // Main runs app with os.Args and exits: 0 on success, 1 with a single
@@ -74,21 +76,5 @@ func ParseSize(s string) (int64, error) {
 	return int64(v * mult), nil
 }
 
-// PeakRSS returns the process's peak resident set size in bytes (VmHWM),
-// or 0 where /proc is unavailable.
-func PeakRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+// PeakRSS returns the process's peak resident set size in bytes.
+func PeakRSS() int64 { return sysmem.PeakRSS() }

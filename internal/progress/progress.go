@@ -81,6 +81,20 @@ func (r *Reporter) Set(done int64) {
 	}
 }
 
+// SetTotal changes the total units of work (for phases whose size is only
+// known once they start).
+func (r *Reporter) SetTotal(total int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.total == total {
+		return
+	}
+	r.total = total
+	if r.bar != nil {
+		r.bar.ChangeMax64(total)
+	}
+}
+
 // Add records n more finished units.
 func (r *Reporter) Add(n int64) {
 	r.mu.Lock()

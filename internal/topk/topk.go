@@ -127,3 +127,27 @@ func (h *Heap) Sorted(ids []int32, dists []float32) int {
 	}
 	return n
 }
+
+// Contains reports whether id is held (a linear scan: heaps are small, and
+// search calls it only for candidates good enough to enter).
+func (h *Heap) Contains(id int32) bool {
+	for _, x := range h.ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// PushUnique pushes the pair unless it would not enter or its id is
+// already held. Replicated vectors reach a search through several postings
+// with the same distance; this keeps one copy.
+func (h *Heap) PushUnique(id int32, dist float32) {
+	if len(h.ids) == h.k && (dist > h.dists[0] || (dist == h.dists[0] && id >= h.ids[0])) {
+		return
+	}
+	if h.Contains(id) {
+		return
+	}
+	h.Push(id, dist)
+}

@@ -17,8 +17,9 @@
 //     128·255² ≈ 8.3e6).
 //
 // On amd64 the kernels use AVX2+FMA assembly, chosen once at start-up from the
-// CPU's features; a pure-Go reference (the *Go functions) is always compiled,
-// and the build tag noasm forces it. All functions are safe for concurrent use.
+// CPU's features (Implementation reports the choice); a pure-Go reference (the
+// *Go functions) is always compiled, and the build tag noasm forces it. All
+// functions are safe for concurrent use.
 package vec
 
 import (
@@ -73,7 +74,8 @@ func ParseMetric(s string) (Metric, error) {
 }
 
 // Implementation variables: the pure-Go reference by default, replaced at
-// init by assembly where the CPU supports it (see kernels_amd64.go).
+// init by assembly where the CPU supports it (see impl.go and
+// kernels_amd64.go).
 var (
 	l2F32Impl  = L2F32Go
 	dotF32Impl = DotF32Go

@@ -1,0 +1,142 @@
+// Command spann-build builds a SPANN index from a big-ann-benchmarks vector
+// file, streaming the base and staying within a memory budget.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/internal/cmdutil"
+	"github.com/gospann/spann/internal/progress"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/memindex"
+	"github.com/gospann/spann/posting"
+)
+
+func main() { cmdutil.Main(newApp()) }
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:      "spann-build",
+		Usage:     "build a SPANN index: heads in memory, replicated posting lists on disk",
+		UsageText: "spann-build --base FILE --out DIR [options]",
+		Description: "Picks about --head-ratio of the vectors as heads by hierarchical balanced k-means, builds a " +
+			"graph over them, assigns every other vector to up to --replicas nearby heads with the RNG rule, and " +
+			"writes each head's posting list compressed and 4 KiB-aligned to one postings file. The index is " +
+			"built in a temporary directory beside --out and renamed into place only when complete, so an " +
+			"interrupted build leaves nothing at --out. Distances are squared L2, or the negated inner product " +
+			"(ip, cosine).",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "base", Required: true, Usage: "base vector file (.fbin, .u8bin or .i8bin)"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "index directory to create"},
+			&cli.StringFlag{Name: "type", Usage: "element type overriding the extension: float32, uint8 or int8"},
+			&cli.StringFlag{Name: "metric", Value: "l2", Usage: "l2, ip or cosine (cosine: float32 only, vectors normalised at ingest)"},
+			&cli.Float64Flag{Name: "head-ratio", Value: 0.12, Usage: "fraction of the vectors that become heads, in (0,1)"},
+			&cli.IntFlag{Name: "replicas", Value: 8, Usage: "most heads a vector is stored under"},
+			&cli.IntFlag{Name: "posting-limit", Value: 96, Usage: "most vectors per posting (the closest to the head are kept)"},
+			&cli.Float64Flag{Name: "rng-factor", Value: 1, Usage: "RNG rule: skip head c when factor·d(c,c') < d(x,c) for a chosen head c' (squared distances)"},
+			&cli.Float64Flag{Name: "replica-eps", Value: -1, Usage: "only heads within d1+eps·|d1| of the vector (d1: nearest head); negative = no bound"},
+			&cli.IntFlag{Name: "candidates", Value: 64, Usage: "candidate heads searched per vector"},
+			&cli.StringFlag{Name: "codec", Value: posting.DefaultCodec.String(), Usage: "posting compression: none, zstd, zstd-planes or huff"},
+			&cli.IntFlag{Name: "graph-degree", Usage: "head graph: most neighbours per head (0 = default, 48)"},
+			&cli.IntFlag{Name: "graph-build-list", Value: 0, Usage: "head graph: search list while building (0 = default)"},
+			&cli.IntFlag{Name: "threads", Usage: "worker threads (0 = all cores)"},
+			&cli.StringFlag{Name: "memory-budget", Usage: "peak memory to stay within, e.g. 1GiB (default: a quarter of RAM)"},
+			&cli.StringFlag{Name: "tmp-dir", Usage: "directory for assignment spill files (default: inside the build directory)"},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed gives the same index"},
+			&cli.IntFlag{Name: "crop", Usage: "use only the first N base vectors (0 = all)"},
+			&cli.BoolFlag{Name: "force", Usage: "replace --out if it exists"},
+			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
+			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
+		},
+		Action: runBuild,
+	}
+}
+
+func options(c *cli.Context) (build.Options, error) {
+	o := build.Options{Base: c.String("base"), Out: c.String("out"), Crop: c.Int("crop"),
+		HeadRatio: c.Float64("head-ratio"), Replicas: c.Int("replicas"), PostingLimit: c.Int("posting-limit"),
+		RNGFactor: c.Float64("rng-factor"), ReplicaEps: c.Float64("replica-eps"), CandidateHeads: c.Int("candidates"),
+		TmpDir: c.String("tmp-dir"), Seed: c.Int64("seed"), Force: c.Bool("force"),
+		Graph: memindex.Params{Degree: c.Int("graph-degree"), BuildList: c.Int("graph-build-list")}}
+	var err error
+	if s := c.String("type"); s != "" {
+		if o.Type, err = datasets.ParseType(s); err != nil {
+			return o, err
+		}
+	}
+	if o.Metric, err = vec.ParseMetric(c.String("metric")); err != nil {
+		return o, err
+	}
+	if o.Codec, err = posting.ParseCodec(c.String("codec")); err != nil {
+		return o, err
+	}
+	for _, name := range []string{"head-ratio", "rng-factor"} {
+		if c.IsSet(name) && c.Float64(name) <= 0 {
+			return o, fmt.Errorf("--%s %g: must be positive", name, c.Float64(name))
+		}
+	}
+	for _, name := range []string{"replicas", "posting-limit", "candidates"} {
+		if c.Int(name) < 1 {
+			return o, fmt.Errorf("--%s %d: must be at least 1", name, c.Int(name))
+		}
+	}
+	if c.Int("graph-degree") < 0 || c.Int("graph-build-list") < 0 {
+		return o, fmt.Errorf("--graph-degree and --graph-build-list must not be negative")
+	}
+	if o.Threads, err = cmdutil.Threads(c.Int("threads")); err != nil {
+		return o, err
+	}
+	if s := c.String("memory-budget"); s != "" {
+		if o.MemoryBudget, err = cmdutil.ParseSize(s); err != nil {
+			return o, fmt.Errorf("--memory-budget: %w", err)
+		}
+		if o.MemoryBudget < 64<<20 {
+			return o, fmt.Errorf("--memory-budget %s: too small, at least 64MiB", s)
+		}
+	}
+	return o, nil
+}
+
+func runBuild(c *cli.Context) error {
+	o, err := options(c)
+	if err != nil {
+		return err
+	}
+	progress.Quiet = c.Bool("json") || c.Bool("quiet")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := build.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return cmdutil.PrintJSON(os.Stdout, st)
+	}
+	fmt.Printf("built %s: %d %s vectors of dim %d (%s), %d heads\n", o.Out, st.N, st.Type, st.Dim, st.Metric, st.Heads)
+	fmt.Printf("  replicas per stored vector: mean %.2f, max %d; dropped by --posting-limit: %d\n", st.ReplicasMean, st.ReplicasMax, st.Dropped)
+	fmt.Printf("  posting sizes: min %d, mean %.1f, p99 %d, max %d; %.2f pages each on average\n",
+		st.PostingMin, st.PostingMean, st.PostingP99, st.PostingMax, st.PagesMean)
+	names := make([]string, 0, len(st.FileBytes))
+	for n := range st.FileBytes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Printf("  %-14s %10.1f MiB\n", n, float64(st.FileBytes[n])/(1<<20))
+	}
+	fmt.Printf("  %-14s %10.1f MiB\n", "total", float64(st.TotalBytes)/(1<<20))
+	for _, ph := range []string{"select heads", "head graph", "assign and write postings"} {
+		fmt.Printf("  %-26s %8.1f s\n", ph, st.Seconds[ph])
+	}
+	fmt.Printf("  total %.1f s, peak RSS %.1f MiB (budget %.0f MiB)\n", st.TotalSeconds, float64(st.PeakRSS)/(1<<20), float64(st.MemoryBudget)/(1<<20))
+	return nil
+}

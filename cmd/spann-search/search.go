@@ -1,0 +1,276 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	spann "github.com/gospann/spann"
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/cmdutil"
+)
+
+func searchFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "index", Usage: "index directory made by spann-build"},
+		&cli.StringFlag{Name: "queries", Usage: "query vector file, same type and dimension as the index"},
+		&cli.IntFlag{Name: "k", Value: 10, Usage: "neighbours per query"},
+		&cli.StringFlag{Name: "gt", Usage: "ground-truth file: report tie-aware recall@k (and @1, @100 when possible)"},
+		&cli.StringFlag{Name: "out", Usage: "write the result ids as .ibin"},
+		&cli.IntFlag{Name: "threads", Value: 1, Usage: "concurrent query workers (0 = all cores)"},
+		&cli.IntFlag{Name: "nprobe", Value: 64, Usage: "nearest heads whose postings are candidates"},
+		&cli.Float64Flag{Name: "eps", Value: -1, Usage: "prune heads with d(q,c) > d1 + eps·|d1|, d1 the nearest head's distance; " +
+			"distances are SQUARED for l2 (eps 0.21 ≈ 1.1× the Euclidean distance); negative = no pruning"},
+		&cli.IntFlag{Name: "head-list", Usage: "head-graph search list (0 = max(2·nprobe, 32))"},
+		&cli.IntFlag{Name: "max-postings", Usage: "read at most this many postings per query after pruning (0 = no cap)"},
+		&cli.StringFlag{Name: "io", Value: "auto", Usage: "posting reads: auto (io_uring, else pread), uring or pread; SPANN_IO overrides"},
+		&cli.IntFlag{Name: "nq", Usage: "use only the first N queries (0 = all)"},
+		&cli.StringFlag{Name: "sweep", Usage: "run several settings, e.g. nprobe=8,16,32,64 or eps=0.1,0.3 or max-postings=8,16 (one parameter)"},
+		&cli.StringFlag{Name: "sweep-out", Usage: "write the sweep table as CSV (.csv) or JSON (.json)"},
+		&cli.BoolFlag{Name: "json", Usage: "print the summary (or the sweep rows) as JSON on stdout"},
+	}
+}
+
+// row is one measured setting.
+type row struct {
+	NProbe      int     `json:"nprobe"`
+	Eps         float64 `json:"eps"`
+	MaxPostings int     `json:"max_postings"`
+	Threads     int     `json:"threads"`
+	Queries     int     `json:"queries"`
+	K           int     `json:"k"`
+	RecallK     float64 `json:"recall_at_k,omitempty"`
+	Recall1     float64 `json:"recall_at_1,omitempty"`
+	Recall100   float64 `json:"recall_at_100,omitempty"`
+	QPS         float64 `json:"qps"`
+	MeanUS      float64 `json:"latency_mean_us"`
+	P50US       float64 `json:"latency_p50_us"`
+	P90US       float64 `json:"latency_p90_us"`
+	P99US       float64 `json:"latency_p99_us"`
+	P999US      float64 `json:"latency_p999_us"`
+	Postings    float64 `json:"postings_per_query"`
+	Pages       float64 `json:"pages_per_query"`
+	KiB         float64 `json:"kib_per_query"`
+	Vectors     float64 `json:"vectors_per_query"`
+	HeadUS      float64 `json:"head_search_us"`
+	IOUS        float64 `json:"io_us"`
+	ScanUS      float64 `json:"scan_us"`
+	IOPS        float64 `json:"read_iops"`
+	MiBs        float64 `json:"read_mib_per_s"`
+	Backend     string  `json:"io_backend"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+}
+
+func runSearch(c *cli.Context) error {
+	if c.String("index") == "" || c.String("queries") == "" {
+		return fmt.Errorf("search needs --index DIR and --queries FILE (or a subcommand; see --help)")
+	}
+	threads, err := cmdutil.Threads(c.Int("threads"))
+	if err != nil {
+		return err
+	}
+	ix, err := spann.Open(c.String("index"), spann.Options{IO: c.String("io")})
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	qm, err := datasets.LoadVectors(c.String("queries"), 0, c.Int("nq"))
+	if err != nil {
+		return err
+	}
+	if qm.Type != ix.Type() {
+		return fmt.Errorf("%s: queries are %s but the index holds %s vectors", c.String("queries"), qm.Type, ix.Type())
+	}
+	if qm.Dim != ix.Dim() {
+		return fmt.Errorf("%s: queries have dimension %d but the index has %d", c.String("queries"), qm.Dim, ix.Dim())
+	}
+	k := c.Int("k")
+	if k <= 0 || k > ix.N() {
+		return fmt.Errorf("--k %d: must be between 1 and the %d indexed vectors", k, ix.N())
+	}
+	var gt *datasets.GroundTruth
+	if p := c.String("gt"); p != "" {
+		if gt, err = datasets.ReadGroundTruth(p); err != nil {
+			return err
+		}
+		if gt.NQ < qm.N {
+			return fmt.Errorf("%s: ground truth for %d queries, but %d queries are searched", p, gt.NQ, qm.N)
+		}
+		if gt.K < k {
+			return fmt.Errorf("%s: ground truth has %d neighbours per query, fewer than --k %d", p, gt.K, k)
+		}
+		gt.NQ = qm.N
+	}
+	base := spann.SearchParams{NProbe: c.Int("nprobe"), Eps: c.Float64("eps"), HeadList: c.Int("head-list"), MaxPostings: c.Int("max-postings")}
+	settings := []spann.SearchParams{base}
+	if s := c.String("sweep"); s != "" {
+		if settings, err = parseSweep(s, base); err != nil {
+			return err
+		}
+	}
+	var rows []row
+	var last *spann.BatchResult
+	for _, p := range settings {
+		if p.NProbe < 1 {
+			return fmt.Errorf("--nprobe %d: must be at least 1", p.NProbe)
+		}
+		res, err := ix.SearchBatch(qm.Data, k, p, threads)
+		if err != nil {
+			return err
+		}
+		r, err := summarize(res, gt, p, threads, qm.N, ix.Info().Backend)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+		last = res
+		if !c.Bool("json") && len(settings) > 1 {
+			printRowLine(r, len(rows) == 1, gt != nil)
+		}
+	}
+	if out := c.String("out"); out != "" {
+		if err := datasets.WriteResults(out, &datasets.Results{N: qm.N, K: k, IDs: last.IDs}); err != nil {
+			return err
+		}
+	}
+	if so := c.String("sweep-out"); so != "" {
+		if err := writeRows(so, rows); err != nil {
+			return err
+		}
+	}
+	if c.Bool("json") {
+		if len(rows) == 1 {
+			return cmdutil.PrintJSON(os.Stdout, rows[0])
+		}
+		return cmdutil.PrintJSON(os.Stdout, rows)
+	}
+	if len(rows) == 1 {
+		printRow(rows[0], gt != nil, ix.Info())
+	}
+	return nil
+}
+
+func parseSweep(s string, base spann.SearchParams) ([]spann.SearchParams, error) {
+	name, list, ok := strings.Cut(s, "=")
+	if !ok || list == "" {
+		return nil, fmt.Errorf("--sweep %q: want NAME=V1,V2,... (nprobe, eps or max-postings)", s)
+	}
+	var out []spann.SearchParams
+	for _, v := range strings.Split(list, ",") {
+		p := base
+		var err error
+		switch strings.TrimSpace(name) {
+		case "nprobe":
+			p.NProbe, err = strconv.Atoi(strings.TrimSpace(v))
+		case "eps":
+			p.Eps, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		case "max-postings":
+			p.MaxPostings, err = strconv.Atoi(strings.TrimSpace(v))
+		default:
+			return nil, fmt.Errorf("--sweep: unknown parameter %q (want nprobe, eps or max-postings)", name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--sweep %s: bad value %q", name, v)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func summarize(res *spann.BatchResult, gt *datasets.GroundTruth, p spann.SearchParams, threads, nq int, backend string) (row, error) {
+	lat := slices.Clone(res.Latency)
+	slices.Sort(lat)
+	pct := func(f float64) float64 {
+		i := min(len(lat)-1, int(f*float64(len(lat))))
+		return float64(lat[i].Nanoseconds()) / 1e3
+	}
+	var sum time.Duration
+	for _, l := range lat {
+		sum += l
+	}
+	n := float64(nq)
+	st := res.Stats
+	wall := res.Wall.Seconds()
+	r := row{NProbe: p.NProbe, Eps: p.Eps, MaxPostings: p.MaxPostings, Threads: threads, Queries: nq, K: res.K,
+		QPS: n / wall, MeanUS: float64(sum.Nanoseconds()) / 1e3 / n,
+		P50US: pct(0.5), P90US: pct(0.9), P99US: pct(0.99), P999US: pct(0.999),
+		Postings: float64(st.Postings) / n, Pages: float64(st.Pages) / n, KiB: float64(st.Bytes) / 1024 / n,
+		Vectors: float64(st.Vectors) / n, HeadUS: float64(st.HeadTime.Nanoseconds()) / 1e3 / n,
+		IOUS: float64(st.IOTime.Nanoseconds()) / 1e3 / n, ScanUS: float64(st.ScanTime.Nanoseconds()) / 1e3 / n,
+		IOPS: float64(st.Postings) / wall, MiBs: float64(st.Bytes) / (1 << 20) / wall,
+		Backend: backend, PeakRSSMiB: float64(cmdutil.PeakRSS()) / (1 << 20)}
+	if gt != nil {
+		results := &datasets.Results{N: nq, K: res.K, IDs: res.IDs}
+		rs, err := recalls(gt, results, res.K)
+		if err != nil {
+			return r, err
+		}
+		r.RecallK = rs[fmt.Sprintf("recall@%d", res.K)]
+		r.Recall1 = rs["recall@1"]
+		r.Recall100 = rs["recall@100"]
+	}
+	return r, nil
+}
+
+func printRow(r row, withRecall bool, info spann.Info) {
+	if withRecall {
+		fmt.Printf("recall@%d: %.4f", r.K, r.RecallK)
+		if r.K != 1 {
+			fmt.Printf("  recall@1: %.4f", r.Recall1)
+		}
+		if r.Recall100 > 0 {
+			fmt.Printf("  recall@100: %.4f", r.Recall100)
+		}
+		fmt.Println()
+	}
+	fmt.Printf("queries: %d, threads: %d, QPS: %.0f\n", r.Queries, r.Threads, r.QPS)
+	fmt.Printf("latency µs: mean %.0f, p50 %.0f, p90 %.0f, p99 %.0f, p99.9 %.0f\n", r.MeanUS, r.P50US, r.P90US, r.P99US, r.P999US)
+	fmt.Printf("per query: %.1f postings, %.1f pages (%.1f KiB), %.0f vectors scanned; head search %.0f µs, I/O %.0f µs, scan %.0f µs\n",
+		r.Postings, r.Pages, r.KiB, r.Vectors, r.HeadUS, r.IOUS, r.ScanUS)
+	fmt.Printf("reads: %.0f IOPS, %.1f MiB/s, backend %s", r.IOPS, r.MiBs, r.Backend)
+	if info.Fallback != "" {
+		fmt.Printf(" (%s)", info.Fallback)
+	}
+	fmt.Printf("\npeak RSS: %.1f MiB\n", r.PeakRSSMiB)
+}
+
+func printRowLine(r row, header, withRecall bool) {
+	if header {
+		fmt.Printf("%7s %6s %8s %8s %8s %8s %9s %9s %8s %8s %9s %8s\n", "nprobe", "eps", "maxpost", "recall", "QPS", "mean_us", "p99_us", "postings", "pages", "KiB", "vectors", "RSS_MiB")
+	}
+	rec := "-"
+	if withRecall {
+		rec = fmt.Sprintf("%.4f", r.RecallK)
+	}
+	fmt.Printf("%7d %6.2f %8d %8s %8.0f %8.0f %9.0f %9.1f %8.1f %8.1f %9.0f %8.1f\n", r.NProbe, r.Eps, r.MaxPostings, rec, r.QPS, r.MeanUS, r.P99US, r.Postings, r.Pages, r.KiB, r.Vectors, r.PeakRSSMiB)
+}
+
+func writeRows(path string, rows []row) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if strings.HasSuffix(strings.ToLower(path), ".json") {
+		enc := json.NewEncoder(f)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	w := csv.NewWriter(f)
+	w.Write([]string{"nprobe", "eps", "max_postings", "threads", "recall", "qps", "mean_us", "p50_us", "p99_us", "postings", "pages", "kib", "vectors", "peak_rss_mib", "backend"})
+	for _, r := range rows {
+		w.Write([]string{strconv.Itoa(r.NProbe), fmt.Sprint(r.Eps), strconv.Itoa(r.MaxPostings), strconv.Itoa(r.Threads),
+			fmt.Sprintf("%.4f", r.RecallK), fmt.Sprintf("%.1f", r.QPS), fmt.Sprintf("%.1f", r.MeanUS), fmt.Sprintf("%.1f", r.P50US),
+			fmt.Sprintf("%.1f", r.P99US), fmt.Sprintf("%.2f", r.Postings), fmt.Sprintf("%.2f", r.Pages), fmt.Sprintf("%.2f", r.KiB),
+			fmt.Sprintf("%.1f", r.Vectors), fmt.Sprintf("%.1f", r.PeakRSSMiB), r.Backend})
+	}
+	w.Flush()
+	return w.Error()
+}

@@ -1,0 +1,730 @@
+// Package build runs the index build pipeline: heads by hierarchical
+// balanced k-means (cluster), a graph over the heads (memindex), replica
+// assignment of every base vector with the RNG rule, spilled to disk in
+// head-range buckets, then postings (posting) and the manifest, written
+// last. See docs/design.md for the why.
+package build
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gospann/spann/cluster"
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/progress"
+	"github.com/gospann/spann/internal/sysmem"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/memindex"
+	"github.com/gospann/spann/posting"
+)
+
+// Index file names inside the index directory.
+const (
+	HeadsFile     = "heads.bin"
+	GraphFile     = "graph.bin"
+	DirectoryFile = "directory.bin"
+	PostingsFile  = "postings.bin"
+)
+
+// Options configures a build. Zero values take the documented defaults.
+type Options struct {
+	Base string            // base vector file
+	Type datasets.ElemType // 0 = from the extension
+	Out  string            // index directory to create
+	Crop int               // use only the first Crop rows (0 = all)
+
+	Metric         vec.Metric
+	HeadRatio      float64 // fraction of vectors that become heads; default 0.12
+	Replicas       int     // max heads per vector; default 8
+	PostingLimit   int     // max vectors per posting; default 96
+	RNGFactor      float64 // RNG rule factor; default 1
+	ReplicaEps     float64 // only heads within d1 + eps·|d1|; < 0 disables (default -1)
+	CandidateHeads int     // candidate heads searched per vector; default 64
+	Codec          posting.Codec
+	Threads        int   // default runtime.NumCPU()
+	MemoryBudget   int64 // bytes; default 1/4 of RAM
+	TmpDir         string
+	Seed           int64
+	Force          bool
+
+	Graph memindex.Params
+	// AssignSearchList is the head-graph search list used to find each
+	// vector's candidate heads; default 2·CandidateHeads.
+	AssignSearchList int
+
+	// afterPhase, if set, is called after each phase (tests use it to
+	// interrupt a build midway).
+	afterPhase func(phase string)
+}
+
+// Stats is the build summary (printed by spann-build, stored in the manifest).
+type Stats struct {
+	N            int                `json:"n"`
+	Dim          int                `json:"dim"`
+	Type         string             `json:"type"`
+	Metric       string             `json:"metric"`
+	Heads        int                `json:"heads"`
+	Postings     int                `json:"postings"`
+	ReplicasMean float64            `json:"replicas_mean"`
+	ReplicasMax  int                `json:"replicas_max"`
+	PostingMin   int                `json:"posting_min"`
+	PostingMean  float64            `json:"posting_mean"`
+	PostingP99   int                `json:"posting_p99"`
+	PostingMax   int                `json:"posting_max"`
+	Dropped      int64              `json:"dropped_by_posting_limit"`
+	PagesMean    float64            `json:"pages_per_posting_mean"`
+	FileBytes    map[string]int64   `json:"file_bytes"`
+	TotalBytes   int64              `json:"total_bytes"`
+	Seconds      map[string]float64 `json:"seconds"`
+	TotalSeconds float64            `json:"total_seconds"`
+	PeakRSS      int64              `json:"peak_rss_bytes"`
+	MemoryBudget int64              `json:"memory_budget_bytes"`
+	SpillBuckets int                `json:"spill_buckets"`
+	Threads      int                `json:"threads"`
+	Codec        string             `json:"codec"`
+}
+
+func (o *Options) fill() error {
+	if o.Base == "" || o.Out == "" {
+		return errors.New("both a base file and an output directory are needed")
+	}
+	if o.Metric == 0 {
+		o.Metric = vec.L2
+	}
+	if o.HeadRatio == 0 {
+		o.HeadRatio = 0.12
+	}
+	if !(o.HeadRatio > 0 && o.HeadRatio < 1) {
+		return fmt.Errorf("--head-ratio %g: must be in (0, 1)", o.HeadRatio)
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 8
+	}
+	if o.Replicas < 1 {
+		return fmt.Errorf("--replicas %d: must be at least 1", o.Replicas)
+	}
+	if o.PostingLimit == 0 {
+		o.PostingLimit = 96
+	}
+	if o.PostingLimit < 1 {
+		return fmt.Errorf("--posting-limit %d: must be at least 1", o.PostingLimit)
+	}
+	if o.RNGFactor == 0 {
+		o.RNGFactor = 1
+	}
+	if !(o.RNGFactor > 0) || math.IsInf(o.RNGFactor, 0) {
+		return fmt.Errorf("--rng-factor %g: must be positive", o.RNGFactor)
+	}
+	if math.IsNaN(o.ReplicaEps) {
+		return errors.New("--replica-eps must be a number")
+	}
+	if o.CandidateHeads == 0 {
+		o.CandidateHeads = 64
+	}
+	if o.CandidateHeads < o.Replicas {
+		return fmt.Errorf("--candidates %d: must be at least --replicas %d", o.CandidateHeads, o.Replicas)
+	}
+	if o.AssignSearchList == 0 {
+		o.AssignSearchList = 2 * o.CandidateHeads
+	}
+	if o.AssignSearchList < o.CandidateHeads {
+		o.AssignSearchList = o.CandidateHeads
+	}
+	if o.Threads < 0 {
+		return fmt.Errorf("--threads %d: must be 0 (all cores) or positive", o.Threads)
+	}
+	if o.Threads == 0 {
+		o.Threads = runtime.NumCPU()
+	}
+	if o.MemoryBudget == 0 {
+		o.MemoryBudget = DefaultMemoryBudget()
+	}
+	if o.Crop < 0 {
+		return fmt.Errorf("--crop %d: must not be negative", o.Crop)
+	}
+	return nil
+}
+
+// DefaultMemoryBudget is a quarter of physical memory (1 GiB if unknown).
+func DefaultMemoryBudget() int64 {
+	if b := sysmem.Physical(); b > 0 {
+		return b / 4
+	}
+	return 1 << 30
+}
+
+// Run builds an index. On any failure, or when ctx is cancelled, it removes
+// everything it wrote; Out appears only when the build is complete.
+func Run(ctx context.Context, o Options) (*Stats, error) {
+	if err := o.fill(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(o.Out); err == nil && !o.Force {
+		return nil, fmt.Errorf("%s already exists (use --force to replace it)", o.Out)
+	}
+	base, err := datasets.OpenVectors(o.Base, o.Type)
+	if err != nil {
+		return nil, err
+	}
+	defer base.Close()
+	if o.Crop > 0 {
+		if err := base.Crop(o.Crop); err != nil {
+			return nil, err
+		}
+	}
+	switch base.Type {
+	case datasets.Float32:
+		return run[float32](ctx, o, base)
+	case datasets.Uint8:
+		return run[uint8](ctx, o, base)
+	default:
+		return run[int8](ctx, o, base)
+	}
+}
+
+type builder[T vec.Elem] struct {
+	o      Options
+	ctx    context.Context
+	base   *datasets.VectorFile
+	sp     vec.Space[T]
+	dim    int
+	tmp    string // the index being built; renamed to o.Out at the end
+	stats  *Stats
+	heads  []T      // head vectors, row i = head i
+	headID []uint32 // base row of head i, ascending
+	graph  *memindex.Graph[T]
+}
+
+func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) (st *Stats, err error) {
+	sp, err := vec.NewSpace[T](o.Metric)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	// Keep the Go heap inside the budget: the collector works harder as
+	// the heap approaches the limit instead of letting garbage double it.
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.MemoryBudget))
+	parent := filepath.Dir(filepath.Clean(o.Out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".building-")
+	if err != nil {
+		return nil, fmt.Errorf("create build directory: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	b := &builder[T]{o: o, ctx: ctx, base: base, sp: sp, dim: base.Dim, tmp: tmp,
+		stats: &Stats{N: base.N, Dim: base.Dim, Type: base.Type.String(), Metric: o.Metric.String(),
+			Seconds: map[string]float64{}, FileBytes: map[string]int64{}, MemoryBudget: o.MemoryBudget,
+			Threads: o.Threads, Codec: o.Codec.String()}}
+	nHeads := max(1, int(math.Round(o.HeadRatio*float64(base.N))))
+	if err := b.checkBudget(nHeads); err != nil {
+		return nil, err
+	}
+	phases := []struct {
+		name string
+		fn   func() error
+	}{
+		{"select heads", func() error { return b.selectHeads(nHeads) }},
+		{"head graph", b.buildGraph},
+		{"assign and write postings", b.assignAndWrite},
+	}
+	for _, ph := range phases {
+		t := time.Now()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := ph.fn(); err != nil {
+			return nil, fmt.Errorf("%s: %w", ph.name, err)
+		}
+		b.stats.Seconds[ph.name] = time.Since(t).Seconds()
+		debug.FreeOSMemory()
+		if o.afterPhase != nil {
+			o.afterPhase(ph.name)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.stats.TotalSeconds = time.Since(start).Seconds()
+	b.stats.PeakRSS = sysmem.PeakRSS()
+	if err := b.writeManifest(); err != nil {
+		return nil, err
+	}
+	if err := commitDir(tmp, o.Out, o.Force); err != nil {
+		return nil, err
+	}
+	return b.stats, nil
+}
+
+// checkBudget fails at once when the heads and their graph alone do not fit.
+func (b *builder[T]) checkBudget(nHeads int) error {
+	need := b.residentBytes(nHeads)
+	if need > b.o.MemoryBudget {
+		return fmt.Errorf("memory budget %s is too small: %d heads and their graph need about %s (raise --memory-budget or lower --head-ratio)",
+			fmtBytes(b.o.MemoryBudget), nHeads, fmtBytes(need))
+	}
+	return nil
+}
+
+// residentBytes estimates what stays in memory for the whole build: head
+// vectors, graph adjacency, per-thread scratch and a fixed allowance for the
+// runtime.
+func (b *builder[T]) residentBytes(nHeads int) int64 {
+	deg := b.o.Graph.Degree
+	if deg == 0 {
+		deg = 48 // memindex's default
+	}
+	rb := int64(b.base.RowBytes())
+	return int64(nHeads)*(rb+4+int64(deg)*4+8) + 32<<20
+}
+
+// selectHeads clusters a sample of the base (all of it when it fits in half
+// the budget) and keeps the real vectors nearest to the final centroids.
+func (b *builder[T]) selectHeads(nHeads int) error {
+	n, rb := b.base.N, b.base.RowBytes()
+	avail := b.o.MemoryBudget - b.residentBytes(nHeads)
+	sampleRows := int(min(int64(n), avail/2/int64(rb+8)))
+	if sampleRows < nHeads {
+		return fmt.Errorf("memory budget %s leaves room to cluster %d vectors, fewer than the %d heads wanted (raise --memory-budget or lower --head-ratio)",
+			fmtBytes(b.o.MemoryBudget), sampleRows, nHeads)
+	}
+	ids := sampleIDs(n, sampleRows, b.o.Seed)
+	sample := make([]byte, len(ids)*rb)
+	bar := progress.New("read sample", int64(n))
+	next := 0
+	err := b.base.Stream(max(1, (16<<20)/rb), func(start int, rows []byte) error {
+		end := start + len(rows)/rb
+		for next < len(ids) && int(ids[next]) < end {
+			copy(sample[next*rb:(next+1)*rb], rows[(int(ids[next])-start)*rb:])
+			next++
+		}
+		bar.Set(int64(end))
+		return b.ctx.Err()
+	})
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	data := datasets.Rows[T](sample)
+	if b.o.Metric == vec.Cosine {
+		normalizeRows(data, b.dim)
+	}
+	cbar := progress.New("select heads", int64(nHeads))
+	idx, err := cluster.SelectHeads(b.sp, data, b.dim, cluster.Params{
+		Heads: nHeads, Seed: b.o.Seed, Threads: b.o.Threads, Progress: cbar.Func()})
+	cbar.Done()
+	if err != nil {
+		return err
+	}
+	sort.Ints(idx)
+	b.headID = make([]uint32, len(idx))
+	heads := make([]byte, len(idx)*rb)
+	for i, j := range idx {
+		b.headID[i] = ids[j]
+		copy(heads[i*rb:(i+1)*rb], sample[j*rb:(j+1)*rb])
+	}
+	b.heads = datasets.Rows[T](heads)
+	b.stats.Heads = len(idx)
+	size, _, err := indexfile.WriteHeads(filepath.Join(b.tmp, HeadsFile), &indexfile.Heads{
+		Type: b.base.Type, Dim: b.dim, IDs: b.headID, Vectors: heads})
+	if err != nil {
+		return err
+	}
+	b.stats.FileBytes[HeadsFile] = size
+	return nil
+}
+
+// sampleIDs returns k distinct row ids out of n, ascending, seeded.
+func sampleIDs(n, k int, seed int64) []uint32 {
+	ids := make([]uint32, 0, k)
+	if k >= n {
+		for i := 0; i < n; i++ {
+			ids = append(ids, uint32(i))
+		}
+		return ids
+	}
+	// Selection sampling (Knuth's algorithm S): one pass, sorted output.
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x5a4d))
+	need := k
+	for i := 0; i < n && need > 0; i++ {
+		if rng.IntN(n-i) < need {
+			ids = append(ids, uint32(i))
+			need--
+		}
+	}
+	return ids
+}
+
+func (b *builder[T]) buildGraph() error {
+	p := b.o.Graph
+	p.Threads = b.o.Threads
+	p.Seed = b.o.Seed
+	bar := progress.New("head graph", 1)
+	p.Progress = func(done, total int) {
+		bar.SetTotal(int64(total))
+		bar.Set(int64(done))
+	}
+	g, err := memindex.Build(b.sp, b.heads, b.dim, p)
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	b.graph = g
+	f, err := os.Create(filepath.Join(b.tmp, GraphFile))
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	n, err := g.WriteTo(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", GraphFile, err)
+	}
+	b.stats.FileBytes[GraphFile] = n
+	return nil
+}
+
+// assignment is one (head, vector) pair found by a worker.
+type assignment struct {
+	head int32
+	row  int32 // row within the block
+	dist float32
+}
+
+// assignAndWrite streams the base, finds every vector's replica heads and
+// spills the assignments by head range, then writes the postings bucket by
+// bucket.
+func (b *builder[T]) assignAndWrite() error {
+	o := b.o
+	n, rb := b.base.N, b.base.RowBytes()
+	nh := len(b.headID)
+	recBytes := int64(12 + rb)
+	// Memory for one bucket: its records plus a 4-byte sort index each,
+	// with room left for the stream's two read blocks and the Go heap's
+	// slack.
+	avail := o.MemoryBudget - b.residentBytes(nh) - 4*int64(8<<20)
+	bucketBytes := max(int64(8<<20), avail/3)
+	total := int64(n) * int64(o.Replicas) * recBytes
+	buckets := int(min(int64(nh), max(1, (total+bucketBytes-1)/bucketBytes)))
+	spillDir := o.TmpDir
+	if spillDir == "" {
+		spillDir = b.tmp
+	}
+	sp, err := newSpill(spillDir, buckets, nh, rb)
+	if err != nil {
+		return err
+	}
+	defer sp.remove()
+	b.stats.SpillBuckets = buckets
+
+	threads := o.Threads
+	searchers := make([]*memindex.Searcher[T], threads)
+	outs := make([][]assignment, threads)
+	for t := range searchers {
+		searchers[t] = b.graph.NewSearcher()
+	}
+	var replicaSum int64
+	replicaMax := 0
+	headDist := func(x, y int32) float32 {
+		return b.sp.Dist(b.heads[int(x)*b.dim:int(x+1)*b.dim], b.heads[int(y)*b.dim:int(y+1)*b.dim])
+	}
+	bar := progress.New("assign replicas", int64(n))
+	nextHead := 0
+	var normBuf []T
+	err = b.base.Stream(max(1024, (8<<20)/rb), func(start int, raw []byte) error {
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+		rows := datasets.Rows[T](raw)
+		if o.Metric == vec.Cosine {
+			normBuf = append(normBuf[:0], rows...)
+			normalizeRows(normBuf, b.dim)
+			rows = normBuf
+		}
+		rowBytes := datasets.Bytes(rows)
+		cnt := len(raw) / rb
+		// Heads inside this block: heads are stored in heads.bin and found
+		// through the head graph, so they get no posting entry.
+		firstHead := nextHead
+		for nextHead < nh && int(b.headID[nextHead]) < start+cnt {
+			nextHead++
+		}
+		blockHeads := b.headID[firstHead:nextHead]
+		var wg sync.WaitGroup
+		per := (cnt + threads - 1) / threads
+		for t := 0; t < threads; t++ {
+			lo, hi := t*per, min(cnt, (t+1)*per)
+			outs[t] = outs[t][:0]
+			if lo >= hi {
+				continue
+			}
+			wg.Add(1)
+			go func(t, lo, hi int) {
+				defer wg.Done()
+				s := searchers[t]
+				var chosen []int32
+				hp := sort.Search(len(blockHeads), func(i int) bool { return int(blockHeads[i]) >= start+lo })
+				for r := lo; r < hi; r++ {
+					if hp < len(blockHeads) && int(blockHeads[hp]) == start+r {
+						hp++
+						continue
+					}
+					v := rows[r*b.dim : (r+1)*b.dim]
+					cands := s.Search(v, o.CandidateHeads, o.AssignSearchList)
+					chosen = ChooseReplicas(cands, o.Replicas, float32(o.RNGFactor), float32(o.ReplicaEps), headDist, chosen[:0])
+					for _, h := range chosen {
+						outs[t] = append(outs[t], assignment{head: h, row: int32(r), dist: distOf(cands, h)})
+					}
+				}
+			}(t, lo, hi)
+		}
+		wg.Wait()
+		// Spill in worker order, so the spill (and the index) do not depend
+		// on goroutine scheduling.
+		for t := 0; t < threads; t++ {
+			last := int32(-1)
+			cntRow := 0
+			for _, a := range outs[t] {
+				if a.row != last {
+					if last >= 0 {
+						replicaSum += int64(cntRow)
+						replicaMax = max(replicaMax, cntRow)
+					}
+					last, cntRow = a.row, 0
+				}
+				cntRow++
+				// rows, not raw: for cosine the stored vectors are the
+				// normalised ones that search scores against.
+				if err := sp.add(a.head, uint32(start)+uint32(a.row), a.dist, rowBytes[int(a.row)*rb:int(a.row+1)*rb]); err != nil {
+					return err
+				}
+			}
+			if last >= 0 {
+				replicaSum += int64(cntRow)
+				replicaMax = max(replicaMax, cntRow)
+			}
+		}
+		bar.Set(int64(start + cnt))
+		return nil
+	})
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	if err := sp.finish(); err != nil {
+		return err
+	}
+	if stored := n - nh; stored > 0 {
+		b.stats.ReplicasMean = float64(replicaSum) / float64(stored)
+	}
+	b.stats.ReplicasMax = replicaMax
+	return b.writePostings(sp)
+}
+
+func distOf(cands []memindex.Neighbor, h int32) float32 {
+	for _, c := range cands {
+		if c.ID == h {
+			return c.Dist
+		}
+	}
+	return float32(math.Inf(1))
+}
+
+// writePostings writes every head's posting (its closest PostingLimit
+// vectors) in head order, then the directory.
+func (b *builder[T]) writePostings(sp *spill) error {
+	nh := len(b.headID)
+	rb := b.base.RowBytes()
+	f, err := os.Create(filepath.Join(b.tmp, PostingsFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 4<<20)
+	pw, err := posting.NewWriter(bw, rb, b.o.Codec)
+	if err != nil {
+		return err
+	}
+	entries := make([]posting.Entry, nh)
+	sizes := make([]int, nh)
+	var ids []uint32
+	var rows []byte
+	var buf []byte
+	var dropped int64
+	bar := progress.New("write postings", int64(nh))
+	head := 0
+	for bk := 0; bk < len(sp.files); bk++ {
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+		var bucket *bucket
+		bucket, buf, err = sp.loadBucket(bk, buf)
+		if err != nil {
+			return err
+		}
+		i, m := 0, bucket.len()
+		hiHead := min(nh, (bk+1)*sp.headsPerBucket)
+		for ; head < hiHead; head++ {
+			ids, rows = ids[:0], rows[:0]
+			for i < m && int(bucket.head(i)) == head {
+				if len(ids) < b.o.PostingLimit {
+					ids = append(ids, bucket.id(i))
+					rows = append(rows, bucket.row(i)...)
+				} else {
+					dropped++
+				}
+				i++
+			}
+			e, err := pw.Add(ids, rows)
+			if err != nil {
+				return fmt.Errorf("head %d: %w", head, err)
+			}
+			entries[head] = e
+			sizes[head] = len(ids)
+			bar.Set(int64(head + 1))
+		}
+		if i != m {
+			return fmt.Errorf("spill bucket %d: %d records for heads outside its range", bk, m-i)
+		}
+	}
+	bar.Done()
+	if err := pw.Finish(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", PostingsFile, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", PostingsFile, err)
+	}
+	b.stats.Dropped = dropped
+	b.stats.Postings = nh
+	b.postingStats(entries, sizes)
+
+	df, err := os.Create(filepath.Join(b.tmp, DirectoryFile))
+	if err != nil {
+		return err
+	}
+	dbw := bufio.NewWriter(df)
+	err = posting.WriteDirectory(dbw, entries)
+	if err == nil {
+		err = dbw.Flush()
+	}
+	if err == nil {
+		err = df.Sync()
+	}
+	if cerr := df.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", DirectoryFile, err)
+	}
+	return nil
+}
+
+func (b *builder[T]) postingStats(entries []posting.Entry, sizes []int) {
+	s := slices.Clone(sizes)
+	slices.Sort(s)
+	var sum, pages int64
+	for i, c := range sizes {
+		sum += int64(c)
+		pages += int64(entries[i].Pages())
+	}
+	st := b.stats
+	st.PostingMin, st.PostingMax = s[0], s[len(s)-1]
+	st.PostingP99 = s[min(len(s)-1, len(s)*99/100)]
+	st.PostingMean = float64(sum) / float64(len(s))
+	st.PagesMean = float64(pages) / float64(len(s))
+}
+
+func (b *builder[T]) writeManifest() error {
+	o := b.o
+	m := &indexfile.Manifest{
+		Base: o.Base, Type: b.base.Type.String(), Dim: b.dim, Metric: o.Metric.String(), N: b.base.N,
+		Heads: len(b.headID),
+		Params: indexfile.BuildParams{HeadRatio: o.HeadRatio, Replicas: o.Replicas, PostingLimit: o.PostingLimit,
+			RNGFactor: o.RNGFactor, ReplicaEps: o.ReplicaEps, CandidateHeads: o.CandidateHeads, Codec: o.Codec.String(),
+			Seed: o.Seed, Crop: o.Crop, Threads: o.Threads, MemoryBudget: o.MemoryBudget,
+			GraphDegree: o.Graph.Degree, GraphBuildList: o.Graph.BuildList, GraphAlpha: float64(o.Graph.Alpha)},
+	}
+	for _, name := range []string{HeadsFile, GraphFile, DirectoryFile, PostingsFile} {
+		info, err := indexfile.Describe(b.tmp, name)
+		if err != nil {
+			return err
+		}
+		m.Files = append(m.Files, info)
+		b.stats.FileBytes[name] = info.Bytes
+		b.stats.TotalBytes += info.Bytes
+	}
+	m.Stats = map[string]any{"stats": b.stats}
+	return indexfile.WriteManifest(b.tmp, m)
+}
+
+// commitDir moves the finished build into place. With force, an existing
+// target is moved aside first and deleted after the rename.
+func commitDir(tmp, out string, force bool) error {
+	var old string
+	if _, err := os.Stat(out); err == nil {
+		if !force {
+			return fmt.Errorf("%s already exists (use --force to replace it)", out)
+		}
+		old = tmp + ".old"
+		if err := os.Rename(out, old); err != nil {
+			return fmt.Errorf("move the old %s aside: %w", out, err)
+		}
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		if old != "" {
+			os.Rename(old, out)
+		}
+		return fmt.Errorf("rename the finished index to %s: %w", out, err)
+	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return indexfile.SyncDir(filepath.Dir(filepath.Clean(out)))
+}
+
+func normalizeRows[T vec.Elem](rows []T, dim int) {
+	if f, ok := any(rows).([]float32); ok {
+		for i := 0; i+dim <= len(f); i += dim {
+			vec.Normalize(f[i : i+dim])
+		}
+	}
+}
+
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

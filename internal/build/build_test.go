@@ -1,0 +1,226 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/progress"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/posting"
+)
+
+func genBase(t *testing.T, dir string, n, dim int) string {
+	t.Helper()
+	p := filepath.Join(dir, "base.u8bin")
+	if err := datasets.Generate(p, datasets.GenParams{N: n, Dim: dim, Type: datasets.Uint8, Seed: 9, Clusters: 8}, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// readPostings decodes every posting of an index through its directory.
+func readPostings(t *testing.T, dir string, rowBytes int) (map[uint32][]int, [][]uint32) {
+	t.Helper()
+	df, err := os.Open(filepath.Join(dir, DirectoryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer df.Close()
+	entries, err := posting.ReadDirectory(df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, PostingsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, _ := posting.NewDecoder(rowBytes)
+	where := map[uint32][]int{}
+	lists := make([][]uint32, len(entries))
+	for h, e := range entries {
+		ids, _, err := dec.Decode(data[e.Offset:e.Offset+uint64(e.ReadBytes())], e)
+		if err != nil {
+			t.Fatalf("posting %d: %v", h, err)
+		}
+		lists[h] = append([]uint32(nil), ids...)
+		for _, id := range ids {
+			where[id] = append(where[id], h)
+		}
+	}
+	return where, lists
+}
+
+func TestBuildSmall(t *testing.T) {
+	progress.Quiet = true
+	dir := t.TempDir()
+	base := genBase(t, dir, 4000, 16)
+	out := filepath.Join(dir, "idx")
+	st, err := Run(context.Background(), Options{Base: base, Out: out, HeadRatio: 0.1, Replicas: 4, PostingLimit: 40,
+		Codec: posting.DefaultCodec, Threads: 2, Seed: 1, MemoryBudget: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Heads != 400 || st.N != 4000 || st.PostingMax > 40 || st.ReplicasMax > 4 || st.ReplicasMean < 1 {
+		t.Fatalf("stats: %+v", st)
+	}
+	m, err := indexfile.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.Files {
+		if err := m.CheckFile(out, f.Name, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heads, err := indexfile.ReadHeads(filepath.Join(out, HeadsFile))
+	if err != nil || heads.Len() != 400 {
+		t.Fatalf("heads: %v", err)
+	}
+	isHead := map[uint32]bool{}
+	for _, id := range heads.IDs {
+		isHead[id] = true
+	}
+	where, lists := readPostings(t, out, 16)
+	// Every vector that is not a head is stored at least once (nothing was
+	// dropped by the posting limit here, or the count says so), and no head
+	// is stored in a posting.
+	missing := 0
+	for id := uint32(0); id < 4000; id++ {
+		if isHead[id] {
+			if len(where[id]) != 0 {
+				t.Fatalf("head %d stored in postings %v", id, where[id])
+			}
+			continue
+		}
+		if len(where[id]) == 0 {
+			missing++
+		}
+		if len(where[id]) > 4 {
+			t.Fatalf("vector %d in %d postings", id, len(where[id]))
+		}
+	}
+	if st.Dropped == 0 && missing != 0 {
+		t.Fatalf("%d vectors in no posting, none dropped", missing)
+	}
+	if int64(missing) > st.Dropped {
+		t.Fatalf("%d vectors missing but only %d assignments dropped", missing, st.Dropped)
+	}
+	for h, l := range lists {
+		if len(l) > 40 {
+			t.Fatalf("posting %d has %d entries", h, len(l))
+		}
+	}
+	// The stored vector bytes are the base rows.
+	bm, _ := datasets.LoadVectors(base, 0, 0)
+	data, _ := os.ReadFile(filepath.Join(out, PostingsFile))
+	df, _ := os.Open(filepath.Join(out, DirectoryFile))
+	entries, _ := posting.ReadDirectory(df)
+	df.Close()
+	dec, _ := posting.NewDecoder(16)
+	ids, rows, err := dec.Decode(data[entries[5].Offset:], entries[5])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if !bytes.Equal(rows[i*16:(i+1)*16], bm.Row(int(id))) {
+			t.Fatalf("posting 5 row %d is not base row %d", i, id)
+		}
+	}
+	// Same seed, same index bytes (thread scheduling does not leak in).
+	out2 := filepath.Join(dir, "idx2")
+	if _, err := Run(context.Background(), Options{Base: base, Out: out2, HeadRatio: 0.1, Replicas: 4, PostingLimit: 40,
+		Codec: posting.DefaultCodec, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{HeadsFile, PostingsFile, DirectoryFile} {
+		a, _ := os.ReadFile(filepath.Join(out, name))
+		b, _ := os.ReadFile(filepath.Join(out2, name))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two builds with the same seed", name)
+		}
+	}
+	// An existing output is refused without Force and replaced with it.
+	if _, err := Run(context.Background(), Options{Base: base, Out: out, Seed: 1}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("existing output: %v", err)
+	}
+	if _, err := Run(context.Background(), Options{Base: base, Out: out, HeadRatio: 0.2, Seed: 1, Force: true, Threads: 2}); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := indexfile.ReadManifest(out)
+	if err != nil || m2.Heads != 800 {
+		t.Fatalf("forced rebuild: %v", err)
+	}
+	assertNoLeftovers(t, dir)
+}
+
+func assertNoLeftovers(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".building-") {
+			t.Errorf("left behind %s", e.Name())
+		}
+	}
+}
+
+func TestBuildCancelledLeavesNothing(t *testing.T) {
+	progress.Quiet = true
+	dir := t.TempDir()
+	base := genBase(t, dir, 3000, 8)
+	out := filepath.Join(dir, "idx")
+	for _, phase := range []string{"select heads", "head graph"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		o := Options{Base: base, Out: out, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}
+		o.afterPhase = func(p string) {
+			if p == phase {
+				cancel()
+			}
+		}
+		if _, err := Run(ctx, o); err == nil {
+			t.Fatalf("build cancelled after %s succeeded", phase)
+		}
+		cancel()
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("cancelled build left %s", out)
+	}
+	if _, err := indexfile.ReadManifest(out); err == nil {
+		t.Fatal("cancelled build is openable")
+	}
+	assertNoLeftovers(t, dir)
+}
+
+func TestBuildBadParameters(t *testing.T) {
+	dir := t.TempDir()
+	base := genBase(t, dir, 100, 4)
+	out := filepath.Join(dir, "idx")
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{HeadRatio: 1.5}, "--head-ratio"},
+		{Options{HeadRatio: -0.1}, "--head-ratio"},
+		{Options{Replicas: -1}, "--replicas"},
+		{Options{PostingLimit: -3}, "--posting-limit"},
+		{Options{RNGFactor: -1}, "--rng-factor"},
+		{Options{Threads: -2}, "--threads"},
+		{Options{MemoryBudget: 1000}, "memory budget"},
+		{Options{Metric: vec.Cosine}, "cosine"},
+		{Options{Crop: 101}, "only 100"},
+	} {
+		c.o.Base, c.o.Out = base, out
+		_, err := Run(context.Background(), c.o)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want mention of %q", c.o, err, c.want)
+		}
+	}
+	if _, err := Run(context.Background(), Options{Base: filepath.Join(dir, "nope.u8bin"), Out: out}); err == nil {
+		t.Error("missing base accepted")
+	}
+}

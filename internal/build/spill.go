@@ -1,0 +1,160 @@
+package build
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// spill holds the (head, vector) assignments of the whole base on disk, split
+// into buckets by head range so that one bucket at a time fits the memory
+// budget when postings are written. It is a build-time scratch format, never
+// read by search; it lives in --tmp-dir and is removed when the build ends.
+//
+// Record layout (little-endian), recordBytes = 12 + rowBytes:
+//
+//	0   uint32  head id
+//	4   uint32  vector id (base row)
+//	8   float32 distance from the vector to the head
+//	12  rowBytes the vector's raw elements
+//
+// Records of one bucket are in the order they were added; loadBucket sorts them.
+type spill struct {
+	dir            string
+	rowBytes       int
+	headsPerBucket int
+	files          []*os.File
+	writers        []*bufio.Writer
+	counts         []int64
+	rec            []byte
+}
+
+func newSpill(dir string, buckets, heads, rowBytes int) (*spill, error) {
+	s := &spill{dir: dir, rowBytes: rowBytes, headsPerBucket: (heads + buckets - 1) / buckets,
+		counts: make([]int64, buckets), rec: make([]byte, 12+rowBytes)}
+	for b := 0; b < buckets; b++ {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("assign-%05d.spill", b)))
+		if err != nil {
+			s.remove()
+			return nil, fmt.Errorf("spill: %w", err)
+		}
+		s.files = append(s.files, f)
+		s.writers = append(s.writers, bufio.NewWriterSize(f, 256<<10))
+	}
+	return s, nil
+}
+
+func (s *spill) recordBytes() int { return 12 + s.rowBytes }
+
+func (s *spill) bucketOf(head int32) int { return int(head) / s.headsPerBucket }
+
+// add appends one assignment.
+func (s *spill) add(head int32, id uint32, dist float32, row []byte) error {
+	b := s.bucketOf(head)
+	binary.LittleEndian.PutUint32(s.rec[0:], uint32(head))
+	binary.LittleEndian.PutUint32(s.rec[4:], id)
+	binary.LittleEndian.PutUint32(s.rec[8:], math.Float32bits(dist))
+	copy(s.rec[12:], row)
+	if _, err := s.writers[b].Write(s.rec); err != nil {
+		return fmt.Errorf("spill bucket %d: %w", b, err)
+	}
+	s.counts[b]++
+	return nil
+}
+
+// finish flushes every bucket for reading.
+func (s *spill) finish() error {
+	for b, w := range s.writers {
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("spill bucket %d: %w", b, err)
+		}
+	}
+	return nil
+}
+
+// bucket is one bucket's records in memory, in file order; order lists the
+// record indices sorted by (head, distance, id), and the accessors take a
+// position in that order.
+type bucket struct {
+	data     []byte // records
+	rowBytes int
+	order    []int32
+}
+
+func (b *bucket) len() int { return len(b.order) }
+func (b *bucket) rec(i int) []byte {
+	rb := 12 + b.rowBytes
+	j := int(b.order[i])
+	return b.data[j*rb : (j+1)*rb]
+}
+func (b *bucket) raw(j int32) []byte {
+	rb := 12 + b.rowBytes
+	return b.data[int(j)*rb : int(j+1)*rb]
+}
+func (b *bucket) head(i int) int32 { return int32(binary.LittleEndian.Uint32(b.rec(i))) }
+func (b *bucket) id(i int) uint32  { return binary.LittleEndian.Uint32(b.rec(i)[4:]) }
+func (b *bucket) dist(i int) float32 {
+	return math.Float32frombits(binary.LittleEndian.Uint32(b.rec(i)[8:]))
+}
+func (b *bucket) row(i int) []byte { return b.rec(i)[12:] }
+
+// loadBucket reads bucket b into buf (reused) and sorts it. Sorting moves a
+// 4-byte index per record, not the records, so a bucket costs its size plus
+// 4 bytes per record in memory.
+func (s *spill) loadBucket(b int, buf []byte) (*bucket, []byte, error) {
+	size := s.counts[b] * int64(s.recordBytes())
+	if int64(cap(buf)) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	if _, err := s.files[b].ReadAt(buf, 0); err != nil && !(err == io.EOF && size == 0) {
+		return nil, buf, fmt.Errorf("spill bucket %d: %w", b, err)
+	}
+	rb := s.recordBytes()
+	n := len(buf) / rb
+	bk := &bucket{data: buf, rowBytes: s.rowBytes, order: make([]int32, n)}
+	for i := range bk.order {
+		bk.order[i] = int32(i)
+	}
+	key := func(j int32) (uint32, float32, uint32) {
+		r := bk.raw(j)
+		return binary.LittleEndian.Uint32(r), math.Float32frombits(binary.LittleEndian.Uint32(r[8:])), binary.LittleEndian.Uint32(r[4:])
+	}
+	slices.SortFunc(bk.order, func(x, y int32) int {
+		hx, dx, ix := key(x)
+		hy, dy, iy := key(y)
+		switch {
+		case hx != hy:
+			return cmpU32(hx, hy)
+		case dx < dy:
+			return -1
+		case dx > dy:
+			return 1
+		}
+		return cmpU32(ix, iy)
+	})
+	return bk, buf, nil
+}
+
+func cmpU32(a, b uint32) int {
+	if a < b {
+		return -1
+	}
+	if a > b {
+		return 1
+	}
+	return 0
+}
+
+// remove closes and deletes every bucket file.
+func (s *spill) remove() {
+	for _, f := range s.files {
+		f.Close()
+		os.Remove(f.Name())
+	}
+}

@@ -1,0 +1,122 @@
+// Package iouring reads batches of page-aligned extents (SPANN postings) from
+// one file opened with O_DIRECT, through io_uring when the kernel allows it
+// and through pread(2) otherwise. It is Linux-only.
+//
+// # Use
+//
+//	r, backend, err := iouring.Open("postings.bin", "auto", 64)
+//	buf, err := iouring.AlignedBuffer(n * 4096) // GC-stable, page-aligned
+//	reqs := []iouring.Request{{Offset: off, Buf: buf[:4096]}, ...}
+//	err = r.Read(reqs) // one submission, one wait; fills reqs[i].N / .Err
+//
+// A Reader belongs to one goroutine at a time (one per search worker); an
+// overlapping Read returns ErrConcurrentUse. Offsets, lengths and buffer
+// addresses must be multiples of Alignment() (4096), otherwise the request
+// fails with ErrMisaligned (never a panic) while the rest of the batch is
+// still read. A short read at end of file is not an error: N says how much
+// was read. Steady-state Reads allocate nothing.
+//
+// Backends: "uring" (this package's own io_uring code on golang.org/x/sys/unix,
+// no third-party module), "pread" (a fixed pool of goroutines issuing
+// pread(2), so a batch still has several reads in flight) and "auto"
+// (io_uring, falling back to pread when ring setup fails; FallbackReason says
+// why). NewMemory gives an in-memory Reader with the same rules, for tests.
+// The environment variable SPANN_IO=uring|pread|auto overrides the backend of
+// every Open in the process, so the engine's whole test suite can be run on
+// one backend: SPANN_IO=pread go test ./...
+//
+// If the filesystem rejects O_DIRECT (older tmpfs), Open opens the file
+// buffered instead and FallbackReason reports it; results are identical,
+// only the page cache is involved.
+//
+// # Ring layout
+//
+// io_uring_setup(2) (syscall 425) is called with IORING_SETUP_CLAMP and the
+// requested depth; the kernel rounds the submission queue (SQ) up to a power
+// of two and makes the completion queue (CQ) twice as large. Three regions
+// of the ring fd are mapped MAP_SHARED|MAP_POPULATE, at the offsets the
+// kernel defines:
+//
+//   - IORING_OFF_SQ_RING (0): the SQ ring header — head, tail, ring_mask,
+//     ring_entries, flags, dropped — followed by the SQ index array
+//     (ring_entries × u32). With IORING_FEAT_SINGLE_MMAP (Linux 5.4+) the CQ
+//     ring lives in the same mapping, which is then sized to the larger of
+//     the two; older kernels get a second mapping.
+//   - IORING_OFF_CQ_RING (0x8000000): the CQ ring header — head, tail,
+//     ring_mask, ring_entries, overflow — followed by the CQEs (16 bytes each:
+//     user_data u64, res s32, flags u32).
+//   - IORING_OFF_SQES (0x10000000): the SQE array (64 bytes each).
+//
+// The positions of head, tail, mask and the arrays inside the mappings are
+// taken from the io_sqring_offsets / io_cqring_offsets the kernel returns in
+// io_uring_params, never hard-coded. Struct sizes (params 120, SQE 64, CQE
+// 16 bytes) are checked at compile time.
+//
+// For each request the reader fills the SQE in slot tail&mask with
+// IORING_OP_READ (opcode 22, Linux 5.6; checked once with
+// IORING_REGISTER_PROBE), the file, the offset, the buffer address and
+// length, and user_data = the request's index in the batch; it sets
+// array[slot] = slot. After the whole batch (or as much as fits the ring) is
+// queued, one io_uring_enter(2) (426) submits everything with
+// IORING_ENTER_GETEVENTS and min_complete = the number in flight. CQEs are
+// then reaped up to the CQ tail. A negative res of -EAGAIN or -EINTR, and a
+// short read whose length is a multiple of the alignment, are resubmitted
+// for the remainder (a short, unaligned count can only be end of file under
+// O_DIRECT, so it ends the request); after 64 attempts the request fails.
+// Batches larger than the ring run in rounds. The file is registered with
+// IORING_REGISTER_FILES (427) and SQEs use IOSQE_FIXED_FILE, which saves the
+// per-request fd lookup; when registration fails the plain fd is used. On
+// the development machine the difference was within noise
+// (docs/bench-io.md).
+//
+// # Memory ordering
+//
+// The rings are shared with the kernel, which runs concurrently on another
+// CPU. The rules (those of liburing's io_uring_smp_load_acquire /
+// store_release) are:
+//
+//   - SQ tail: we own it. All SQE and index-array stores happen with plain
+//     writes first, then the new tail is published with atomic.StoreUint32
+//     (a release: the kernel that sees the tail sees the entries).
+//   - SQ head: the kernel owns it; read it with atomic.LoadUint32 to learn
+//     how many SQEs it has consumed (used when io_uring_enter is retried).
+//   - CQ tail: the kernel owns it; read it with atomic.LoadUint32 (an
+//     acquire: CQEs up to that tail are fully written) before reading CQEs.
+//   - CQ head: we own it; after copying the CQEs out, publish the new head
+//     with atomic.StoreUint32 so the kernel may reuse those slots.
+//
+// Go's sync/atomic operations are sequentially consistent, which is stronger
+// than the acquire/release the protocol needs.
+//
+// # Go pitfalls
+//
+//   - EINTR: Go's runtime sends SIGURG to preempt goroutines, so a blocking
+//     io_uring_enter (and a pread) regularly returns EINTR. It is retried;
+//     the SQEs still to submit are recounted from the kernel's SQ head, so
+//     nothing is submitted twice or lost.
+//   - user_data never holds a Go pointer: the GC cannot see pointers hidden
+//     in kernel memory, and checkptr/-race would rightly complain. It holds
+//     the request's index in the batch.
+//   - Buffers must not move or be freed while the kernel writes into them.
+//     Go's GC does not move heap objects, and Read keeps the batch reachable
+//     until every completion is reaped, so heap buffers work; but goroutine
+//     stacks do move, so a buffer must never live on a stack. AlignedBuffer
+//     maps anonymous memory outside the Go heap — page-aligned (as O_DIRECT
+//     needs) and never moved or collected — and FreeBuffer unmaps it.
+//     (github.com/ncw/directio.AlignedBlock is avoided: it calls log.Fatal
+//     when alignment fails.)
+//   - RLIMIT_MEMLOCK: registered buffers (IORING_REGISTER_BUFFERS) are
+//     pinned and charged to RLIMIT_MEMLOCK, whose default is small in
+//     containers; kernels before 5.12 also charge the rings themselves. This
+//     package does not register buffers, and "auto" falls back to pread if
+//     ring setup fails with ENOMEM.
+//   - The submitting thread: Go moves goroutines between OS threads, so
+//     IORING_SETUP_SINGLE_ISSUER / DEFER_TASKRUN (which tie the ring to one
+//     task) are not used; nor is SQPOLL (a kernel thread per ring, and
+//     privileges on old kernels).
+//   - Containers: Docker's default seccomp profile (and gVisor, many CI
+//     sandboxes) block io_uring_setup with EPERM or ENOSYS, and sysctl
+//     kernel.io_uring_disabled=1|2 does the same on the host. "auto" then
+//     falls back to pread; the conformance tests of the "uring" backend skip
+//     only in exactly that case, and log why.
+package iouring

@@ -1,0 +1,116 @@
+package posting
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// describeHexMax is the longest field Describe prints in full; longer fields
+// show their first describeHexMax bytes and a length.
+const describeHexMax = 16
+
+// Describe writes an annotated dump of a postings file: one line per field
+// with its byte range, its bytes in hex and what they mean, walking the
+// extents the way a reader would (each starts at the page after the
+// previous one's padding). It stops with an error at the first field it
+// cannot make sense of, after printing what it could.
+func Describe(w io.Writer, fileBytes []byte) error {
+	d := describer{w: w, b: fileBytes}
+	if len(fileBytes) < PageSize {
+		return fmt.Errorf("describe: file of %d bytes has no header page: %w", len(fileBytes), ErrCorrupt)
+	}
+	h, err := ReadFileHeader(fileBytes)
+	d.line(0, 8, "file magic")
+	d.line(8, 12, fmt.Sprintf("format version %d", binary.LittleEndian.Uint32(fileBytes[8:])))
+	d.line(12, 13, fmt.Sprintf("writer codec %s", Codec(fileBytes[12])))
+	d.line(13, 16, "reserved")
+	d.line(16, 20, fmt.Sprintf("rowBytes %d", binary.LittleEndian.Uint32(fileBytes[16:])))
+	d.line(20, 24, fmt.Sprintf("page size %d", binary.LittleEndian.Uint32(fileBytes[20:])))
+	d.line(24, fileHdrCRCOff, "reserved (zero)")
+	d.line(fileHdrCRCOff, PageSize, "CRC32C of [0,4092)")
+	if err != nil {
+		return fmt.Errorf("describe: %w", err)
+	}
+	dec, err := NewDecoder(int(h.RowBytes))
+	if err != nil {
+		return fmt.Errorf("describe: %w", err)
+	}
+	defer dec.Close()
+	for off, n := uint64(PageSize), 0; off < uint64(len(fileBytes)); n++ {
+		if err := d.extent(dec, n, off, int(h.RowBytes)); err != nil {
+			return fmt.Errorf("describe: posting %d at %d: %w", n, off, err)
+		}
+		off += uint64(d.lastPages) * PageSize
+	}
+	fmt.Fprintf(w, "end of file at %d\n", len(fileBytes))
+	return d.err
+}
+
+type describer struct {
+	w         io.Writer
+	b         []byte
+	lastPages uint32
+	err       error
+}
+
+func (d *describer) line(from, to uint64, comment string) {
+	field := d.b[from:to]
+	hex := fmt.Sprintf("% x", field[:min(len(field), describeHexMax)])
+	if len(field) > describeHexMax {
+		hex += fmt.Sprintf(" ... (%d bytes)", len(field))
+	}
+	if _, err := fmt.Fprintf(d.w, "[%6d,%6d) %-48s %s\n", from, to, hex, comment); err != nil && d.err == nil {
+		d.err = err
+	}
+}
+
+func (d *describer) extent(dec *Decoder, n int, off uint64, rowBytes int) error {
+	if off+ExtentHeaderSize > uint64(len(d.b)) {
+		return fmt.Errorf("extent header past end of file: %w", ErrCorrupt)
+	}
+	x := d.b[off:]
+	idsLen := binary.LittleEndian.Uint32(x[16:])
+	rowsLen := binary.LittleEndian.Uint32(x[20:])
+	size := uint64(extentOverhead) + uint64(idsLen) + uint64(rowsLen)
+	if size > uint64(len(x)) || size > 1<<31 {
+		return fmt.Errorf("extent of %d bytes past end of file: %w", size, ErrCorrupt)
+	}
+	e := Entry{Offset: off, Bytes: uint32(size), Count: binary.LittleEndian.Uint32(x[8:])}
+	fmt.Fprintf(d.w, "posting %d: extent [%d,%d), %d bytes used, %d page(s)\n", n, off, off+uint64(e.ReadBytes()), e.Bytes, e.Pages())
+	d.line(off, off+4, "extent magic")
+	d.line(off+4, off+5, fmt.Sprintf("codec %s", Codec(x[4])))
+	d.line(off+5, off+6, "id encoding (0 = sorted delta uvarint)")
+	d.line(off+6, off+8, "reserved")
+	d.line(off+8, off+12, fmt.Sprintf("count %d", e.Count))
+	d.line(off+12, off+16, fmt.Sprintf("raw rows bytes %d", binary.LittleEndian.Uint32(x[12:])))
+	d.line(off+16, off+20, fmt.Sprintf("ids section bytes %d", idsLen))
+	d.line(off+20, off+24, fmt.Sprintf("rows section bytes %d", rowsLen))
+	ids, rows, err := dec.Decode(x, e)
+	idsAt := off + ExtentHeaderSize
+	rowsAt := idsAt + uint64(idsLen)
+	crcAt := rowsAt + uint64(rowsLen)
+	if err != nil {
+		d.line(idsAt, rowsAt, "ids (undecodable)")
+		d.line(rowsAt, crcAt, "rows (undecodable)")
+		d.line(crcAt, crcAt+4, "CRC32C")
+		return err
+	}
+	d.line(idsAt, rowsAt, fmt.Sprintf("ids %v", ids))
+	var rowDesc strings.Builder
+	for i := range ids {
+		if i == 4 {
+			fmt.Fprintf(&rowDesc, " ...")
+			break
+		}
+		fmt.Fprintf(&rowDesc, " %d:[% x]", ids[i], rows[i*rowBytes:min((i+1)*rowBytes, i*rowBytes+8)])
+	}
+	d.line(rowsAt, crcAt, fmt.Sprintf("rows, decoded%s", rowDesc.String()))
+	d.line(crcAt, crcAt+4, "CRC32C of the extent so far (ok)")
+	if end := min(off+uint64(e.ReadBytes()), uint64(len(d.b))); crcAt+4 < end {
+		d.line(crcAt+4, end, "padding to the page")
+	}
+	d.lastPages = e.Pages()
+	return nil
+}

@@ -1,0 +1,160 @@
+package posting
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+)
+
+// Directory file layout (all integers little-endian):
+//
+//	off      size  field
+//	0        8     magic "SPANNDIR"
+//	8        4     format version, uint32 (1)
+//	12       4     zero
+//	16       8     entry count N, uint64
+//	24       16*N  entries, each: offset uint64, bytes uint32, count uint32
+//	24+16N   4     CRC32C (Castagnoli) of bytes [0, 24+16N)
+//
+// Entries are in posting (head) order; ReadDirectory checks that every
+// offset is page-aligned, at least one page in, and past the end of the
+// previous extent's pages, and that every size is at least an empty
+// extent's.
+const (
+	dirMagic      = "SPANNDIR"
+	dirVersion    = 1
+	dirHeaderSize = 24
+	dirEntrySize  = 16
+	// dirMaxEntries bounds N so that a corrupt count is caught before any
+	// arithmetic on it can overflow.
+	dirMaxEntries = 1 << 40
+)
+
+// WriteDirectory writes entries as a directory file to w.
+func WriteDirectory(w io.Writer, entries []Entry) error {
+	if err := checkEntries(entries); err != nil {
+		return fmt.Errorf("write directory: %w", err)
+	}
+	crc := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 64<<10)
+	var hdr [dirHeaderSize]byte
+	copy(hdr[:], dirMagic)
+	binary.LittleEndian.PutUint32(hdr[8:], dirVersion)
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(len(entries)))
+	if _, err := bw.Write(hdr[:]); err != nil {
+		return fmt.Errorf("write directory: %w", err)
+	}
+	var rec [dirEntrySize]byte
+	for _, e := range entries {
+		putEntry(rec[:], e)
+		if _, err := bw.Write(rec[:]); err != nil {
+			return fmt.Errorf("write directory: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write directory: %w", err)
+	}
+	var sum [4]byte
+	binary.LittleEndian.PutUint32(sum[:], crc.Sum32())
+	if _, err := w.Write(sum[:]); err != nil {
+		return fmt.Errorf("write directory: %w", err)
+	}
+	return nil
+}
+
+func putEntry(b []byte, e Entry) {
+	binary.LittleEndian.PutUint64(b[0:], e.Offset)
+	binary.LittleEndian.PutUint32(b[8:], e.Bytes)
+	binary.LittleEndian.PutUint32(b[12:], e.Count)
+}
+
+// ReadDirectory reads a directory file written by WriteDirectory. Corrupt or
+// truncated input gives an error wrapping ErrCorrupt; memory is only
+// allocated for entries actually present in r, whatever the header claims.
+func ReadDirectory(r io.Reader) ([]Entry, error) {
+	crc := crc32.New(castagnoli)
+	br := bufio.NewReaderSize(r, 64<<10)
+	var hdr [dirHeaderSize]byte
+	if err := readFull(br, crc, hdr[:]); err != nil {
+		return nil, fmt.Errorf("directory header: %w", err)
+	}
+	if string(hdr[:8]) != dirMagic {
+		return nil, fmt.Errorf("directory: bad magic %q: %w", hdr[:8], ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint32(hdr[8:]); v != dirVersion {
+		return nil, fmt.Errorf("directory: unsupported version %d: %w", v, ErrCorrupt)
+	}
+	if binary.LittleEndian.Uint32(hdr[12:]) != 0 {
+		return nil, fmt.Errorf("directory: nonzero reserved field: %w", ErrCorrupt)
+	}
+	n := binary.LittleEndian.Uint64(hdr[16:])
+	if n > dirMaxEntries {
+		return nil, fmt.Errorf("directory: %d entries: %w", n, ErrCorrupt)
+	}
+	entries := make([]Entry, 0, min(n, 1<<16))
+	var rec [dirEntrySize]byte
+	for i := uint64(0); i < n; i++ {
+		if err := readFull(br, crc, rec[:]); err != nil {
+			return nil, fmt.Errorf("directory entry %d of %d: %w", i, n, err)
+		}
+		entries = append(entries, Entry{
+			Offset: binary.LittleEndian.Uint64(rec[0:]),
+			Bytes:  binary.LittleEndian.Uint32(rec[8:]),
+			Count:  binary.LittleEndian.Uint32(rec[12:]),
+		})
+	}
+	var sum [4]byte
+	if err := readFull(br, nil, sum[:]); err != nil {
+		return nil, fmt.Errorf("directory checksum: %w", err)
+	}
+	if got, want := binary.LittleEndian.Uint32(sum[:]), crc.Sum32(); got != want {
+		return nil, fmt.Errorf("directory: crc %08x, computed %08x: %w", got, want, ErrCorrupt)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return nil, fmt.Errorf("directory: trailing bytes after checksum: %w", ErrCorrupt)
+	}
+	if err := checkEntries(entries); err != nil {
+		return nil, fmt.Errorf("directory: %w: %w", err, ErrCorrupt)
+	}
+	return entries, nil
+}
+
+// readFull fills b from r, feeding it to h when h is non-nil; a short read
+// is reported as corruption (truncation).
+func readFull(r io.Reader, h hash.Hash32, b []byte) error {
+	if _, err := io.ReadFull(r, b); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return fmt.Errorf("truncated: %w", ErrCorrupt)
+		}
+		return err
+	}
+	if h != nil {
+		h.Write(b)
+	}
+	return nil
+}
+
+// checkEntries verifies that entries describe page-aligned, non-overlapping
+// extents in file order after the header page.
+func checkEntries(entries []Entry) error {
+	next := uint64(PageSize)
+	for i, e := range entries {
+		if e.Offset%PageSize != 0 {
+			return fmt.Errorf("entry %d: offset %d not page-aligned", i, e.Offset)
+		}
+		if e.Offset < next {
+			return fmt.Errorf("entry %d: offset %d overlaps the previous extent or the header (next free %d)", i, e.Offset, next)
+		}
+		if e.Bytes < extentOverhead {
+			return fmt.Errorf("entry %d: %d bytes, below an empty extent's %d", i, e.Bytes, extentOverhead)
+		}
+		if e.Offset > 1<<62 {
+			return fmt.Errorf("entry %d: offset %d out of range", i, e.Offset)
+		}
+		next = e.Offset + uint64(e.ReadBytes())
+	}
+	return nil
+}

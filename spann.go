@@ -1,0 +1,34 @@
+// Package spann is an SSD-resident approximate-nearest-neighbour index in the
+// style of SPANN (Chen et al., NeurIPS 2021). Build writes an index directory
+// (see internal/indexfile for its files); Open loads only the heads, their
+// graph and the posting directory into memory; Search finds a query's nearest
+// heads, prunes the far ones, reads the surviving posting lists with one
+// batch of O_DIRECT reads (io_uring, or pread where io_uring is unavailable),
+// verifies, decodes and scans them.
+//
+// Distances are squared L2, or the negated inner product for ip and cosine
+// (smaller is closer); cosine indexes normalise vectors at ingest and
+// queries at search.
+//
+// An Index is safe for concurrent use: each Search borrows a worker (ring,
+// aligned buffers, decoder and scratch) from a pool and returns it.
+package spann
+
+import (
+	"context"
+
+	"github.com/gospann/spann/internal/build"
+)
+
+// BuildOptions configures Build; see spann-build --help for each field's meaning.
+type BuildOptions = build.Options
+
+// BuildStats summarises a finished build.
+type BuildStats = build.Stats
+
+// Build builds an index from o.Base into the directory o.Out. The directory
+// appears only when the build is complete; on failure or cancellation
+// nothing is left behind.
+func Build(ctx context.Context, o BuildOptions) (*BuildStats, error) {
+	return build.Run(ctx, o)
+}

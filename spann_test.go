@@ -1,0 +1,211 @@
+package spann
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/eval"
+	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/internal/progress"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/posting"
+)
+
+type fixture struct {
+	dir, base, queries, index string
+	q                         *datasets.Matrix
+	gt                        *datasets.GroundTruth
+}
+
+// newFixture generates a data set, its exact ground truth, and an index.
+func newFixture(t *testing.T, typ datasets.ElemType, metric vec.Metric, n, nq, dim int, codec posting.Codec) *fixture {
+	t.Helper()
+	progress.Quiet = true
+	f := &fixture{dir: t.TempDir()}
+	p := datasets.GenParams{N: n, Dim: dim, Type: typ, Seed: 11, Clusters: 6}
+	f.base = filepath.Join(f.dir, "base"+typ.Ext())
+	if err := datasets.Generate(f.base, p, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.N, p.Stream = nq, 1
+	f.queries = filepath.Join(f.dir, "query"+typ.Ext())
+	if err := datasets.Generate(f.queries, p, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if f.q, err = datasets.LoadVectors(f.queries, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	bv, _ := datasets.OpenVectors(f.base, 0)
+	defer bv.Close()
+	if f.gt, err = eval.ExactKNN(bv, f.q, eval.GTOptions{K: 10, Metric: metric}); err != nil {
+		t.Fatal(err)
+	}
+	f.index = filepath.Join(f.dir, "index")
+	if _, err := Build(context.Background(), BuildOptions{Base: f.base, Out: f.index, Metric: metric, HeadRatio: 0.1,
+		Replicas: 4, PostingLimit: 1 << 20, Codec: codec, Threads: 2, Seed: 3, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func recallOf(t *testing.T, f *fixture, res *BatchResult) float64 {
+	t.Helper()
+	r, err := eval.RecallAt(f.gt, &datasets.Results{N: f.q.N, K: res.K, IDs: res.IDs}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Mean
+}
+
+// With pruning off and every head probed, every vector is scanned, so the
+// answer is exact.
+func TestExhaustiveSearchIsExact(t *testing.T) {
+	for _, c := range []struct {
+		typ    datasets.ElemType
+		metric vec.Metric
+		codec  posting.Codec
+	}{
+		{datasets.Uint8, vec.L2, posting.DefaultCodec},
+		{datasets.Float32, vec.L2, posting.CodecZstd},
+		{datasets.Float32, vec.Cosine, posting.CodecNone},
+		{datasets.Int8, vec.IP, posting.DefaultCodec},
+	} {
+		f := newFixture(t, c.typ, c.metric, 3000, 60, 24, c.codec)
+		ix, err := Open(f.index, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := ix.Manifest.Heads
+		res, err := ix.SearchBatch(f.q.Data, 10, SearchParams{NProbe: all, Eps: -1, HeadList: all}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := recallOf(t, f, res); r != 1 {
+			t.Errorf("%s/%s: exhaustive recall@10 = %.4f, want 1", c.typ, c.metric, r)
+		}
+		// A normal setting is good but reads far less.
+		res2, err := ix.SearchBatch(f.q.Data, 10, SearchParams{NProbe: 16, Eps: -1}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := recallOf(t, f, res2); r < 0.8 {
+			t.Errorf("%s/%s: recall@10 at nprobe 16 = %.4f", c.typ, c.metric, r)
+		}
+		if res2.Stats.Postings >= res.Stats.Postings/4 {
+			t.Errorf("nprobe 16 read %d postings, exhaustive %d", res2.Stats.Postings, res.Stats.Postings)
+		}
+		ix.Close()
+	}
+}
+
+func TestSearchAPI(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 2000, 20, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	q := f.q.Row(0)
+	// Pruning reads fewer postings and never more.
+	var loose, tight SearchStats
+	if _, err := ix.SearchInto(q, 10, SearchParams{NProbe: 32, Eps: -1}, nil, &loose); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.SearchInto(q, 10, SearchParams{NProbe: 32, Eps: 0.2}, nil, &tight); err != nil {
+		t.Fatal(err)
+	}
+	if tight.Postings > loose.Postings || tight.Postings == 0 {
+		t.Errorf("eps 0.2 read %d postings, no pruning %d", tight.Postings, loose.Postings)
+	}
+	// No allocation per query once warm.
+	dst := make([]Neighbor, 0, 10)
+	p := SearchParams{NProbe: 16, Eps: -1}
+	allocs := testing.AllocsPerRun(50, func() {
+		dst, _ = ix.SearchInto(q, 10, p, dst[:0], nil)
+	})
+	if allocs > 0 {
+		t.Errorf("%.1f allocations per search", allocs)
+	}
+	// Concurrent searches agree with sequential ones.
+	want, _ := ix.Search(q, 10, p)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				got, err := ix.Search(q, 10, p)
+				if err != nil || len(got) != len(want) || got[0] != want[0] || got[9] != want[9] {
+					t.Errorf("concurrent search differs: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Bad queries.
+	for _, c := range []struct {
+		q    []byte
+		k    int
+		want string
+	}{
+		{q[:15], 10, "16 bytes"},
+		{q, 0, "k=0"},
+		{q, 2001, "larger than the 2000"},
+	} {
+		if _, err := ix.Search(c.q, c.k, p); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want error with %q, got %v", c.want, err)
+		}
+	}
+}
+
+func TestOpenRejectsDamagedIndex(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 1500, 5, 8, posting.DefaultCodec)
+	copyIndex := func() string {
+		dst := filepath.Join(t.TempDir(), "ix")
+		os.Mkdir(dst, 0o755)
+		ents, _ := os.ReadDir(f.index)
+		for _, e := range ents {
+			b, _ := os.ReadFile(filepath.Join(f.index, e.Name()))
+			os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+		}
+		return dst
+	}
+	for _, name := range []string{build.HeadsFile, build.GraphFile, build.DirectoryFile, "manifest.json"} {
+		d := copyIndex()
+		b, _ := os.ReadFile(filepath.Join(d, name))
+		b[len(b)/2] ^= 0x40
+		os.WriteFile(filepath.Join(d, name), b, 0o644)
+		if _, err := Open(d, Options{}); err == nil {
+			t.Errorf("flipped byte in %s accepted", name)
+		}
+		d2 := copyIndex()
+		os.Remove(filepath.Join(d2, name))
+		if _, err := Open(d2, Options{}); err == nil || !strings.Contains(err.Error(), name) && name != "manifest.json" {
+			t.Errorf("missing %s: %v", name, err)
+		}
+	}
+	// A flipped byte inside a posting is caught when that posting is read.
+	d := copyIndex()
+	pb, _ := os.ReadFile(filepath.Join(d, build.PostingsFile))
+	for i := posting.PageSize + 40; i < len(pb); i += posting.PageSize {
+		pb[i] ^= 0x01
+	}
+	os.WriteFile(filepath.Join(d, build.PostingsFile), pb, 0o644)
+	ix, err := Open(d, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	_, err = ix.SearchBatch(f.q.Data, 10, SearchParams{NProbe: ix.Manifest.Heads, Eps: -1}, 1)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "posting") {
+		t.Fatalf("corrupt posting: %v", err)
+	}
+}
