@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"math"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/progress"
 )
 
@@ -121,5 +123,98 @@ func TestBadInputs(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed run left an output file")
+	}
+}
+
+func TestSearchCommand(t *testing.T) {
+	dir := t.TempDir()
+	base, q := gen(t, dir, datasets.Uint8, 3000, 40, 16)
+	gt := filepath.Join(dir, "gt.bin")
+	if err := run("groundtruth", "--base", base, "--queries", q, "--k", "20", "--out", gt, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, "index")
+	if _, err := build.Run(context.Background(), build.Options{Base: base, Out: index, Threads: 2, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(dir, "res.ibin")
+	csvOut := filepath.Join(dir, "sweep.csv")
+	png := filepath.Join(dir, "sweep.png")
+	if err := run("--index", index, "--queries", q, "--gt", gt, "--k", "10", "--out", res, "--json", "--io", "pread"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := datasets.ReadResults(res)
+	if err != nil || r.N != 40 || r.K != 10 {
+		t.Fatalf("results: %v", err)
+	}
+	g, _ := datasets.ReadGroundTruth(gt)
+	rs, err := recalls(g, r, 10)
+	if err != nil || rs["recall@10"] < 0.8 {
+		t.Fatalf("recall %v %v", rs, err)
+	}
+	if err := run("--index", index, "--queries", q, "--gt", gt, "--sweep", "nprobe=2,8", "--sweep-out", csvOut, "--plot", png, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(csvOut); err != nil || strings.Count(string(b), "\n") != 3 {
+		t.Fatalf("sweep csv: %v %q", err, b)
+	}
+	if _, err := os.Stat(png); err != nil {
+		t.Fatal(err)
+	}
+
+	// Damaged copies of the index.
+	damaged := func(name string, remove bool) string {
+		d := filepath.Join(t.TempDir(), "ix")
+		os.Mkdir(d, 0o755)
+		ents, _ := os.ReadDir(index)
+		for _, e := range ents {
+			b, _ := os.ReadFile(filepath.Join(index, e.Name()))
+			if e.Name() == name {
+				if remove {
+					continue
+				}
+				b[len(b)/2] ^= 0x10
+			}
+			os.WriteFile(filepath.Join(d, e.Name()), b, 0o644)
+		}
+		return d
+	}
+	sub := filepath.Join(dir, "d32")
+	os.Mkdir(sub, 0o755)
+	_, q32 := gen(t, sub, datasets.Uint8, 100, 5, 32)
+	fsub := filepath.Join(dir, "f")
+	os.Mkdir(fsub, 0o755)
+	_, qf := gen(t, fsub, datasets.Float32, 100, 5, 16)
+	badGT := filepath.Join(dir, "bad.bin")
+	os.WriteFile(badGT, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9}, 0o644)
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--index", filepath.Join(dir, "none"), "--queries", q}, []string{"none", "not an index directory"}},
+		{[]string{"--index", damaged("heads.bin", true), "--queries", q}, []string{"heads.bin", "missing"}},
+		{[]string{"--index", damaged("postings.bin", true), "--queries", q}, []string{"postings.bin"}},
+		{[]string{"--index", damaged("graph.bin", false), "--queries", q}, []string{"graph.bin", "checksum"}},
+		{[]string{"--index", damaged("manifest.json", false), "--queries", q}, []string{"manifest.json"}},
+		{[]string{"--index", index, "--queries", q32}, []string{"dimension 32", "16"}},
+		{[]string{"--index", index, "--queries", qf}, []string{"float32", "uint8"}},
+		{[]string{"--index", index, "--queries", q, "--k", "0"}, []string{"--k 0"}},
+		{[]string{"--index", index, "--queries", q, "--k", "3001"}, []string{"--k 3001", "3000"}},
+		{[]string{"--index", index, "--queries", q, "--gt", badGT}, []string{"bad.bin"}},
+		{[]string{"--index", index, "--queries", q, "--nprobe", "0"}, []string{"--nprobe"}},
+		{[]string{"--index", index, "--queries", q, "--io", "floppy"}, []string{"floppy"}},
+		{[]string{"--index", index, "--queries", q, "--sweep", "colour=1,2"}, []string{"colour"}},
+		{[]string{"--index", index}, []string{"--queries"}},
+	} {
+		err := run(c.args...)
+		if err == nil {
+			t.Errorf("%v: no error", c.args)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not mention %q", c.args, err, w)
+			}
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/cmdutil"
+	"github.com/gospann/spann/internal/plot"
 )
 
 func searchFlags() []cli.Flag {
@@ -34,6 +35,7 @@ func searchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "nq", Usage: "use only the first N queries (0 = all)"},
 		&cli.StringFlag{Name: "sweep", Usage: "run several settings, e.g. nprobe=8,16,32,64 or eps=0.1,0.3 or max-postings=8,16 (one parameter)"},
 		&cli.StringFlag{Name: "sweep-out", Usage: "write the sweep table as CSV (.csv) or JSON (.json)"},
+		&cli.StringFlag{Name: "plot", Usage: "draw recall@k against QPS of the sweep into this .png (needs --gt)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary (or the sweep rows) as JSON on stdout"},
 	}
 }
@@ -137,6 +139,24 @@ func runSearch(c *cli.Context) error {
 	}
 	if out := c.String("out"); out != "" {
 		if err := datasets.WriteResults(out, &datasets.Results{N: qm.N, K: k, IDs: last.IDs}); err != nil {
+			return err
+		}
+	}
+	if pp := c.String("plot"); pp != "" {
+		if gt == nil {
+			return fmt.Errorf("--plot needs --gt: recall is on its x axis")
+		}
+		name, _, _ := strings.Cut(c.String("sweep"), "=")
+		if name == "" {
+			name = "nprobe"
+		}
+		var pts []plot.Point
+		for _, r := range rows {
+			label := map[string]string{"nprobe": strconv.Itoa(r.NProbe), "eps": fmt.Sprint(r.Eps), "max-postings": strconv.Itoa(r.MaxPostings)}[name]
+			pts = append(pts, plot.Point{Recall: r.RecallK, QPS: r.QPS, Label: label})
+		}
+		title := fmt.Sprintf("%s, %d threads, sweep over %s", c.String("index"), threads, name)
+		if err := plot.RecallQPS(pp, title, k, []plot.Series{{Name: "spann " + rows[0].Backend, Points: pts}}); err != nil {
 			return err
 		}
 	}
