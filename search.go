@@ -153,6 +153,13 @@ type workerT[T vec.Elem] struct {
 	qnorm  []T
 	ids    []int32
 	hdists []float32
+
+	// Per-query state for scanPosting, set only during ReadEach.
+	q       []T
+	st      *SearchStats
+	stats   SearchStats // the current query's figures
+	scanErr error
+	onDone  func(i int) // w.scanPosting, bound once
 }
 
 func (e *engineT[T]) newWorker() (worker, error) {
@@ -171,7 +178,9 @@ func (e *engineT[T]) newWorker() (worker, error) {
 		ix.backend, ix.note = backend, iouring.FallbackReason(r)
 	}
 	ix.mu.Unlock()
-	return &workerT[T]{e: e, hs: e.graph.NewSearcher(), reader: r, dec: dec, heap: topk.New(10)}, nil
+	w := &workerT[T]{e: e, hs: e.graph.NewSearcher(), reader: r, dec: dec, heap: topk.New(10)}
+	w.onDone = w.scanPosting
+	return w, nil
 }
 
 func (w *workerT[T]) close() error {
@@ -205,13 +214,13 @@ func (w *workerT[T]) ensureBuf(n int) error {
 }
 
 func (w *workerT[T]) search(query []byte, k int, p SearchParams, dst []Neighbor) ([]Neighbor, SearchStats, error) {
-	var st SearchStats
-	dst, err := w.run(query, k, &p, dst, &st)
-	return dst, st, err
+	w.stats = SearchStats{}
+	dst, err := w.run(query, k, &p, dst, &w.stats)
+	return dst, w.stats, err
 }
 
 func (w *workerT[T]) run(query []byte, k int, p *SearchParams, dst []Neighbor, st *SearchStats) ([]Neighbor, error) {
-	e, ix := w.e, w.e.ix
+	ix := w.e.ix
 	q := datasets.Rows[T](query)
 	if ix.metric == vec.Cosine {
 		w.qnorm = append(w.qnorm[:0], q...)
@@ -261,42 +270,21 @@ func (w *workerT[T]) run(query []byte, k int, p *SearchParams, dst []Neighbor, s
 		w.reqs = append(w.reqs, iouring.Request{Offset: int64(en.Offset &^ (posting.PageSize - 1)), Buf: w.buf[off : off+span]})
 		off += span
 	}
+	// Each posting is checked, decoded and scanned as soon as its read
+	// completes, while the others are still in flight.
+	w.q, w.st, w.scanErr = q, st, nil
 	t1 := time.Now()
-	if err := w.reader.Read(w.reqs); err != nil {
+	err := w.reader.ReadEach(w.reqs, w.onDone)
+	elapsed := time.Since(t1)
+	w.q, w.st = nil, nil
+	if w.scanErr != nil {
+		return dst, w.scanErr
+	}
+	if err != nil {
 		return dst, fmt.Errorf("reading postings of %s: %w", ix.postings, err)
 	}
-	st.IOTime = time.Since(t1)
-	t2 := time.Now()
-	for i, h := range w.probe {
-		en := ix.entries[h]
-		r := &w.reqs[i]
-		if r.N < len(r.Buf) {
-			return dst, fmt.Errorf("posting %d of %s: %w: short read (%d of %d bytes)", h, ix.postings, ErrCorrupt, r.N, len(r.Buf))
-		}
-		extent := r.Buf[en.Offset&(posting.PageSize-1):]
-		ids, rows, err := w.dec.Decode(extent, en)
-		if err != nil {
-			return dst, fmt.Errorf("%w: posting %d of %s: %w", ErrCorrupt, h, ix.postings, err)
-		}
-		n := len(ids)
-		if cap(w.dists) < n {
-			w.dists = make([]float32, n)
-		}
-		d := w.dists[:n]
-		e.sp.Batch(q, datasets.Rows[T](rows), d)
-		worst := w.heap.Worst()
-		for j, dist := range d {
-			if dist <= worst {
-				w.heap.PushUnique(int32(ids[j]), dist)
-				worst = w.heap.Worst()
-			}
-		}
-		st.Vectors += n
-		st.Pages += len(r.Buf) / posting.PageSize
-		st.Bytes += len(r.Buf)
-	}
+	st.IOTime = elapsed - st.ScanTime
 	st.Postings = len(w.probe)
-	st.ScanTime = time.Since(t2)
 	if cap(w.ids) < k {
 		w.ids = make([]int32, k)
 		w.hdists = make([]float32, k)
@@ -306,6 +294,50 @@ func (w *workerT[T]) run(query []byte, k int, p *SearchParams, dst []Neighbor, s
 		dst = append(dst, Neighbor{ID: w.ids[i], Dist: w.hdists[i]})
 	}
 	return dst, nil
+}
+
+// scanPosting is the ReadEach callback: it verifies, decodes and scans the
+// posting of request i into the heap. The first error is kept in scanErr and
+// later postings are skipped.
+func (w *workerT[T]) scanPosting(i int) {
+	if w.scanErr != nil {
+		return
+	}
+	t0 := time.Now()
+	ix, st := w.e.ix, w.st
+	h := w.probe[i]
+	en := ix.entries[h]
+	r := &w.reqs[i]
+	if r.Err != nil {
+		w.scanErr = fmt.Errorf("posting %d of %s: %w", h, ix.postings, r.Err)
+		return
+	}
+	if r.N < len(r.Buf) {
+		w.scanErr = fmt.Errorf("%w: posting %d of %s: short read (%d of %d bytes)", ErrCorrupt, h, ix.postings, r.N, len(r.Buf))
+		return
+	}
+	ids, rows, err := w.dec.Decode(r.Buf[en.Offset&(posting.PageSize-1):], en)
+	if err != nil {
+		w.scanErr = fmt.Errorf("%w: posting %d of %s: %w", ErrCorrupt, h, ix.postings, err)
+		return
+	}
+	n := len(ids)
+	if cap(w.dists) < n {
+		w.dists = make([]float32, n)
+	}
+	d := w.dists[:n]
+	w.e.sp.Batch(w.q, datasets.Rows[T](rows), d)
+	worst := w.heap.Worst()
+	for j, dist := range d {
+		if dist <= worst {
+			w.heap.PushUnique(int32(ids[j]), dist)
+			worst = w.heap.Worst()
+		}
+	}
+	st.Vectors += n
+	st.Pages += len(r.Buf) / posting.PageSize
+	st.Bytes += len(r.Buf)
+	st.ScanTime += time.Since(t0)
 }
 
 func abs32(x float32) float32 {

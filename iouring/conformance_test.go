@@ -194,6 +194,61 @@ func randomBatches(r Reader, data []byte, seed uint64, rounds, maxBatch int) err
 	return nil
 }
 
+// readEachBatches is randomBatches through ReadEach: every request must be
+// reported exactly once, and complete (or failed) when it is; one request
+// per batch is misaligned and must be reported with ErrMisaligned.
+func readEachBatches(r Reader, data []byte, seed uint64, rounds, maxBatch int) error {
+	const maxPages = 3
+	arena, err := AlignedBuffer(maxBatch * maxPages * page)
+	if err != nil {
+		return err
+	}
+	defer FreeBuffer(arena)
+	rng := rand.New(rand.NewPCG(seed, 9))
+	filePages := (len(data) + page - 1) / page
+	reqs := make([]Request, maxBatch)
+	seen := make([]int, maxBatch)
+	for round := 0; round < rounds; round++ {
+		n := 2 + rng.IntN(maxBatch-1)
+		bad := rng.IntN(n)
+		for i := 0; i < n; i++ {
+			pages := 1 + rng.IntN(maxPages)
+			buf := arena[i*maxPages*page : (i*maxPages+pages)*page]
+			off := int64(rng.IntN(filePages+1)) * page
+			if i == bad {
+				off += 512
+			}
+			reqs[i] = Request{Offset: off, Buf: buf}
+			seen[i] = 0
+		}
+		var cbErr error
+		err := r.ReadEach(reqs[:n], func(i int) {
+			seen[i]++
+			if i == bad {
+				if !errors.Is(reqs[i].Err, ErrMisaligned) && cbErr == nil {
+					cbErr = fmt.Errorf("misaligned req %d reported with Err=%v", i, reqs[i].Err)
+				}
+				return
+			}
+			if e := checkBatch(data, reqs[i:i+1]); e != nil && cbErr == nil {
+				cbErr = fmt.Errorf("req %d incomplete when reported: %w", i, e)
+			}
+		})
+		if !errors.Is(err, ErrMisaligned) {
+			return fmt.Errorf("round %d: ReadEach error %v, want ErrMisaligned", round, err)
+		}
+		if cbErr != nil {
+			return fmt.Errorf("round %d: %w", round, cbErr)
+		}
+		for i := 0; i < n; i++ {
+			if seen[i] != 1 {
+				return fmt.Errorf("round %d: req %d reported %d times", round, i, seen[i])
+			}
+		}
+	}
+	return nil
+}
+
 func TestConformance(t *testing.T) {
 	const size = 1<<20 + 1234 // last page partial: short reads at EOF
 	path, data := testFile(t, size, 1)
@@ -316,6 +371,16 @@ func TestConformance(t *testing.T) {
 				_ = r.Read([]Request{{Offset: 0, Buf: heap}})
 				// The reader is still usable.
 				if err := randomBatches(r, data, 13, 2, 8); err != nil {
+					t.Fatal(err)
+				}
+			})
+
+			t.Run("ReadEach", func(t *testing.T) {
+				if err := readEachBatches(r, data, 14, 30, 48); err != nil {
+					t.Fatal(err)
+				}
+				// Larger than any ring depth, with a misaligned request in it.
+				if err := readEachBatches(r, data, 15, 2, 300); err != nil {
 					t.Fatal(err)
 				}
 			})

@@ -2,7 +2,10 @@
 
 package iouring
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Memory is a Reader over a byte slice, for tests of code that reads
 // postings: it enforces the same alignment rules and EOF semantics as the
@@ -29,6 +32,15 @@ func NewMemory(data []byte, alignment int) (*Memory, error) {
 
 func (m *Memory) Alignment() int  { return m.align }
 func (m *Memory) Backend() string { return BackendMem }
+
+// ReadEach reads the whole batch, then calls done for each request.
+func (m *Memory) ReadEach(reqs []Request, done func(i int)) error {
+	err := m.Read(reqs)
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrConcurrentUse) {
+		return err
+	}
+	return eachAfter(reqs, err, done)
+}
 
 func (m *Memory) Read(reqs []Request) error {
 	if err := m.enter(); err != nil {

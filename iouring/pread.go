@@ -3,6 +3,7 @@
 package iouring
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,15 @@ func (p *preadReader) helper() {
 func (p *preadReader) Alignment() int       { return FileAlignment }
 func (p *preadReader) Backend() string      { return BackendPread }
 func (p *preadReader) fallbackNote() string { return p.note }
+
+// ReadEach reads the whole batch, then calls done for each request.
+func (p *preadReader) ReadEach(reqs []Request, done func(i int)) error {
+	err := p.Read(reqs)
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrConcurrentUse) {
+		return err
+	}
+	return eachAfter(reqs, err, done)
+}
 
 func (p *preadReader) Read(reqs []Request) error {
 	if err := p.enter(); err != nil {

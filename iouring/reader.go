@@ -81,6 +81,15 @@ type Reader interface {
 	// Valid requests are read even when others in the batch are invalid.
 	// An empty batch returns nil at once.
 	Read(reqs []Request) error
+	// ReadEach is Read that also calls done(i) once for every request i of
+	// the batch as soon as that request is finished (read, short at EOF, or
+	// failed with Err set), on the calling goroutine. io_uring calls it in
+	// completion order while other reads are still in flight, so a caller
+	// can process one extent while waiting for the next; other backends may
+	// call it after the whole batch. done must not call into the Reader. If
+	// ReadEach fails before starting (closed, concurrent use) it calls done
+	// for no request.
+	ReadEach(reqs []Request, done func(i int)) error
 	// Alignment is the required alignment of offsets, lengths and buffers.
 	Alignment() int
 	// Backend names the implementation: "uring", "pread" or "memory".
@@ -192,6 +201,27 @@ func prepare(reqs []Request, align int) int {
 		}
 	}
 	return todo
+}
+
+// notifyInvalid calls done for every request prepare rejected.
+func notifyInvalid(reqs []Request, done func(i int)) {
+	if done == nil {
+		return
+	}
+	for i := range reqs {
+		if reqs[i].Err != nil || len(reqs[i].Buf) == 0 {
+			done(i)
+		}
+	}
+}
+
+// eachAfter implements ReadEach for backends that finish a whole batch at
+// once: after Read it calls done for every request, in index order.
+func eachAfter(reqs []Request, err error, done func(i int)) error {
+	for i := range reqs {
+		done(i)
+	}
+	return err
 }
 
 // needsIO reports whether prepare left request r to be read.

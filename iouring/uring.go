@@ -223,7 +223,16 @@ func (u *uringReader) Alignment() int       { return FileAlignment }
 func (u *uringReader) Backend() string      { return BackendUring }
 func (u *uringReader) fallbackNote() string { return u.note }
 
-func (u *uringReader) Read(reqs []Request) error {
+func (u *uringReader) Read(reqs []Request) error { return u.read(reqs, nil) }
+
+// ReadEach is Read, calling done(i) as soon as request i has finished
+// (completely, short at EOF, or with Err set), in completion order, on the
+// calling goroutine; the remaining reads stay in flight meanwhile.
+func (u *uringReader) ReadEach(reqs []Request, done func(i int)) error {
+	return u.read(reqs, done)
+}
+
+func (u *uringReader) read(reqs []Request, onDone func(i int)) error {
 	if err := u.enter(); err != nil {
 		return err
 	}
@@ -235,8 +244,10 @@ func (u *uringReader) Read(reqs []Request) error {
 		return fmt.Errorf("iouring: ring unusable after earlier failure: %w", u.broken)
 	}
 	if prepare(reqs, FileAlignment) == 0 {
+		notifyInvalid(reqs, onDone)
 		return summarize(reqs)
 	}
+	notifyInvalid(reqs, onDone)
 	if cap(u.attempts) < len(reqs) {
 		u.attempts = make([]uint8, len(reqs))
 	}
@@ -270,22 +281,36 @@ func (u *uringReader) Read(reqs []Request) error {
 		if inflight == 0 {
 			break
 		}
-		if err := u.submitAndWait(inflight); err != nil {
+		// With a callback, wake for the first completion so that it can be
+		// processed while the other reads are still in flight.
+		wait := inflight
+		if onDone != nil {
+			wait = 1
+		}
+		if err := u.submitAndWait(inflight, wait); err != nil {
 			u.broken = err
 			for i := range reqs {
-				if needsIO(&reqs[i]) && reqs[i].N < len(reqs[i].Buf) {
+				if needsIO(&reqs[i]) && reqs[i].N < len(reqs[i].Buf) && !u.finished(i) {
 					reqs[i].Err = fmt.Errorf("read offset %d: %w", reqs[i].Offset, err)
+					if onDone != nil {
+						onDone(i)
+					}
 				}
 			}
 			return summarize(reqs)
 		}
-		inflight -= u.reap(reqs)
+		inflight -= u.reap(reqs, onDone)
 	}
 	// The kernel wrote into the buffers through raw addresses; keep the
 	// requests (and so the buffers) reachable until every CQE is reaped.
 	runtime.KeepAlive(reqs)
 	return summarize(reqs)
 }
+
+// attemptsDone marks a request in u.attempts whose final result is in.
+const attemptsDone = 0xff
+
+func (u *uringReader) finished(i int) bool { return u.attempts[i] == attemptsDone }
 
 // queue writes the SQE for the unread remainder of request i. It is only
 // published to the kernel by submitAndWait's tail store.
@@ -313,14 +338,14 @@ func (u *uringReader) queue(i int, r *Request) {
 // submit them all and wait until inflight completions are in the CQ ring.
 // EINTR (Go's async-preemption SIGURG, or any other signal) and transient
 // EAGAIN/EBUSY are retried; anything else is fatal for the ring.
-func (u *uringReader) submitAndWait(inflight int) error {
+func (u *uringReader) submitAndWait(inflight, wait int) error {
 	// Release: the SQE and array stores above become visible to the kernel
 	// before it can observe the new tail.
 	atomic.StoreUint32(u.sqTail, u.tail)
 	for spins := 0; ; spins++ {
 		toSubmit := u.tail - atomic.LoadUint32(u.sqHead)
 		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(u.ringFd), uintptr(toSubmit),
-			uintptr(inflight), enterGetEvents, 0, 0)
+			uintptr(wait), enterGetEvents, 0, 0)
 		switch errno {
 		case 0:
 			return nil
@@ -335,7 +360,7 @@ func (u *uringReader) submitAndWait(inflight int) error {
 				continue
 			}
 		}
-		return fmt.Errorf("io_uring_enter(submit=%d, wait=%d): %w", toSubmit, inflight, errno)
+		return fmt.Errorf("io_uring_enter(submit=%d, wait=%d of %d): %w", toSubmit, wait, inflight, errno)
 	}
 }
 
@@ -346,7 +371,7 @@ func (u *uringReader) cqReady() uint32 {
 
 // reap consumes every available CQE, settles its request and queues
 // resubmissions; it returns the number of CQEs consumed.
-func (u *uringReader) reap(reqs []Request) int {
+func (u *uringReader) reap(reqs []Request, onDone func(i int)) int {
 	head := atomic.LoadUint32(u.cqHead)
 	tail := atomic.LoadUint32(u.cqTail) // acquire: CQE contents up to tail are visible
 	n := 0
@@ -365,6 +390,11 @@ func (u *uringReader) reap(reqs []Request) int {
 		if settle(r, res, errno, FileAlignment, int(u.attempts[i])) == again {
 			u.attempts[i]++
 			u.retry = append(u.retry, int32(i))
+		} else {
+			u.attempts[i] = attemptsDone
+			if onDone != nil {
+				onDone(i)
+			}
 		}
 	}
 	// Release: we are done reading these CQE slots before the kernel may
