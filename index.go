@@ -1,10 +1,10 @@
 package spann
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -123,19 +123,25 @@ func Open(dir string, opts Options) (*Index, error) {
 		}
 		ix.maxRead = max(ix.maxRead, readSpan(e))
 	}
-	graphBytes, err := load(build.GraphFile)
+	// The graph is streamed through its checksum rather than read whole:
+	// at Open, memory is the peak a small machine must have.
+	graph, err := m.OpenChecked(dir, build.GraphFile)
 	if err != nil {
 		return nil, err
 	}
 	switch typ {
 	case datasets.Float32:
-		ix.eng, err = newEngine[float32](ix, graphBytes)
+		ix.eng, err = newEngine[float32](ix, graph)
 	case datasets.Uint8:
-		ix.eng, err = newEngine[uint8](ix, graphBytes)
+		ix.eng, err = newEngine[uint8](ix, graph)
 	default:
-		ix.eng, err = newEngine[int8](ix, graphBytes)
+		ix.eng, err = newEngine[int8](ix, graph)
 	}
 	if err != nil {
+		graph.Close()
+		return nil, err
+	}
+	if err := graph.Verify(); err != nil {
 		return nil, err
 	}
 	// Open one worker now so that a backend problem surfaces at Open.
@@ -155,13 +161,13 @@ func readSpan(e posting.Entry) int {
 	return int(end - start)
 }
 
-func newEngine[T vec.Elem](ix *Index, graphBytes []byte) (engine, error) {
+func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {
 	sp, err := vec.NewSpace[T](ix.metric)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", ix.dir, ErrCorrupt, err)
 	}
 	heads := datasets.Rows[T](ix.heads.Vectors)
-	g, err := memindex.Load(bufio.NewReader(bytes.NewReader(graphBytes)), sp, heads, ix.dim)
+	g, err := memindex.Load(graph, sp, heads, ix.dim)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(ix.dir, build.GraphFile), err)
 	}

@@ -35,6 +35,11 @@ type Searcher[T vec.Elem] struct {
 	// distCount counts distance computations over the Searcher's life, a
 	// machine-independent cost measure for tests and benchmarks.
 	distCount int64
+	// Gather buffers: the unvisited neighbours of the node being expanded,
+	// their vectors copied contiguously, and their distances.
+	nbIDs   []int32
+	gather  []T
+	nbDists []float32
 }
 
 // NewSearcher returns a Searcher for g.
@@ -98,13 +103,29 @@ func (s *Searcher[T]) run(q []T, L int, record bool) {
 		// cur; if it is above k, the next unexpanded candidate is after k.
 		lowest := len(list)
 		base := int(cur) * g.degree
+		// Copy the unvisited neighbours' vectors into one buffer and score
+		// them with one batched kernel call: the copies are independent
+		// loads, so their cache misses overlap instead of each distance
+		// call waiting for its own (the head vectors do not fit in cache).
+		ids := s.nbIDs[:0]
+		buf := s.gather[:0]
 		for _, nb := range g.adj[base : base+int(g.counts[cur])] {
 			if visited[nb] == epoch {
 				continue
 			}
 			visited[nb] = epoch
-			d := g.sp.Dist(q, g.row(nb))
-			s.distCount++
+			ids = append(ids, nb)
+			buf = append(buf, g.row(nb)...)
+		}
+		s.nbIDs, s.gather = ids, buf
+		if cap(s.nbDists) < len(ids) {
+			s.nbDists = make([]float32, g.degree)
+		}
+		dists := s.nbDists[:len(ids)]
+		g.sp.Batch(q, buf, dists)
+		s.distCount += int64(len(ids))
+		for j, nb := range ids {
+			d := dists[j]
 			if len(list) == L && d >= list[L-1].dist {
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ func searchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "sweep-out", Usage: "write the sweep table as CSV (.csv) or JSON (.json)"},
 		&cli.StringFlag{Name: "plot", Usage: "draw recall@k against QPS of the sweep into this .png (needs --gt)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary (or the sweep rows) as JSON on stdout"},
+		&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the searches to this file"},
 	}
 }
 
@@ -116,6 +118,17 @@ func runSearch(c *cli.Context) error {
 		if settings, err = parseSweep(s, base); err != nil {
 			return err
 		}
+	}
+	if pp := c.String("cpuprofile"); pp != "" {
+		f, err := os.Create(pp)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var rows []row
 	var last *spann.BatchResult

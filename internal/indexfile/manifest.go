@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -218,6 +219,58 @@ func (m *Manifest) CheckBytes(name string, data []byte) error {
 	}
 	return nil
 }
+
+// OpenChecked opens dir/name for streaming and returns a reader whose
+// Verify, called after the last byte was consumed, checks the size and
+// CRC32C recorded in the manifest. It lets large files be loaded without
+// holding their bytes twice.
+func (m *Manifest) OpenChecked(dir, name string) (*CheckedReader, error) {
+	info, ok := m.File(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: manifest lists no %s", ErrCorrupt, name)
+	}
+	path := filepath.Join(dir, name)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Size() != info.Bytes {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, path, st.Size(), info.Bytes)
+	}
+	h := crc32.New(castagnoli)
+	return &CheckedReader{Reader: bufio.NewReaderSize(io.TeeReader(f, h), 1<<20), f: f, h: h, info: info, path: path}, nil
+}
+
+// CheckedReader streams an index file while checksumming it.
+type CheckedReader struct {
+	*bufio.Reader
+	f    *os.File
+	h    hash.Hash32
+	info FileInfo
+	path string
+}
+
+// Verify consumes what the caller left unread and compares the file's
+// CRC32C with the manifest's; it closes the file.
+func (c *CheckedReader) Verify() error {
+	defer c.f.Close()
+	if _, err := io.Copy(io.Discard, c.Reader); err != nil {
+		return fmt.Errorf("%s: %w", c.path, err)
+	}
+	if got := CRCString(c.h.Sum32()); got != c.info.CRC32C {
+		return fmt.Errorf("%w: %s checksum %s, the manifest says %s", ErrCorrupt, c.path, got, c.info.CRC32C)
+	}
+	return nil
+}
+
+// Close closes the file without verifying.
+func (c *CheckedReader) Close() error { return c.f.Close() }
 
 // FileCRC returns the CRC32C of a whole file.
 func FileCRC(path string) (uint32, error) {
