@@ -18,8 +18,11 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gospann/spann/cluster"
 	"github.com/gospann/spann/datasets"
@@ -68,6 +71,9 @@ type Options struct {
 	// afterPhase, if set, is called after each phase (tests use it to
 	// interrupt a build midway).
 	afterPhase func(phase string)
+	// maxBucketBytes, if set, caps the spill bucket size (tests use it to
+	// force many buckets).
+	maxBucketBytes int64
 }
 
 // Stats is the build summary (printed by spann-build, stored in the manifest).
@@ -221,10 +227,17 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}
+	removeStaleBuilds(parent, filepath.Base(o.Out))
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".building-")
 	if err != nil {
 		return nil, fmt.Errorf("create build directory: %w", err)
 	}
+	lock, err := lockBuildDir(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	defer lock.Close()
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
@@ -272,6 +285,50 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 		return nil, err
 	}
 	return b.stats, nil
+}
+
+// buildLockName is the file a running build holds an exclusive flock on,
+// inside its temporary directory. The kernel drops the lock when the
+// process dies, however it dies.
+const buildLockName = "build.lock"
+
+func lockBuildDir(dir string) (*os.File, error) {
+	f, err := os.Create(filepath.Join(dir, buildLockName))
+	if err != nil {
+		return nil, fmt.Errorf("build lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("build lock: %w", err)
+	}
+	return f, nil
+}
+
+// removeStaleBuilds deletes the temporary directories of earlier builds of
+// the same output that died (kill -9, power loss): those whose lock nobody
+// holds. A build still running keeps its lock and its directory.
+func removeStaleBuilds(parent, name string) {
+	matches, _ := filepath.Glob(filepath.Join(parent, "."+name+".building-*"))
+	for _, dir := range matches {
+		if strings.HasSuffix(dir, ".old") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, buildLockName))
+		if err != nil {
+			if os.IsNotExist(err) {
+				// Died before taking the lock (or not ours): only remove
+				// it if it is clearly old.
+				if st, serr := os.Stat(dir); serr == nil && time.Since(st.ModTime()) > time.Hour {
+					os.RemoveAll(dir)
+				}
+			}
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(dir)
+		}
+		f.Close()
+	}
 }
 
 // checkBudget fails at once when the heads and their graph alone do not fit.
@@ -433,11 +490,20 @@ func (b *builder[T]) assignAndWrite() error {
 	// slack.
 	avail := o.MemoryBudget - b.residentBytes(nh) - 4*int64(8<<20)
 	bucketBytes := max(int64(8<<20), avail/3)
+	if o.maxBucketBytes > 0 {
+		bucketBytes = o.maxBucketBytes
+	}
 	total := int64(n) * int64(o.Replicas) * recBytes
 	buckets := int(min(int64(nh), max(1, (total+bucketBytes-1)/bucketBytes)))
-	spillDir := o.TmpDir
-	if spillDir == "" {
-		spillDir = b.tmp
+	spillDir := b.tmp
+	if o.TmpDir != "" {
+		// A directory of our own inside --tmp-dir, removed when done.
+		d, err := os.MkdirTemp(o.TmpDir, "spann-spill-")
+		if err != nil {
+			return fmt.Errorf("--tmp-dir: %w", err)
+		}
+		defer os.RemoveAll(d)
+		spillDir = d
 	}
 	sp, err := newSpill(spillDir, buckets, nh, rb)
 	if err != nil {

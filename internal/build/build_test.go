@@ -44,7 +44,7 @@ func readPostings(t *testing.T, dir string, rowBytes int) (map[uint32][]int, [][
 	where := map[uint32][]int{}
 	lists := make([][]uint32, len(entries))
 	for h, e := range entries {
-		ids, _, err := dec.Decode(data[e.Offset:e.Offset+uint64(e.ReadBytes())], e)
+		ids, _, err := dec.Decode(data[e.Offset:e.Offset+uint64(e.Bytes)], e)
 		if err != nil {
 			t.Fatalf("posting %d: %v", h, err)
 		}
@@ -132,11 +132,21 @@ func TestBuildSmall(t *testing.T) {
 			t.Fatalf("posting 5 row %d is not base row %d", i, id)
 		}
 	}
-	// Same seed, same index bytes (thread scheduling does not leak in).
+	// Same seed, same index bytes (thread scheduling does not leak in),
+	// also when the assignments spill to --tmp-dir in several buckets.
 	out2 := filepath.Join(dir, "idx2")
-	if _, err := Run(context.Background(), Options{Base: base, Out: out2, HeadRatio: 0.1, Replicas: 4, PostingLimit: 40,
-		Codec: posting.DefaultCodec, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}); err != nil {
+	spillTo := t.TempDir()
+	o2 := Options{Base: base, Out: out2, HeadRatio: 0.1, Replicas: 4, PostingLimit: 40,
+		Codec: posting.DefaultCodec, Threads: 2, Seed: 1, MemoryBudget: 256 << 20, TmpDir: spillTo, maxBucketBytes: 20 << 10}
+	st2, err := Run(context.Background(), o2)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if st2.SpillBuckets < 10 {
+		t.Fatalf("%d spill buckets, want many", st2.SpillBuckets)
+	}
+	if ents, _ := os.ReadDir(spillTo); len(ents) != 0 {
+		t.Fatalf("--tmp-dir left %d entries", len(ents))
 	}
 	for _, name := range []string{HeadsFile, PostingsFile, DirectoryFile} {
 		a, _ := os.ReadFile(filepath.Join(out, name))
