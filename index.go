@@ -118,10 +118,12 @@ func Open(dir string, opts Options) (*Index, error) {
 	}
 	pinfo, _ := m.File(build.PostingsFile)
 	for i, e := range ix.entries {
-		if e.Offset+uint64(e.Bytes) > uint64(pinfo.Bytes) {
-			return nil, fmt.Errorf("%s: %w: posting %d ends past the postings file", dir, ErrCorrupt, i)
+		// The whole aligned read must lie inside the file (the writer pads
+		// it to a page), not just the extent: O_DIRECT reads whole pages.
+		if e.ReadOffset()+uint64(e.ReadBytes()) > uint64(pinfo.Bytes) {
+			return nil, fmt.Errorf("%s: %w: posting %d's pages end past the postings file", dir, ErrCorrupt, i)
 		}
-		ix.maxRead = max(ix.maxRead, readSpan(e))
+		ix.maxRead = max(ix.maxRead, e.ReadBytes())
 	}
 	// The graph is streamed through its checksum rather than read whole:
 	// at Open, memory is the peak a small machine must have.
@@ -152,13 +154,6 @@ func Open(dir string, opts Options) (*Index, error) {
 	ix.all = append(ix.all, w)
 	ix.free = append(ix.free, w)
 	return ix, nil
-}
-
-// readSpan is the number of bytes of the page-aligned read covering e.
-func readSpan(e posting.Entry) int {
-	start := e.Offset &^ (posting.PageSize - 1)
-	end := (e.Offset + uint64(e.Bytes) + posting.PageSize - 1) &^ (posting.PageSize - 1)
-	return int(end - start)
 }
 
 func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {

@@ -257,7 +257,7 @@ func (w *workerT[T]) run(query []byte, k int, p *SearchParams, dst []Neighbor, s
 				continue
 			}
 			w.probe = append(w.probe, h.ID)
-			total += readSpan(en)
+			total += en.ReadBytes()
 		}
 	}
 	if err := w.ensureBuf(total); err != nil {
@@ -266,8 +266,8 @@ func (w *workerT[T]) run(query []byte, k int, p *SearchParams, dst []Neighbor, s
 	off := 0
 	for _, h := range w.probe {
 		en := ix.entries[h]
-		span := readSpan(en)
-		w.reqs = append(w.reqs, iouring.Request{Offset: int64(en.Offset &^ (posting.PageSize - 1)), Buf: w.buf[off : off+span]})
+		span := en.ReadBytes()
+		w.reqs = append(w.reqs, iouring.Request{Offset: int64(en.ReadOffset()), Buf: w.buf[off : off+span]})
 		off += span
 	}
 	// Each posting is checked, decoded and scanned as soon as its read
@@ -316,7 +316,7 @@ func (w *workerT[T]) scanPosting(i int) {
 		w.scanErr = fmt.Errorf("%w: posting %d of %s: short read (%d of %d bytes)", ErrCorrupt, h, ix.postings, r.N, len(r.Buf))
 		return
 	}
-	ids, rows, err := w.dec.Decode(r.Buf[en.Offset&(posting.PageSize-1):], en)
+	ids, rows, err := w.dec.Decode(r.Buf[en.Offset-en.ReadOffset():], en)
 	if err != nil {
 		w.scanErr = fmt.Errorf("%w: posting %d of %s: %w", ErrCorrupt, h, ix.postings, err)
 		return

@@ -34,8 +34,8 @@ func (d *Decoder) Close() {
 }
 
 // Decode checks and decodes the posting e whose extent starts at extent[0]
-// (extent is normally the e.ReadBytes() bytes read at e.Offset; only its
-// first e.Bytes are looked at). It returns the ids, ascending, and their
+// (normally buf[e.Offset-e.ReadOffset():] of the e.ReadBytes() bytes read
+// at e.ReadOffset(); only the first e.Bytes are looked at). It returns the ids, ascending, and their
 // rows (len(ids)*rowBytes bytes); both alias the Decoder's scratch and are
 // valid until the next call. The CRC is verified before anything else is
 // trusted. Any inconsistency, including a count differing from e.Count,

@@ -11,11 +11,16 @@ import (
 // show their first describeHexMax bytes and a length.
 const describeHexMax = 16
 
+// describeIDsMax is the most ids Describe lists for one posting.
+const describeIDsMax = 8
+
 // Describe writes an annotated dump of a postings file: one line per field
-// with its byte range, its bytes in hex and what they mean, walking the
-// extents the way a reader would (each starts at the page after the
-// previous one's padding). It stops with an error at the first field it
-// cannot make sense of, after printing what it could.
+// with its byte range, its bytes in hex and what they mean. It walks the
+// extents by their sizes: after an extent, the next one starts right away
+// unless the byte there is zero, which marks padding up to the next page
+// boundary (an extent starts with the magic "SPPL"). It stops with an
+// error at the first field it cannot make sense of, after printing what it
+// could, and reports a file that does not end on a page boundary.
 func Describe(w io.Writer, fileBytes []byte) error {
 	d := describer{w: w, b: fileBytes}
 	if len(fileBytes) < PageSize {
@@ -38,21 +43,34 @@ func Describe(w io.Writer, fileBytes []byte) error {
 		return fmt.Errorf("describe: %w", err)
 	}
 	defer dec.Close()
-	for off, n := uint64(PageSize), 0; off < uint64(len(fileBytes)); n++ {
-		if err := d.extent(dec, n, off, int(h.RowBytes)); err != nil {
+	off, n := uint64(PageSize), 0
+	for off < uint64(len(fileBytes)) {
+		if fileBytes[off] == 0 {
+			end, err := d.padding(off)
+			if err != nil {
+				return fmt.Errorf("describe: padding at %d: %w", off, err)
+			}
+			off = end
+			continue
+		}
+		end, err := d.extent(dec, n, off, int(h.RowBytes))
+		if err != nil {
 			return fmt.Errorf("describe: posting %d at %d: %w", n, off, err)
 		}
-		off += uint64(d.lastPages) * PageSize
+		off = end
+		n++
 	}
 	fmt.Fprintf(w, "end of file at %d\n", len(fileBytes))
+	if len(fileBytes)%PageSize != 0 {
+		return fmt.Errorf("describe: file length %d is not a whole number of pages: %w", len(fileBytes), ErrCorrupt)
+	}
 	return d.err
 }
 
 type describer struct {
-	w         io.Writer
-	b         []byte
-	lastPages uint32
-	err       error
+	w   io.Writer
+	b   []byte
+	err error
 }
 
 func (d *describer) line(from, to uint64, comment string) {
@@ -66,19 +84,43 @@ func (d *describer) line(from, to uint64, comment string) {
 	}
 }
 
-func (d *describer) extent(dec *Decoder, n int, off uint64, rowBytes int) error {
+// padding prints the zero padding from off to the next page boundary (or
+// end of file) and returns where it ends.
+func (d *describer) padding(off uint64) (uint64, error) {
+	if off%PageSize == 0 {
+		// The Writer pads only from mid-page; a page starts with an extent.
+		return 0, fmt.Errorf("page at %d starts with %#x, not an extent: %w", off, d.b[off], ErrCorrupt)
+	}
+	end := min((off/PageSize+1)*PageSize, uint64(len(d.b)))
+	for i := off; i < end; i++ {
+		if d.b[i] != 0 {
+			d.line(off, i, "padding")
+			return 0, fmt.Errorf("nonzero byte %#x at %d before the page boundary at %d: %w", d.b[i], i, end, ErrCorrupt)
+		}
+	}
+	d.line(off, end, "padding to the page boundary")
+	return end, nil
+}
+
+// extent prints the extent at off and returns where it ends.
+func (d *describer) extent(dec *Decoder, n int, off uint64, rowBytes int) (uint64, error) {
 	if off+ExtentHeaderSize > uint64(len(d.b)) {
-		return fmt.Errorf("extent header past end of file: %w", ErrCorrupt)
+		return 0, fmt.Errorf("extent header past end of file: %w", ErrCorrupt)
 	}
 	x := d.b[off:]
 	idsLen := binary.LittleEndian.Uint32(x[16:])
 	rowsLen := binary.LittleEndian.Uint32(x[20:])
 	size := uint64(extentOverhead) + uint64(idsLen) + uint64(rowsLen)
 	if size > uint64(len(x)) || size > 1<<31 {
-		return fmt.Errorf("extent of %d bytes past end of file: %w", size, ErrCorrupt)
+		return 0, fmt.Errorf("extent of %d bytes past end of file: %w", size, ErrCorrupt)
 	}
 	e := Entry{Offset: off, Bytes: uint32(size), Count: binary.LittleEndian.Uint32(x[8:])}
-	fmt.Fprintf(d.w, "posting %d: extent [%d,%d), %d bytes used, %d page(s)\n", n, off, off+uint64(e.ReadBytes()), e.Bytes, e.Pages())
+	fmt.Fprintf(d.w, "posting %d: extent [%d,%d), %d bytes; aligned read [%d,%d), %d page(s)",
+		n, off, off+size, e.Bytes, e.ReadOffset(), e.ReadOffset()+uint64(e.ReadBytes()), e.Pages())
+	if e.Pages() > minPages(e.Bytes) {
+		fmt.Fprintf(d.w, " (more than the %d its size needs)", minPages(e.Bytes))
+	}
+	fmt.Fprintln(d.w)
 	d.line(off, off+4, "extent magic")
 	d.line(off+4, off+5, fmt.Sprintf("codec %s", Codec(x[4])))
 	d.line(off+5, off+6, "id encoding (0 = sorted delta uvarint)")
@@ -95,9 +137,13 @@ func (d *describer) extent(dec *Decoder, n int, off uint64, rowBytes int) error 
 		d.line(idsAt, rowsAt, "ids (undecodable)")
 		d.line(rowsAt, crcAt, "rows (undecodable)")
 		d.line(crcAt, crcAt+4, "CRC32C")
-		return err
+		return 0, err
 	}
-	d.line(idsAt, rowsAt, fmt.Sprintf("ids %v", ids))
+	idDesc := fmt.Sprint(ids)
+	if len(ids) > describeIDsMax {
+		idDesc = fmt.Sprintf("%v ... (%d ids)", ids[:describeIDsMax], len(ids))
+	}
+	d.line(idsAt, rowsAt, "ids "+idDesc)
 	var rowDesc strings.Builder
 	for i := range ids {
 		if i == 4 {
@@ -108,9 +154,5 @@ func (d *describer) extent(dec *Decoder, n int, off uint64, rowBytes int) error 
 	}
 	d.line(rowsAt, crcAt, fmt.Sprintf("rows, decoded%s", rowDesc.String()))
 	d.line(crcAt, crcAt+4, "CRC32C of the extent so far (ok)")
-	if end := min(off+uint64(e.ReadBytes()), uint64(len(d.b))); crcAt+4 < end {
-		d.line(crcAt+4, end, "padding to the page")
-	}
-	d.lastPages = e.Pages()
-	return nil
+	return crcAt + 4, nil
 }

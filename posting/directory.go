@@ -13,19 +13,20 @@ import (
 //
 //	off      size  field
 //	0        8     magic "SPANNDIR"
-//	8        4     format version, uint32 (1)
+//	8        4     format version, uint32 (2; readers accept 1 and 2)
 //	12       4     zero
 //	16       8     entry count N, uint64
 //	24       16*N  entries, each: offset uint64, bytes uint32, count uint32
 //	24+16N   4     CRC32C (Castagnoli) of bytes [0, 24+16N)
 //
-// Entries are in posting (head) order; ReadDirectory checks that every
-// offset is page-aligned, at least one page in, and past the end of the
-// previous extent's pages, and that every size is at least an empty
-// extent's.
+// Entries are in posting (head) order. ReadDirectory checks (checkEntries)
+// that the first extent starts at or after PageSize, every later one at or
+// after the previous one's end (Offset+Bytes), every size is at least an
+// empty extent's, and every extent touches no more pages than its size
+// needs (the Writer's packing rule, which bounds the bytes a query reads).
+// A version 1 directory must also have page-aligned offsets.
 const (
 	dirMagic      = "SPANNDIR"
-	dirVersion    = 1
 	dirHeaderSize = 24
 	dirEntrySize  = 16
 	// dirMaxEntries bounds N so that a corrupt count is caught before any
@@ -33,16 +34,30 @@ const (
 	dirMaxEntries = 1 << 40
 )
 
-// WriteDirectory writes entries as a directory file to w.
+// Directory format versions. Part of the on-disk format: never change or
+// reuse these values (doc.go keeps their history).
+const (
+	dirVersion1 = 1 // page-aligned extents (postings file version 1)
+	dirVersion2 = 2 // packed extents (postings file version 2)
+	dirVersion  = dirVersion2
+)
+
+// WriteDirectory writes entries as a (current version) directory file to w.
 func WriteDirectory(w io.Writer, entries []Entry) error {
-	if err := checkEntries(entries); err != nil {
+	return writeDirectory(w, entries, dirVersion)
+}
+
+// writeDirectory writes a directory of the given version; tests use it to
+// make version 1 files.
+func writeDirectory(w io.Writer, entries []Entry, version uint32) error {
+	if err := checkEntries(entries, version); err != nil {
 		return fmt.Errorf("write directory: %w", err)
 	}
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 64<<10)
 	var hdr [dirHeaderSize]byte
 	copy(hdr[:], dirMagic)
-	binary.LittleEndian.PutUint32(hdr[8:], dirVersion)
+	binary.LittleEndian.PutUint32(hdr[8:], version)
 	binary.LittleEndian.PutUint64(hdr[16:], uint64(len(entries)))
 	if _, err := bw.Write(hdr[:]); err != nil {
 		return fmt.Errorf("write directory: %w", err)
@@ -84,8 +99,9 @@ func ReadDirectory(r io.Reader) ([]Entry, error) {
 	if string(hdr[:8]) != dirMagic {
 		return nil, fmt.Errorf("directory: bad magic %q: %w", hdr[:8], ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != dirVersion {
-		return nil, fmt.Errorf("directory: unsupported version %d: %w", v, ErrCorrupt)
+	version := binary.LittleEndian.Uint32(hdr[8:])
+	if version != dirVersion1 && version != dirVersion2 {
+		return nil, fmt.Errorf("directory: unsupported version %d: %w", version, ErrCorrupt)
 	}
 	if binary.LittleEndian.Uint32(hdr[12:]) != 0 {
 		return nil, fmt.Errorf("directory: nonzero reserved field: %w", ErrCorrupt)
@@ -116,7 +132,7 @@ func ReadDirectory(r io.Reader) ([]Entry, error) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		return nil, fmt.Errorf("directory: trailing bytes after checksum: %w", ErrCorrupt)
 	}
-	if err := checkEntries(entries); err != nil {
+	if err := checkEntries(entries, version); err != nil {
 		return nil, fmt.Errorf("directory: %w: %w", err, ErrCorrupt)
 	}
 	return entries, nil
@@ -137,13 +153,17 @@ func readFull(r io.Reader, h hash.Hash32, b []byte) error {
 	return nil
 }
 
-// checkEntries verifies that entries describe page-aligned, non-overlapping
-// extents in file order after the header page.
-func checkEntries(entries []Entry) error {
+// checkEntries verifies that entries describe non-overlapping extents in
+// file order after the header page, each touching only the pages its size
+// needs; version 1 also requires page-aligned offsets.
+func checkEntries(entries []Entry, version uint32) error {
+	if version != dirVersion1 && version != dirVersion2 {
+		return fmt.Errorf("unsupported version %d", version)
+	}
 	next := uint64(PageSize)
 	for i, e := range entries {
-		if e.Offset%PageSize != 0 {
-			return fmt.Errorf("entry %d: offset %d not page-aligned", i, e.Offset)
+		if version == dirVersion1 && e.Offset%PageSize != 0 {
+			return fmt.Errorf("entry %d: offset %d not page-aligned (version 1)", i, e.Offset)
 		}
 		if e.Offset < next {
 			return fmt.Errorf("entry %d: offset %d overlaps the previous extent or the header (next free %d)", i, e.Offset, next)
@@ -154,7 +174,10 @@ func checkEntries(entries []Entry) error {
 		if e.Offset > 1<<62 {
 			return fmt.Errorf("entry %d: offset %d out of range", i, e.Offset)
 		}
-		next = e.Offset + uint64(e.ReadBytes())
+		if e.Pages() != minPages(e.Bytes) {
+			return fmt.Errorf("entry %d: %d bytes at offset %d span %d pages, more than the %d needed", i, e.Bytes, e.Offset, e.Pages(), minPages(e.Bytes))
+		}
+		next = e.Offset + uint64(e.Bytes)
 	}
 	return nil
 }

@@ -1,14 +1,16 @@
 // Package posting stores SPANN posting lists on disk and decodes them at
 // search time.
 //
-// A postings file holds one extent per head, in head order. Each extent is
-// page-aligned and padded to whole 4 KiB pages, so a search reads a posting
-// with a single O_DIRECT read of Entry.ReadBytes() bytes at Entry.Offset.
-// The per-head Entry values (offset, used bytes, vector count) live in a
-// separate directory file that the searcher keeps in memory (16 bytes per
-// head). Writer produces the postings file and the entries; WriteDirectory
-// and ReadDirectory store the entries; Decoder turns an extent back into ids
-// and vectors; Describe prints an annotated dump of a file.
+// A postings file holds one extent per head, in head order. Extents are
+// packed: small ones share 4 KiB pages, but none touches more pages than its
+// size needs, so a search reads a posting with a single O_DIRECT read of
+// Entry.ReadBytes() bytes at Entry.ReadOffset(), never more than
+// ceil(Bytes/4096) pages. The per-head Entry values (offset, bytes, vector
+// count) live in a separate directory file that the searcher keeps in
+// memory (16 bytes per head). Writer produces the postings file and the
+// entries; WriteDirectory and ReadDirectory store the entries; Decoder
+// turns an extent back into ids and vectors; Describe prints an annotated
+// dump of a file.
 //
 // # Postings file
 //
@@ -20,7 +22,7 @@
 //
 //	off  size  field
 //	0    8     magic "SPANNPST"
-//	8    4     format version, uint32 (1)
+//	8    4     format version, uint32 (2; see Versions)
 //	12   1     codec id the writer used (every extent names its own too)
 //	13   3     zero
 //	16   4     rowBytes: bytes per vector, uint32 (> 0)
@@ -28,11 +30,26 @@
 //	24   4068  zero
 //	4092 4     CRC32C (Castagnoli) of bytes [0, 4092), uint32
 //
-// Then, from offset 4096, one extent per posting. An extent starts at a
-// page boundary (so offset 0 is never a posting), occupies
-// ceil(Bytes/4096) pages, and its unused tail is zero padding that no
-// checksum covers and readers ignore. Extent layout, offsets relative to
-// the extent's start:
+// Then, from offset 4096, one extent per posting, placed by the
+// minimal-span rule. Let off be the end of the previous extent (4096 for
+// the first) and minPages = ceil(Bytes/4096), the fewest pages an extent of
+// Bytes bytes can touch. If [off, off+Bytes) touches exactly minPages pages
+// (off%4096 + Bytes <= minPages*4096), the extent starts at off; otherwise
+// zero bytes pad the file to the next page boundary and the extent starts
+// there. So a one-page extent shares a page with the previous one when it
+// fits in the rest of that page, a longer one when its partial last page
+// (Bytes%4096) does; an extent of exactly k*4096 bytes always starts on a
+// boundary; and less than a page of padding precedes any extent. After the last extent, Writer.Finish pads the file with zeros
+// to a page boundary, so the aligned read of the last posting never runs
+// past end of file. Padding is never covered by a checksum and readers
+// ignore it; it is always zero, which is how Describe tells it from an
+// extent (whose first byte is 'S').
+//
+// A reader fetches posting e with one aligned read: start
+// e.ReadOffset() = e.Offset &^ 4095, length e.ReadBytes() =
+// e.Pages()*4096 where e.Pages() = (e.Offset%4096 + e.Bytes + 4095) / 4096
+// (= minPages by the rule above); the extent is buf[e.Offset-e.ReadOffset():]
+// of what was read. Extent layout, offsets relative to the extent's start:
 //
 //	off         size     field
 //	0           4        magic "SPPL"
@@ -80,15 +97,34 @@
 //
 //	off      size  field
 //	0        8     magic "SPANNDIR"
-//	8        4     format version, uint32 (1)
+//	8        4     format version, uint32 (2; see Versions)
 //	12       4     zero
 //	16       8     entry count N, uint64
 //	24       16*N  entries in posting order: offset uint64, bytes uint32,
 //	               count uint32 (the fields of Entry)
 //	24+16N   4     CRC32C of bytes [0, 24+16N), uint32
 //
-// Nothing follows the checksum. Readers also check that offsets are
-// page-aligned, start at or after 4096 and do not overlap.
+// Nothing follows the checksum. Readers also check that the first extent
+// starts at or after 4096, each later one at or after the end
+// (Offset+Bytes) of the one before, that Bytes >= 28, and that every extent
+// touches no more than ceil(Bytes/4096) pages. The last check is a Writer
+// property rather than something reads need (the aligned read is computed
+// from Offset and Bytes either way); it is enforced because it is what
+// bounds the pages a query reads, and a directory breaking it was not made
+// by this package's Writer.
+//
+// # Versions
+//
+// Version numbers are part of the on-disk format; never change or reuse
+// them. The postings file and the directory carry the same number.
+//
+//	1  every extent starts on a page boundary and is padded to whole pages
+//	   (on realsift-1M postings about 28% of the file was padding).
+//	2  minimal-span packing, as described above; Finish pads the file.
+//
+// Readers accept both: a version 1 file obeys every version 2 rule (its
+// extents happen to be aligned), and a version 1 directory must in addition
+// have page-aligned offsets. Writers write version 2.
 //
 // # Concurrency
 //

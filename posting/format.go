@@ -6,15 +6,28 @@ import (
 	"hash/crc32"
 )
 
-// PageSize is the alignment unit of the postings file: every extent starts
-// at a multiple of PageSize and is padded to one, so that a posting is read
-// with one O_DIRECT read of whole pages.
+// PageSize is the I/O unit of the postings file: a posting is read with one
+// O_DIRECT read of whole, aligned PageSize pages, and the Writer places
+// every extent so that this read is as short as the extent's size allows.
 const PageSize = 4096
+
+// Postings-file format versions. Part of the on-disk format: never change
+// or reuse these values (doc.go keeps their history).
+const (
+	// fileVersion1: every extent starts on a page boundary and is padded to
+	// whole pages.
+	fileVersion1 = 1
+	// fileVersion2: minimal-span packing; an extent starts wherever the
+	// previous one ended unless that would make it span more pages than
+	// its size needs. A version 1 file is a valid version 2 file.
+	fileVersion2 = 2
+	// fileVersion is what the Writer writes.
+	fileVersion = fileVersion2
+)
 
 // Postings-file header (page 0). See doc.go for the prose layout.
 const (
 	fileMagic       = "SPANNPST"
-	fileVersion     = 1
 	fileHdrCRCOff   = PageSize - 4
 	fileHdrMagicLen = 8
 )
@@ -43,20 +56,36 @@ func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // Entry locates one posting in the postings file. It is what the in-memory
 // directory holds per head, so it is kept to 16 bytes (Go lays it out with
-// no padding): at 10^8 heads the directory costs 1.6 GB. The page count is
-// derived from Bytes by Pages rather than stored.
+// no padding): at 10^8 heads the directory costs 1.6 GB. The pages a read
+// covers are derived from Offset and Bytes rather than stored.
+//
+// A posting is fetched with one aligned read of ReadBytes() bytes at
+// ReadOffset(); its extent is buf[e.Offset-e.ReadOffset():] of that read
+// (Decode looks only at the first e.Bytes of it).
 type Entry struct {
-	Offset uint64 // byte offset of the extent; a multiple of PageSize, >= PageSize
-	Bytes  uint32 // bytes of the extent actually used (header + payload + CRC)
+	Offset uint64 // byte offset of the extent, >= PageSize; page-aligned only in version 1 files
+	Bytes  uint32 // bytes of the extent (header + payload + CRC)
 	Count  uint32 // number of vectors in the posting
 }
 
-// Pages returns how many PageSize pages the extent occupies: the length of
-// the single aligned read that fetches it is Pages()*PageSize.
-func (e Entry) Pages() uint32 { return uint32((uint64(e.Bytes) + PageSize - 1) / PageSize) }
+// Pages returns how many PageSize pages the extent's bytes
+// [Offset, Offset+Bytes) touch: the page count of its aligned read. The
+// Writer keeps it equal to minPages(Bytes), the fewest possible.
+func (e Entry) Pages() uint32 {
+	return uint32((e.Offset%PageSize + uint64(e.Bytes) + PageSize - 1) / PageSize)
+}
 
-// ReadBytes returns Pages()*PageSize, the length to read at Offset.
+// ReadOffset returns the start of the page holding the extent's first byte,
+// where the aligned read of the posting starts.
+func (e Entry) ReadOffset() uint64 { return e.Offset &^ (PageSize - 1) }
+
+// ReadBytes returns Pages()*PageSize, the length of the aligned read at
+// ReadOffset.
 func (e Entry) ReadBytes() int { return int(e.Pages()) * PageSize }
+
+// minPages is the fewest pages an extent of n bytes can touch: the count it
+// touches when it starts on a page boundary.
+func minPages(n uint32) uint32 { return uint32((uint64(n) + PageSize - 1) / PageSize) }
 
 // FileHeader is the decoded page 0 of a postings file.
 type FileHeader struct {
@@ -69,7 +98,7 @@ type FileHeader struct {
 //
 //	off  size field
 //	0    8    magic "SPANNPST"
-//	8    4    format version, uint32 LE (1)
+//	8    4    format version, uint32 LE (2; readers accept 1 and 2)
 //	12   1    codec id of the writer
 //	13   3    zero
 //	16   4    rowBytes, uint32 LE
@@ -105,8 +134,8 @@ func ReadFileHeader(page []byte) (FileHeader, error) {
 		Codec:    Codec(p[12]),
 		RowBytes: binary.LittleEndian.Uint32(p[16:]),
 	}
-	if h.Version != fileVersion {
-		return h, fmt.Errorf("file header: unsupported version %d (want %d): %w", h.Version, fileVersion, ErrCorrupt)
+	if h.Version != fileVersion1 && h.Version != fileVersion2 {
+		return h, fmt.Errorf("file header: unsupported version %d (want %d or %d): %w", h.Version, fileVersion1, fileVersion2, ErrCorrupt)
 	}
 	if ps := binary.LittleEndian.Uint32(p[20:]); ps != PageSize {
 		return h, fmt.Errorf("file header: page size %d, want %d: %w", ps, PageSize, ErrCorrupt)

@@ -2,6 +2,7 @@ package posting
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"math/rand/v2"
@@ -98,21 +99,14 @@ func writeFile(t testing.TB, ps []posting, rowBytes int, c Codec) ([]byte, []Ent
 		t.Fatal(err)
 	}
 	file := buf.Bytes()
-	next := uint64(PageSize)
+	checkLayout(t, file, entries)
 	for i, e := range entries {
-		if e.Offset != next || e.Offset%PageSize != 0 {
-			t.Fatalf("entry %d: offset %d, want %d (page-aligned, contiguous)", i, e.Offset, next)
-		}
-		if want := uint32((e.Bytes + PageSize - 1) / PageSize); e.Pages() != want || e.ReadBytes() != int(want)*PageSize {
-			t.Fatalf("entry %d: %d bytes, %d pages", i, e.Bytes, e.Pages())
-		}
 		if e.Count != uint32(len(ps[i].ids)) {
 			t.Fatalf("entry %d: count %d, want %d", i, e.Count, len(ps[i].ids))
 		}
-		next += uint64(e.ReadBytes())
 	}
-	if uint64(len(file)) != next || w.Offset() != next {
-		t.Fatalf("file is %d bytes (writer offset %d), want %d", len(file), w.Offset(), next)
+	if w.Offset() != uint64(len(file)) {
+		t.Fatalf("file is %d bytes, writer offset %d", len(file), w.Offset())
 	}
 	h, err := ReadFileHeader(file)
 	if err != nil {
@@ -124,7 +118,66 @@ func writeFile(t testing.TB, ps []posting, rowBytes int, c Codec) ([]byte, []Ent
 	return file, entries
 }
 
-func extentOf(file []byte, e Entry) []byte { return file[e.Offset : e.Offset+uint64(e.ReadBytes())] }
+// checkLayout checks the packing rule on a finished file: each extent
+// starts exactly where the previous one ended, unless it would then touch
+// more than its minimum pages, in which case it starts at the next page
+// boundary; every gap is zero padding; the file ends at the first page
+// boundary at or after the last extent; and the directory checks agree.
+func checkLayout(t testing.TB, file []byte, entries []Entry) {
+	t.Helper()
+	end := uint64(PageSize) // end of the previous extent
+	for i, e := range entries {
+		want := end
+		if (end%PageSize+uint64(e.Bytes)+PageSize-1)/PageSize > uint64(minPages(e.Bytes)) {
+			want = (end + PageSize - 1) &^ (PageSize - 1)
+		}
+		if e.Offset != want {
+			t.Fatalf("entry %d (%d bytes): offset %d, want %d (previous extent ends at %d)", i, e.Bytes, e.Offset, want, end)
+		}
+		if wantPages := (uint64(e.Bytes) + PageSize - 1) / PageSize; uint64(e.Pages()) != wantPages || e.ReadBytes() != int(wantPages)*PageSize {
+			t.Fatalf("entry %d: %d bytes at %d: %d pages, want %d", i, e.Bytes, e.Offset, e.Pages(), wantPages)
+		}
+		if e.ReadOffset()%PageSize != 0 || e.ReadOffset() > e.Offset || e.Offset-e.ReadOffset() >= PageSize ||
+			e.ReadOffset()+uint64(e.ReadBytes()) < e.Offset+uint64(e.Bytes) {
+			t.Fatalf("entry %d: aligned read [%d,+%d) does not cover extent [%d,+%d)", i, e.ReadOffset(), e.ReadBytes(), e.Offset, e.Bytes)
+		}
+		if !allZero(file[end:e.Offset]) {
+			t.Fatalf("entry %d: nonzero padding in [%d,%d)", i, end, e.Offset)
+		}
+		end = e.Offset + uint64(e.Bytes)
+	}
+	fileEnd := (end + PageSize - 1) &^ (PageSize - 1)
+	if uint64(len(file)) != fileEnd {
+		t.Fatalf("file is %d bytes, want %d (last extent ends at %d)", len(file), fileEnd, end)
+	}
+	if !allZero(file[end:]) {
+		t.Fatalf("nonzero padding after the last extent")
+	}
+	for i, e := range entries {
+		if e.ReadOffset()+uint64(e.ReadBytes()) > uint64(len(file)) {
+			t.Fatalf("entry %d: aligned read ends past the file", i)
+		}
+	}
+	if err := checkEntries(entries, dirVersion); err != nil {
+		t.Fatalf("writer output fails the directory checks: %v", err)
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// extentOf returns posting e's extent the way a searcher gets it: one
+// aligned read of ReadBytes() at ReadOffset(), from the extent's start on.
+func extentOf(file []byte, e Entry) []byte {
+	read := file[e.ReadOffset() : e.ReadOffset()+uint64(e.ReadBytes())]
+	return read[e.Offset-e.ReadOffset():]
+}
 
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -159,35 +212,153 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestPageBoundary checks the exact-fit case: with codec none, 36 rows of
-// 112 bytes and one-byte id gaps make an extent of exactly 4096 bytes.
-func TestPageBoundary(t *testing.T) {
-	const rowBytes = 112
-	mk := func(n int) posting {
-		ids := make([]uint32, n)
-		for i := range ids {
-			ids[i] = uint32(i)
+// sizedPosting returns a posting whose codec-none extent with rowBytes 1
+// is exactly size bytes (size 28 or >= 30): n consecutive ids cost one
+// byte each, plus one more when the first id is >= 128, and n row bytes.
+func sizedPosting(t testing.TB, size int) posting {
+	t.Helper()
+	extra := size - extentOverhead
+	if extra < 0 || extra == 1 {
+		t.Fatalf("no posting has a %d-byte extent", size)
+	}
+	first := uint32(0)
+	if extra%2 == 1 {
+		first = 200
+	}
+	n := extra / 2
+	p := posting{ids: make([]uint32, n), rows: make([]byte, n)}
+	for i := range n {
+		p.ids[i] = first + uint32(i)
+		p.rows[i] = byte(i * 7)
+	}
+	return p
+}
+
+func sizedPostings(t testing.TB, sizes []int) []posting {
+	ps := make([]posting, len(sizes))
+	for i, size := range sizes {
+		ps[i] = sizedPosting(t, size)
+	}
+	return ps
+}
+
+// decodeAll decodes every posting through its aligned read and compares it
+// with what was added.
+func decodeAll(t testing.TB, file []byte, entries []Entry, ps []posting, rowBytes int) {
+	t.Helper()
+	d, err := NewDecoder(rowBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for i, e := range entries {
+		ids, rows, err := d.Decode(extentOf(file, e), e)
+		if err != nil {
+			t.Fatalf("posting %d: %v", i, err)
 		}
-		return posting{ids, bytes.Repeat([]byte{1}, n*rowBytes)}
-	}
-	file, entries := writeFile(t, []posting{mk(36), mk(37), mk(0)}, rowBytes, CodecNone)
-	if entries[0].Bytes != PageSize || entries[0].Pages() != 1 {
-		t.Fatalf("exact fit: %d bytes, %d pages", entries[0].Bytes, entries[0].Pages())
-	}
-	if entries[1].Bytes != PageSize+rowBytes+1 || entries[1].Pages() != 2 {
-		t.Fatalf("spill: %d bytes, %d pages", entries[1].Bytes, entries[1].Pages())
-	}
-	if entries[2].Bytes != extentOverhead || entries[2].Pages() != 1 {
-		t.Fatalf("empty: %d bytes, %d pages", entries[2].Bytes, entries[2].Pages())
-	}
-	if entries[1].Offset != 2*PageSize || entries[2].Offset != 4*PageSize {
-		t.Fatalf("offsets %d %d", entries[1].Offset, entries[2].Offset)
-	}
-	d, _ := NewDecoder(rowBytes)
-	for _, e := range entries {
-		// Decode works on exactly e.Bytes as well as on the whole pages.
+		want := sortedCopy(ps[i], rowBytes)
+		if !slices.Equal(ids, want.ids) || !bytes.Equal(rows, want.rows) {
+			t.Fatalf("posting %d: decoded data differs", i)
+		}
+		// Decode also works on exactly e.Bytes.
 		if _, _, err := d.Decode(file[e.Offset:e.Offset+uint64(e.Bytes)], e); err != nil {
+			t.Fatalf("posting %d: %v", i, err)
+		}
+	}
+}
+
+// TestPacking checks the placement rule on hand-picked sizes.
+func TestPacking(t *testing.T) {
+	empties := make([]int, 147)
+	emptyOffsets := make([]uint64, 147)
+	for i := range empties {
+		empties[i] = extentOverhead
+		emptyOffsets[i] = PageSize + uint64(i)*extentOverhead
+	}
+	emptyOffsets[146] = 2 * PageSize // 146*28 = 4088: the 147th would straddle
+	for _, tc := range []struct {
+		name    string
+		sizes   []int
+		offsets []uint64
+		fileLen int
+	}{
+		{"small ones share a page", []int{100, 200, 30}, []uint64{4096, 4196, 4396}, 2 * PageSize},
+		{"exactly fills the rest of a page", []int{100, 3996, 50}, []uint64{4096, 4196, 8192}, 3 * PageSize},
+		{"one byte too many is pushed", []int{100, 3997, 50}, []uint64{4096, 8192, 12189}, 3 * PageSize},
+		{"a page-sized extent mid-page is pushed", []int{100, 4096, 30}, []uint64{4096, 8192, 12288}, 4 * PageSize},
+		{"page-sized extents back to back", []int{4096, 4096}, []uint64{4096, 8192}, 3 * PageSize},
+		{"a two-page extent may start mid-page", []int{100, 4096 + 3996, 30}, []uint64{4096, 4196, 12288}, 4 * PageSize},
+		{"a two-page extent that would take three is pushed", []int{100, 4096 + 3997}, []uint64{4096, 8192}, 4 * PageSize},
+		{"empty postings packed", empties, emptyOffsets, 3 * PageSize},
+		{"no postings", nil, nil, PageSize},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := sizedPostings(t, tc.sizes)
+			file, entries := writeFile(t, ps, 1, CodecNone)
+			for i, e := range entries {
+				if int(e.Bytes) != tc.sizes[i] || e.Offset != tc.offsets[i] {
+					t.Fatalf("posting %d: %d bytes at %d, want %d at %d", i, e.Bytes, e.Offset, tc.sizes[i], tc.offsets[i])
+				}
+			}
+			if len(file) != tc.fileLen {
+				t.Fatalf("file is %d bytes, want %d", len(file), tc.fileLen)
+			}
+			decodeAll(t, file, entries, ps, 1)
+			var out bytes.Buffer
+			if err := Describe(&out, file); err != nil {
+				t.Fatalf("describe: %v\n%s", err, out.String())
+			}
+			if got := bytes.Count(out.Bytes(), []byte("\nposting ")); got != len(entries) {
+				t.Fatalf("describe walked %d postings, want %d:\n%s", got, len(entries), out.String())
+			}
+		})
+	}
+}
+
+// TestPackingProperty writes random mixes of small, page-sized and
+// multi-page extents and checks the packing invariants on each.
+func TestPackingProperty(t *testing.T) {
+	for seed := range uint64(6) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		sizes := make([]int, 300)
+		for i := range sizes {
+			switch rng.IntN(4) {
+			case 0:
+				sizes[i] = extentOverhead + 2*rng.IntN(200) // small, often empty
+			case 1:
+				sizes[i] = PageSize*(1+rng.IntN(3)) - 3 + rng.IntN(7) // around a page multiple
+			default:
+				sizes[i] = 30 + rng.IntN(3*PageSize)
+			}
+		}
+		ps := sizedPostings(t, sizes)
+		file, entries := writeFile(t, ps, 1, CodecNone) // checkLayout checks the rule exactly
+		var alignedLen uint64 = PageSize
+		end := uint64(PageSize)
+		for i, e := range entries {
+			if e.Pages() != uint32((e.Bytes+PageSize-1)/PageSize) {
+				t.Fatalf("seed %d posting %d: %d bytes span %d pages", seed, i, e.Bytes, e.Pages())
+			}
+			if e.Offset < end {
+				t.Fatalf("seed %d posting %d: offset %d overlaps the previous extent ending at %d", seed, i, e.Offset, end)
+			}
+			end = e.Offset + uint64(e.Bytes)
+			alignedLen += uint64(e.ReadBytes())
+		}
+		if len(file)%PageSize != 0 {
+			t.Fatalf("seed %d: file length %d", seed, len(file))
+		}
+		if uint64(len(file)) >= alignedLen {
+			t.Fatalf("seed %d: packed file %d bytes, page-aligned layout would be %d", seed, len(file), alignedLen)
+		}
+		decodeAll(t, file, entries, ps, 1)
+		var buf bytes.Buffer
+		if err := WriteDirectory(&buf, entries); err != nil {
 			t.Fatal(err)
+		}
+		got, err := ReadDirectory(&buf)
+		if err != nil || !slices.Equal(got, entries) {
+			t.Fatalf("seed %d: directory round trip: %v", seed, err)
 		}
 	}
 }
@@ -249,6 +420,41 @@ func TestWriterStickyWriteError(t *testing.T) {
 	}
 	if err := w.Finish(); err == nil {
 		t.Fatal("Finish hid the write error")
+	}
+}
+
+func TestFinishPads(t *testing.T) {
+	// Header and one extent succeed; the final padding fails.
+	w, err := NewWriter(&failWriter{n: 2}, 4, CodecNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := w.Add([]uint32{1}, make([]byte, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Offset() != PageSize+uint64(e.Bytes) {
+		t.Fatalf("offset %d after one extent of %d bytes", w.Offset(), e.Bytes)
+	}
+	if err := w.Finish(); err == nil {
+		t.Fatal("Finish hid the padding write error")
+	}
+	if err := w.Finish(); err == nil {
+		t.Fatal("Finish error not sticky")
+	}
+	// Finish twice pads once.
+	var buf bytes.Buffer
+	w, _ = NewWriter(&buf, 4, CodecNone)
+	if _, err := w.Add([]uint32{1}, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := w.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if buf.Len() != 2*PageSize || w.Offset() != 2*PageSize {
+			t.Fatalf("file %d bytes, offset %d after Finish", buf.Len(), w.Offset())
+		}
 	}
 }
 
@@ -384,13 +590,71 @@ func TestDirectoryRoundTrip(t *testing.T) {
 		}
 	}
 	for name, bad := range map[string][]Entry{
-		"unaligned": {{Offset: PageSize + 1, Bytes: 100}},
-		"header":    {{Offset: 0, Bytes: 100}},
-		"overlap":   {{Offset: PageSize, Bytes: PageSize + 1}, {Offset: 2 * PageSize, Bytes: 100}},
-		"tiny":      {{Offset: PageSize, Bytes: 3}},
+		"header":       {{Offset: 0, Bytes: 100}},
+		"in header":    {{Offset: PageSize - 1, Bytes: 100}},
+		"overlap":      {{Offset: PageSize, Bytes: 200}, {Offset: PageSize + 199, Bytes: 100}},
+		"overlap mid":  {{Offset: PageSize + 50, Bytes: 200}, {Offset: PageSize + 249, Bytes: 100}},
+		"backwards":    {{Offset: 3 * PageSize, Bytes: 200}, {Offset: PageSize, Bytes: 100}},
+		"tiny":         {{Offset: PageSize, Bytes: 3}},
+		"extra page":   {{Offset: PageSize + 4000, Bytes: 200}},
+		"page mid-way": {{Offset: PageSize + 1, Bytes: PageSize}},
+		"huge offset":  {{Offset: 1<<62 + PageSize, Bytes: 100}},
 	} {
 		if err := WriteDirectory(&bytes.Buffer{}, bad); err == nil {
 			t.Errorf("%s: WriteDirectory accepted %v", name, bad)
+		}
+	}
+	// Packed entries: unaligned, sharing pages, touching exactly their
+	// minimum pages.
+	packed := []Entry{{Offset: PageSize + 1, Bytes: 100}, {Offset: PageSize + 101, Bytes: 28}, {Offset: PageSize + 129, Bytes: 2*PageSize - 129}}
+	if err := WriteDirectory(&bytes.Buffer{}, packed); err != nil {
+		t.Errorf("packed entries rejected: %v", err)
+	}
+}
+
+// TestVersion1 checks that version 1 directories and file headers (the
+// page-aligned layout) are still read, and that a version 1 directory must
+// be page-aligned.
+func TestVersion1(t *testing.T) {
+	aligned := []Entry{{Offset: PageSize, Bytes: 100, Count: 3}, {Offset: 2 * PageSize, Bytes: PageSize + 1, Count: 9}, {Offset: 4 * PageSize, Bytes: 28}}
+	var buf bytes.Buffer
+	if err := writeDirectory(&buf, aligned, dirVersion1); err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.LittleEndian.Uint32(buf.Bytes()[8:]); v != 1 {
+		t.Fatalf("wrote version %d", v)
+	}
+	got, err := ReadDirectory(bytes.NewReader(buf.Bytes()))
+	if err != nil || !slices.Equal(got, aligned) {
+		t.Fatalf("version 1 directory: %v, %v", got, err)
+	}
+	unaligned := []Entry{{Offset: PageSize + 8, Bytes: 100}}
+	if err := writeDirectory(&bytes.Buffer{}, unaligned, dirVersion1); err == nil {
+		t.Fatal("unaligned version 1 directory written")
+	}
+	if err := writeDirectory(&bytes.Buffer{}, unaligned, 3); err == nil {
+		t.Fatal("version 3 directory written")
+	}
+	// Same bytes with the version patched to 1 (and the CRC fixed up):
+	// rejected by the reader too.
+	buf.Reset()
+	if err := WriteDirectory(&buf, unaligned); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	binary.LittleEndian.PutUint32(raw[8:], dirVersion1)
+	putCRC(raw[len(raw)-4:], crc32c(raw[:len(raw)-4]))
+	if _, err := ReadDirectory(bytes.NewReader(raw)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unaligned version 1 directory read: %v", err)
+	}
+
+	for v, ok := range map[uint32]bool{0: false, 1: true, 2: true, 3: false} {
+		h, err := ReadFileHeader(encodeFileHeader(FileHeader{Version: v, Codec: CodecHuff, RowBytes: 128}))
+		if ok && (err != nil || h.Version != v) {
+			t.Errorf("file version %d: %+v %v", v, h, err)
+		}
+		if !ok && !errors.Is(err, ErrCorrupt) {
+			t.Errorf("file version %d accepted: %v", v, err)
 		}
 	}
 }
@@ -416,24 +680,35 @@ func TestParseCodec(t *testing.T) {
 	}
 }
 
-// tinyFile is the golden file: 3 postings of dim-4 uint8 vectors with codec
-// none plus one zstd posting (written by a second writer and spliced in, as
-// extents are self-describing).
+// tinyFile is the golden file: four codec-none postings of dim-4 uint8
+// vectors, then one zstd posting (written by a second writer and spliced
+// in, as extents are self-describing). Postings 0-2 are small and share the
+// first page; posting 3 (4028 bytes, one page) would straddle into a second
+// page after them, so it is pushed to the next page boundary.
 func tinyFile(t testing.TB) []byte {
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, 4, CodecNone)
 	if err != nil {
 		t.Fatal(err)
 	}
+	big := posting{make([]uint32, 800), make([]byte, 800*4)}
+	for i := range big.ids {
+		big.ids[i] = uint32(i)
+		copy(big.rows[i*4:], []byte{byte(i), byte(i >> 8), 1, 2})
+	}
 	adds := []posting{
 		{[]uint32{300, 5, 17}, []byte{30, 31, 32, 33, 5, 6, 7, 8, 17, 0, 255, 1}},
 		{[]uint32{42}, []byte{1, 2, 3, 4}},
 		{[]uint32{}, []byte{}},
+		big,
 	}
 	for _, p := range adds {
 		if _, err := w.Add(p.ids, p.rows); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
 	}
 	var zbuf bytes.Buffer
 	zw, err := NewWriter(&zbuf, 4, CodecZstd)
@@ -441,6 +716,9 @@ func tinyFile(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	if _, err := zw.Add([]uint32{1000, 1001, 1003}, bytes.Repeat([]byte{7, 7, 7, 9}, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Finish(); err != nil {
 		t.Fatal(err)
 	}
 	buf.Write(zbuf.Bytes()[PageSize:])
@@ -476,6 +754,20 @@ func TestDescribeReportsCorruption(t *testing.T) {
 	}
 	if err := Describe(&out, f[:100]); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("short file: err %v", err)
+	}
+	good := tinyFile(t)
+	// Posting 1 starts right after posting 0 (44 bytes at 4096); posting 2
+	// ends at 4201, then padding runs to 8192.
+	for name, f := range map[string][]byte{
+		"nonzero padding":     func() []byte { f := bytes.Clone(good); f[8000] = 1; return f }(),
+		"zero page start":     func() []byte { f := bytes.Clone(good); f[2*PageSize] = 0; return f }(),
+		"not whole pages":     good[:len(good)-1],
+		"extent past the end": good[:2*PageSize+100],
+	} {
+		out.Reset()
+		if err := Describe(&out, f); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: err %v\n%s", name, err, out.String())
+		}
 	}
 }
 
@@ -522,6 +814,12 @@ func FuzzReadDirectory(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())
+	buf.Reset()
+	aligned := []Entry{{Offset: PageSize, Bytes: 100, Count: 3}, {Offset: 2 * PageSize, Bytes: 28}}
+	if err := writeDirectory(&buf, aligned, dirVersion1); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
 	f.Add([]byte("SPANNDIR"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		es, err := ReadDirectory(bytes.NewReader(b))
@@ -531,8 +829,9 @@ func FuzzReadDirectory(f *testing.F) {
 			}
 			return
 		}
+		// Accepted input re-encodes to itself under its own version.
 		var out bytes.Buffer
-		if err := WriteDirectory(&out, es); err != nil {
+		if err := writeDirectory(&out, es, binary.LittleEndian.Uint32(b[8:])); err != nil {
 			t.Fatalf("accepted directory does not re-encode: %v", err)
 		}
 		if !bytes.Equal(out.Bytes(), b) {

@@ -11,12 +11,15 @@ import (
 )
 
 // Writer streams postings, in head order, into a postings file. It writes
-// the one-page file header when created, then one page-aligned, page-padded
-// extent per Add; the file is therefore always a whole number of pages and
-// needs no back-patching, so any io.Writer works (the caller owns and
-// closes the file, and may wrap it in a bufio.Writer). Per-posting facts
-// (offset, size, count) live only in the Entry values Add returns, which
-// the caller keeps and stores with WriteDirectory.
+// the one-page file header when created, then one extent per Add, packed:
+// an extent starts where the previous one ended unless that would make it
+// touch more pages than its size needs (minPages), in which case zero
+// padding first takes the file to the next page boundary. Finish pads the
+// file to a whole number of pages, so the aligned read of the last posting
+// is never short. Nothing is back-patched, so any io.Writer works (the
+// caller owns and closes the file, and may wrap it in a bufio.Writer).
+// Per-posting facts (offset, size, count) live only in the Entry values Add
+// returns, which the caller keeps and stores with WriteDirectory.
 //
 // A Writer is not safe for concurrent use. After an error every later call
 // returns that error.
@@ -24,7 +27,7 @@ type Writer struct {
 	w        io.Writer
 	rowBytes int
 	codec    Codec
-	off      uint64 // bytes written so far; always a multiple of PageSize
+	off      uint64 // bytes written so far: the end of the last extent
 	n        int    // postings written
 	err      error
 	finished bool
@@ -131,16 +134,33 @@ func (pw *Writer) add(ids []uint32, rows []byte) (Entry, error) {
 	pw.buf = b
 
 	e := Entry{Offset: pw.off, Bytes: uint32(len(b)), Count: uint32(count)}
+	if e.Pages() > minPages(e.Bytes) {
+		// Packed here the extent would straddle one page boundary more
+		// than it must, costing every query that probes it an extra page.
+		if err := pw.padToPage(); err != nil {
+			return Entry{}, err
+		}
+		e.Offset = pw.off
+	}
 	if _, err := pw.w.Write(b); err != nil {
 		return Entry{}, writeError{err}
 	}
-	if pad := e.ReadBytes() - len(b); pad > 0 {
-		if _, err := pw.w.Write(pw.zeros[:pad]); err != nil {
-			return Entry{}, writeError{err}
-		}
-	}
-	pw.off += uint64(e.ReadBytes())
+	pw.off += uint64(len(b))
 	return e, nil
+}
+
+// padToPage writes zeros up to the next page boundary (nothing if the file
+// already ends on one).
+func (pw *Writer) padToPage() error {
+	pad := (PageSize - pw.off%PageSize) % PageSize
+	if pad == 0 {
+		return nil
+	}
+	if _, err := pw.w.Write(pw.zeros[:pad]); err != nil {
+		return writeError{err}
+	}
+	pw.off += pad
+	return nil
 }
 
 // sortByID returns ids ascending with rows permuted to match, in the
@@ -182,14 +202,22 @@ func (pw *Writer) sortByID(ids []uint32, rows []byte) ([]uint32, []byte, error) 
 	return pw.ids, pw.rows, nil
 }
 
-// Offset returns the number of bytes written so far, which is where the
-// next extent will start.
+// Offset returns the number of bytes written so far: where the next extent
+// starts if it fits the rest of the current page (or the next boundary
+// otherwise). After Finish it is the file's length.
 func (pw *Writer) Offset() uint64 { return pw.off }
 
-// Finish ends the file. Every extent is already padded to a page, so the
-// file is complete and page-aligned once the last Add returned; Finish
-// reports any earlier write error and rejects further Adds.
+// Finish ends the file: it pads it with zeros to a whole number of pages
+// (so an O_DIRECT read of the last posting's pages is not cut short at end
+// of file), reports any earlier write error and rejects further Adds.
+// Calling it again does nothing more.
 func (pw *Writer) Finish() error {
+	if pw.err != nil || pw.finished {
+		return pw.err
+	}
 	pw.finished = true
+	if err := pw.padToPage(); err != nil {
+		pw.err = fmt.Errorf("posting writer: finish: %w", err)
+	}
 	return pw.err
 }

@@ -30,7 +30,8 @@ func newApp() *cli.App {
 		UsageText: "spann-build --base FILE --out DIR [options]",
 		Description: "Picks about --head-ratio of the vectors as heads by hierarchical balanced k-means, builds a " +
 			"graph over them, assigns every other vector to up to --replicas nearby heads with the RNG rule, and " +
-			"writes each head's posting list compressed and 4 KiB-aligned to one postings file. The index is " +
+			"writes each head's posting list compressed to one postings file, placed so that one aligned read of the fewest " +
+			"possible 4 KiB pages fetches it. The index is " +
 			"built in a temporary directory beside --out and renamed into place only when complete, so an " +
 			"interrupted build leaves nothing at --out. Distances are squared L2, or the negated inner product " +
 			"(ip, cosine).",
