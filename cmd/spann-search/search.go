@@ -30,7 +30,7 @@ func searchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "nprobe", Value: 64, Usage: "nearest heads whose postings are candidates"},
 		&cli.Float64Flag{Name: "eps", Value: -1, Usage: "prune heads with d(q,c) > d1 + eps·|d1|, d1 the nearest head's distance; " +
 			"distances are SQUARED for l2 (eps 0.21 ≈ 1.1× the Euclidean distance); negative = no pruning"},
-		&cli.IntFlag{Name: "head-list", Usage: "head-graph search list (0 = max(2·nprobe, 32))"},
+		&cli.IntFlag{Name: "head-list", Usage: "head-graph search list (0 = nprobe + max(8, nprobe/2))"},
 		&cli.IntFlag{Name: "max-postings", Usage: "read at most this many postings per query after pruning (0 = no cap)"},
 		&cli.StringFlag{Name: "io", Value: "auto", Usage: "posting reads: auto (io_uring, else pread), uring or pread; SPANN_IO overrides"},
 		&cli.IntFlag{Name: "nq", Usage: "use only the first N queries (0 = all)"},
