@@ -97,6 +97,7 @@ type Stats struct {
 	Seconds      map[string]float64 `json:"seconds"`
 	TotalSeconds float64            `json:"total_seconds"`
 	PeakRSS      int64              `json:"peak_rss_bytes"`
+	PhasePeakRSS map[string]int64   `json:"phase_peak_rss_bytes"`
 	MemoryBudget int64              `json:"memory_budget_bytes"`
 	SpillBuckets int                `json:"spill_buckets"`
 	Threads      int                `json:"threads"`
@@ -245,7 +246,7 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 	}()
 	b := &builder[T]{o: o, ctx: ctx, base: base, sp: sp, dim: base.Dim, tmp: tmp,
 		stats: &Stats{N: base.N, Dim: base.Dim, Type: base.Type.String(), Metric: o.Metric.String(),
-			Seconds: map[string]float64{}, FileBytes: map[string]int64{}, MemoryBudget: o.MemoryBudget,
+			Seconds: map[string]float64{}, FileBytes: map[string]int64{}, PhasePeakRSS: map[string]int64{}, MemoryBudget: o.MemoryBudget,
 			Threads: o.Threads, Codec: o.Codec.String()}}
 	nHeads := max(1, int(math.Round(o.HeadRatio*float64(base.N))))
 	if err := b.checkBudget(nHeads); err != nil {
@@ -264,10 +265,13 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		sysmem.ResetPeakRSS()
 		if err := ph.fn(); err != nil {
 			return nil, fmt.Errorf("%s: %w", ph.name, err)
 		}
 		b.stats.Seconds[ph.name] = time.Since(t).Seconds()
+		b.stats.PhasePeakRSS[ph.name] = sysmem.PeakRSS()
+		b.stats.PeakRSS = max(b.stats.PeakRSS, b.stats.PhasePeakRSS[ph.name])
 		debug.FreeOSMemory()
 		if o.afterPhase != nil {
 			o.afterPhase(ph.name)
@@ -277,7 +281,7 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 		return nil, err
 	}
 	b.stats.TotalSeconds = time.Since(start).Seconds()
-	b.stats.PeakRSS = sysmem.PeakRSS()
+	b.stats.PeakRSS = max(b.stats.PeakRSS, sysmem.PeakRSS())
 	if err := b.writeManifest(); err != nil {
 		return nil, err
 	}
@@ -485,16 +489,25 @@ func (b *builder[T]) assignAndWrite() error {
 	n, rb := b.base.N, b.base.RowBytes()
 	nh := len(b.headID)
 	recBytes := int64(12 + rb)
-	// Memory for one bucket: its records plus a 4-byte sort index each,
-	// with room left for the stream's two read blocks and the Go heap's
-	// slack.
-	avail := o.MemoryBudget - b.residentBytes(nh) - 4*int64(8<<20)
-	bucketBytes := max(int64(8<<20), avail/3)
-	if o.maxBucketBytes > 0 {
-		bucketBytes = o.maxBucketBytes
-	}
+	// What this phase holds besides the heads and the graph: the stream's
+	// two read blocks, the workers' assignment lists, one spill write
+	// buffer per bucket while assigning, then one bucket (its records and a
+	// 4-byte sort index each) and the posting writer while writing. 15 % of
+	// the budget is left to the Go heap's own slack.
+	const streamBlock = 8 << 20
+	fixed := b.residentBytes(nh) + 2*streamBlock + int64(o.Threads)*int64(streamBlock/rb+1)*int64(o.Replicas)*16
+	avail := o.MemoryBudget*85/100 - fixed
 	total := int64(n) * int64(o.Replicas) * recBytes
+	bucketBytes := max(int64(8<<20), avail*recBytes/(recBytes+4))
 	buckets := int(min(int64(nh), max(1, (total+bucketBytes-1)/bucketBytes)))
+	if buckets > 1 {
+		// Leave room for the write buffers of that many buckets too.
+		bucketBytes = max(int64(8<<20), (avail-int64(buckets)*spillBufSize)*recBytes/(recBytes+4))
+		buckets = int(min(int64(nh), max(1, (total+bucketBytes-1)/bucketBytes)))
+	}
+	if o.maxBucketBytes > 0 {
+		buckets = int(min(int64(nh), max(1, (total+o.maxBucketBytes-1)/o.maxBucketBytes)))
+	}
 	spillDir := b.tmp
 	if o.TmpDir != "" {
 		// A directory of our own inside --tmp-dir, removed when done.

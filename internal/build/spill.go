@@ -34,6 +34,9 @@ type spill struct {
 	rec            []byte
 }
 
+// spillBufSize is the write buffer of each bucket file.
+const spillBufSize = 64 << 10
+
 func newSpill(dir string, buckets, heads, rowBytes int) (*spill, error) {
 	s := &spill{dir: dir, rowBytes: rowBytes, headsPerBucket: (heads + buckets - 1) / buckets,
 		counts: make([]int64, buckets), rec: make([]byte, 12+rowBytes)}
@@ -44,7 +47,7 @@ func newSpill(dir string, buckets, heads, rowBytes int) (*spill, error) {
 			return nil, fmt.Errorf("spill: %w", err)
 		}
 		s.files = append(s.files, f)
-		s.writers = append(s.writers, bufio.NewWriterSize(f, 256<<10))
+		s.writers = append(s.writers, bufio.NewWriterSize(f, spillBufSize))
 	}
 	return s, nil
 }
