@@ -52,6 +52,7 @@ func Build[T vec.Elem](sp vec.Space[T], vectors []T, dim int, p Params) (*Graph[
 	}
 	g.entry = medoid(sp, vectors, dim, n)
 	if n == 1 {
+		g.pack()
 		return g, nil
 	}
 
@@ -100,6 +101,7 @@ func Build[T vec.Elem](sp vec.Space[T], vectors []T, dim int, p Params) (*Graph[
 		}
 	}
 	b.connect()
+	g.pack()
 	return g, nil
 }
 

@@ -102,11 +102,40 @@ type Graph[T vec.Elem] struct {
 	n       int
 	degree  int
 	entry   int32
-	// counts[i] is the number of out-neighbours of node i; they are stored
-	// in adj[i*degree : i*degree+counts[i]] (fixed-size slots, so that the
-	// build can rewrite one node's list without moving the others).
-	counts []int32
-	adj    []int32
+	// counts[i] is the number of out-neighbours of node i. While building
+	// they are stored in adj[i*degree : i*degree+counts[i]] (fixed-size
+	// slots, so that the build can rewrite one node's list without moving
+	// the others); a finished or loaded graph is packed: offsets != nil and
+	// node i's list is adj[offsets[i]:offsets[i+1]], which saves the unused
+	// slots (a quarter of the adjacency at the default degree).
+	counts  []int32
+	adj     []int32
+	offsets []int
+}
+
+// nbrs returns node i's out-neighbours in either layout.
+func (g *Graph[T]) nbrs(i int32) []int32 {
+	if g.offsets != nil {
+		return g.adj[g.offsets[i]:g.offsets[i+1]]
+	}
+	base := int(i) * g.degree
+	return g.adj[base : base+int(g.counts[i])]
+}
+
+// pack switches a finished graph from fixed slots to packed lists.
+func (g *Graph[T]) pack() {
+	if g.offsets != nil {
+		return
+	}
+	offsets := make([]int, g.n+1)
+	for i, c := range g.counts {
+		offsets[i+1] = offsets[i] + int(c)
+	}
+	adj := make([]int32, offsets[g.n])
+	for i := 0; i < g.n; i++ {
+		copy(adj[offsets[i]:offsets[i+1]], g.nbrs(int32(i)))
+	}
+	g.adj, g.offsets = adj, offsets
 }
 
 // Len returns the number of nodes (vectors).
@@ -123,10 +152,7 @@ func (g *Graph[T]) Entry() int32 { return g.entry }
 
 // Neighbors returns the out-neighbours of node i. The slice aliases the
 // graph and must not be modified.
-func (g *Graph[T]) Neighbors(i int32) []int32 {
-	base := int(i) * g.degree
-	return g.adj[base : base+int(g.counts[i])]
-}
+func (g *Graph[T]) Neighbors(i int32) []int32 { return g.nbrs(i) }
 
 // row returns vector i.
 func (g *Graph[T]) row(i int32) []T {

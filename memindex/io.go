@@ -130,7 +130,7 @@ func Load[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int) (*Grap
 		degree:  int(degree),
 		entry:   int32(entry),
 		counts:  make([]int32, n),
-		adj:     make([]int32, n*int(degree)),
+		offsets: make([]int, n+1),
 	}
 	if err := cr.readInt32s(g.counts); err != nil {
 		return nil, fmt.Errorf("memindex load counts: %w", err)
@@ -139,10 +139,11 @@ func Load[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int) (*Grap
 		if c < 0 || int(c) > g.degree {
 			return nil, fmt.Errorf("memindex load: node %d has %d neighbours, degree is %d", i, c, g.degree)
 		}
+		g.offsets[i+1] = g.offsets[i] + int(c)
 	}
+	g.adj = make([]int32, g.offsets[n])
 	for i := 0; i < n; i++ {
-		base := i * g.degree
-		nbs := g.adj[base : base+int(g.counts[i])]
+		nbs := g.adj[g.offsets[i]:g.offsets[i+1]]
 		if err := cr.readInt32s(nbs); err != nil {
 			return nil, fmt.Errorf("memindex load neighbours of %d: %w", i, err)
 		}

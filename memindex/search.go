@@ -102,14 +102,13 @@ func (s *Searcher[T]) run(q []T, L int, record bool) {
 		// lowest is the smallest list position written while expanding
 		// cur; if it is above k, the next unexpanded candidate is after k.
 		lowest := len(list)
-		base := int(cur) * g.degree
 		// Copy the unvisited neighbours' vectors into one buffer and score
 		// them with one batched kernel call: the copies are independent
 		// loads, so their cache misses overlap instead of each distance
 		// call waiting for its own (the head vectors do not fit in cache).
 		ids := s.nbIDs[:0]
 		buf := s.gather[:0]
-		for _, nb := range g.adj[base : base+int(g.counts[cur])] {
+		for _, nb := range g.nbrs(cur) {
 			if visited[nb] == epoch {
 				continue
 			}
