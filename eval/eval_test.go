@@ -71,8 +71,8 @@ func checkExact[T vec.Elem](t *testing.T, typ datasets.ElemType, metric vec.Metr
 	if metric == vec.Cosine {
 		b = append([]T(nil), b...)
 		q = append([]T(nil), q...)
-		normalizeRows(b, 24)
-		normalizeRows(q, 24)
+		vec.NormalizeRows(b, 24)
+		vec.NormalizeRows(q, 24)
 	}
 	want := naiveKNN(sp, b, q, 24, 10)
 	n, bad, err := CompareGroundTruth(got, want, 10, typ != datasets.Float32, 1e-5, 3)

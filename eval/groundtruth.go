@@ -64,7 +64,7 @@ func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o
 	qs := datasets.Rows[T](queries.Data)
 	if o.Metric == vec.Cosine {
 		qs = append([]T(nil), qs...)
-		normalizeRows(qs, dim)
+		vec.NormalizeRows(qs, dim)
 	}
 	block := o.BlockRows
 	if block <= 0 {
@@ -84,7 +84,7 @@ func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o
 		rows := datasets.Rows[T](raw)
 		if o.Metric == vec.Cosine {
 			normBuf = append(normBuf[:0], rows...)
-			normalizeRows(normBuf, dim)
+			vec.NormalizeRows(normBuf, dim)
 			rows = normBuf
 		}
 		nrows := len(rows) / dim
@@ -130,12 +130,4 @@ func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o
 		h.Sorted(ids, dists)
 	}
 	return gt, nil
-}
-
-func normalizeRows[T vec.Elem](rows []T, dim int) {
-	if f, ok := any(rows).([]float32); ok {
-		for i := 0; i+dim <= len(f); i += dim {
-			vec.Normalize(f[i : i+dim])
-		}
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -389,7 +390,7 @@ func (b *builder[T]) selectHeads(nHeads int) error {
 	}
 	data := datasets.Rows[T](sample)
 	if b.o.Metric == vec.Cosine {
-		normalizeRows(data, b.dim)
+		vec.NormalizeRows(data, b.dim)
 	}
 	cbar := progress.New("select heads", int64(nHeads))
 	idx, err := cluster.SelectHeads(b.sp, data, b.dim, cluster.Params{
@@ -452,12 +453,21 @@ func (b *builder[T]) buildGraph() error {
 		return err
 	}
 	b.graph = g
-	f, err := os.Create(filepath.Join(b.tmp, GraphFile))
+	return writeFile(filepath.Join(b.tmp, GraphFile), func(w io.Writer) error {
+		_, err := g.WriteTo(w)
+		return err
+	})
+}
+
+// writeFile creates path, lets write fill it through a buffer, and flushes,
+// syncs and closes it, reporting the first error with the file's name.
+func writeFile(path string, write func(w io.Writer) error) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	n, err := g.WriteTo(bw)
+	err = write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -468,9 +478,8 @@ func (b *builder[T]) buildGraph() error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", GraphFile, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	b.stats.FileBytes[GraphFile] = n
 	return nil
 }
 
@@ -546,7 +555,7 @@ func (b *builder[T]) assignAndWrite() error {
 		rows := datasets.Rows[T](raw)
 		if o.Metric == vec.Cosine {
 			normBuf = append(normBuf[:0], rows...)
-			normalizeRows(normBuf, b.dim)
+			vec.NormalizeRows(normBuf, b.dim)
 			rows = normBuf
 		}
 		rowBytes := datasets.Bytes(rows)
@@ -709,25 +718,9 @@ func (b *builder[T]) writePostings(sp *spill) error {
 	b.stats.Postings = nh
 	b.postingStats(entries, sizes)
 
-	df, err := os.Create(filepath.Join(b.tmp, DirectoryFile))
-	if err != nil {
-		return err
-	}
-	dbw := bufio.NewWriter(df)
-	err = posting.WriteDirectory(dbw, entries)
-	if err == nil {
-		err = dbw.Flush()
-	}
-	if err == nil {
-		err = df.Sync()
-	}
-	if cerr := df.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", DirectoryFile, err)
-	}
-	return nil
+	return writeFile(filepath.Join(b.tmp, DirectoryFile), func(w io.Writer) error {
+		return posting.WriteDirectory(w, entries)
+	})
 }
 
 func (b *builder[T]) postingStats(entries []posting.Entry, sizes []int) {
@@ -791,14 +784,6 @@ func commitDir(tmp, out string, force bool) error {
 		os.RemoveAll(old)
 	}
 	return indexfile.SyncDir(filepath.Dir(filepath.Clean(out)))
-}
-
-func normalizeRows[T vec.Elem](rows []T, dim int) {
-	if f, ok := any(rows).([]float32); ok {
-		for i := 0; i+dim <= len(f); i += dim {
-			vec.Normalize(f[i : i+dim])
-		}
-	}
 }
 
 func fmtBytes(n int64) string {

@@ -142,3 +142,14 @@ func Normalize(v []float32) bool {
 	}
 	return true
 }
+
+// NormalizeRows normalises every dim-element row of rows in place when T is
+// float32 (cosine ingest); integer rows are left alone, since cosine is only
+// defined for float32.
+func NormalizeRows[T Elem](rows []T, dim int) {
+	if f, ok := any(rows).([]float32); ok {
+		for i := 0; i+dim <= len(f); i += dim {
+			Normalize(f[i : i+dim])
+		}
+	}
+}
