@@ -181,6 +181,11 @@ func infoCommand() *cli.Command {
 				return err
 			}
 			for _, path := range c.Args().Slice() {
+				if strings.HasPrefix(path, "-") {
+					return fmt.Errorf("info: %q after a file name: give flags before the files", path)
+				}
+			}
+			for _, path := range c.Args().Slice() {
 				info, err := describe(path, typ)
 				if err != nil {
 					return err
