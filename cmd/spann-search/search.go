@@ -81,6 +81,11 @@ func runSearch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	switch c.String("io") {
+	case "auto", "uring", "pread":
+	default:
+		return fmt.Errorf("--io %q: want auto, uring or pread", c.String("io"))
+	}
 	// Searching allocates nothing per query, so the collector has almost no
 	// work; a low GOGC keeps the heap near the live set (heads, graph,
 	// directory) instead of letting per-batch result arrays double it.
