@@ -23,8 +23,9 @@ var ErrCorrupt = indexfile.ErrCorrupt
 
 // Options configures Open.
 type Options struct {
-	// IO is the posting-read backend: "auto" (io_uring, else pread), "uring"
-	// or "pread". The SPANN_IO environment variable overrides it.
+	// IO is the posting-read backend: "auto" (io_uring, else Linux AIO,
+	// else pread), "uring", "aio" or "pread". The SPANN_IO environment
+	// variable overrides it.
 	IO string
 }
 

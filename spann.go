@@ -3,7 +3,8 @@
 // (see internal/indexfile for its files); Open loads only the heads, their
 // graph and the posting directory into memory; Search finds a query's nearest
 // heads, prunes the far ones, reads the surviving posting lists with one
-// batch of O_DIRECT reads (io_uring, or pread where io_uring is unavailable),
+// batch of O_DIRECT reads (io_uring; Linux AIO where a seccomp profile blocks
+// io_uring, as Docker's default does; pread as the last resort),
 // verifies, decodes and scans them.
 //
 // Distances are squared L2, or the negated inner product for ip and cosine

@@ -81,7 +81,8 @@ func writeBenchFile(path string) error {
 }
 
 // BenchmarkRead measures one batch of random page-aligned reads per op.
-// backend=uring and backend=pread are what Open picks; the other names
+// backend=uring, backend=aio and backend=pread are what Open picks (in that
+// order of preference); the other names
 // measure design choices: uring without a registered file, and pread with 1
 // (sequential), 2, 4 or 16 concurrent preads instead of defaultPreadWorkers.
 func BenchmarkRead(b *testing.B) {
@@ -93,6 +94,7 @@ func BenchmarkRead(b *testing.B) {
 	variants := []variant{
 		{"uring-nofixed", func(fd int) (Reader, error) { return newUring(fd, path, DefaultDepth, false) }},
 		{"uring", func(fd int) (Reader, error) { return newUring(fd, path, DefaultDepth, true) }},
+		{"aio", func(fd int) (Reader, error) { return newAIO(fd, path, DefaultDepth) }},
 		{"pread", func(fd int) (Reader, error) { return newPread(fd, path, defaultPreadWorkers), nil }},
 		{"pread-seq", func(fd int) (Reader, error) { return newPread(fd, path, 1), nil }},
 		{"pread-w2", func(fd int) (Reader, error) { return newPread(fd, path, 2), nil }},

@@ -99,6 +99,16 @@ func uringBackend(depth int, fixed bool) func(string, []byte) (Reader, error) {
 	})
 }
 
+func aioBackend(depth int) func(string, []byte) (Reader, error) {
+	return fileBackend(func(fd int, path string) (Reader, error) {
+		a, err := newAIO(fd, path, depth)
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
+	})
+}
+
 func backends() []backendCase {
 	return []backendCase{
 		{"memory", func(_ string, data []byte) (Reader, error) { return NewMemory(data, page) }},
@@ -107,6 +117,8 @@ func backends() []backendCase {
 		{"uring", uringBackend(64, true)},
 		{"uring-nofixed", uringBackend(64, false)},
 		{"uring-depth4", uringBackend(4, true)},
+		{"aio", aioBackend(64)},
+		{"aio-depth4", aioBackend(4)},
 		{"auto", func(path string, _ []byte) (Reader, error) {
 			r, _, err := Open(path, BackendAuto, 8)
 			return r, err
@@ -114,13 +126,13 @@ func backends() []backendCase {
 	}
 }
 
-// uringSkip skips the current test only when io_uring setup itself is
-// refused by the kernel (ENOSYS: not built in / too old; EPERM: seccomp or
+// uringSkip skips the current test only when io_uring or AIO setup itself
+// is refused by the kernel (ENOSYS: not built in / too old; EPERM: seccomp or
 // kernel.io_uring_disabled). Any other setup failure is a test failure.
 func uringSkip(t *testing.T, err error) {
 	t.Helper()
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
-		t.Skipf("io_uring unavailable on this machine: %v", err)
+		t.Skipf("backend unavailable on this machine: %v", err)
 	}
 	t.Fatalf("open: %v", err)
 }

@@ -1,6 +1,6 @@
 // Package iouring reads batches of page-aligned extents (SPANN postings) from
-// one file opened with O_DIRECT, through io_uring when the kernel allows it
-// and through pread(2) otherwise. It is Linux-only.
+// one file opened with O_DIRECT, through io_uring when the kernel allows it,
+// else through Linux native AIO, else through pread(2). It is Linux-only.
 //
 // # Use
 //
@@ -17,13 +17,16 @@
 // was read. Steady-state Reads allocate nothing.
 //
 // Backends: "uring" (this package's own io_uring code on golang.org/x/sys/unix,
-// no third-party module), "pread" (a fixed pool of goroutines issuing
-// pread(2), so a batch still has several reads in flight) and "auto"
-// (io_uring, falling back to pread when ring setup fails; FallbackReason says
-// why). NewMemory gives an in-memory Reader with the same rules, for tests.
-// The environment variable SPANN_IO=uring|pread|auto overrides the backend of
-// every Open in the process, so the engine's whole test suite can be run on
-// one backend: SPANN_IO=pread go test ./...
+// no third-party module), "aio" (Linux native AIO — io_setup, io_submit,
+// io_getevents, io_destroy — as SPTAG uses, again with raw syscalls),
+// "pread" (a fixed pool of goroutines issuing pread(2), so a batch still has
+// several reads in flight) and "auto" (the first of io_uring → aio → pread
+// that can be set up; FallbackReason names each failure, e.g. "io_uring
+// unavailable (...); using aio"). NewMemory gives an in-memory Reader with
+// the same rules, for tests. The environment variable
+// SPANN_IO=uring|aio|pread|auto overrides the backend of every Open in the
+// process, so the engine's whole test suite can be run on one backend:
+// SPANN_IO=aio go test ./...
 //
 // If the filesystem rejects O_DIRECT (older tmpfs), Open opens the file
 // buffered instead and FallbackReason reports it; results are identical,
@@ -68,6 +71,51 @@
 // per-request fd lookup; when registration fails the plain fd is used. On
 // the development machine the difference was within noise
 // (docs/bench-io.md).
+//
+// # Linux native AIO
+//
+// io_setup(2) creates a context for depth (nr_events) concurrent requests.
+// A batch is turned into struct iocb entries (64 bytes: aio_data,
+// aio_lio_opcode = IOCB_CMD_PREAD (0), aio_fildes, aio_buf, aio_nbytes,
+// aio_offset, the rest zero) and submitted with ONE io_submit(2) taking an
+// array of iocb pointers; batches larger than depth run in rounds.
+// aio_data holds the request's index in the batch, never a Go pointer, and
+// comes back in struct io_event (32 bytes: data, obj, res, res2; sizes
+// checked at compile time). The kernel copies each iocb during io_submit,
+// so the iocb, pointer and event arrays are allocated once per Reader and
+// reused. io_getevents(2) reaps with min_nr = everything in flight for Read
+// and min_nr = 1 for ReadEach, so each completion is handed to the caller
+// while the other reads continue. The same rules as io_uring then apply per
+// event (shared settle helper): a negative res of -EAGAIN/-EINTR or an
+// aligned short read is resubmitted for the remainder, an unaligned short
+// read is end of file, at most 64 attempts.
+//
+// Failure handling: io_submit may accept only part of the array (it returns
+// the count) or answer EAGAIN when the context has no free slot; the rest
+// stays queued and is resubmitted after reaping. When it accepts nothing and
+// returns another errno, that errno belongs to the first iocb, whose
+// request alone fails. EINTR from io_submit or io_getevents is retried
+// (io_getevents consumes no event when it fails). Any other io_getevents
+// error destroys the context — io_destroy waits for the reads still in
+// flight, so no buffer is written after Read returns — and fails the
+// remaining requests; later Reads report it. Close calls io_destroy and
+// closes the file; a second Close is a no-op.
+//
+// Caveats:
+//
+//   - AIO is only asynchronous with O_DIRECT. On a buffered file (the tmpfs
+//     fallback above) io_submit performs each read synchronously before it
+//     returns; results are still correct, just without overlap.
+//   - fs.aio-max-nr (/proc/sys/fs/aio-max-nr, default 65536) caps the sum of
+//     the nr_events requested by all live contexts on the host
+//     (/proc/sys/fs/aio-nr; each aio Reader adds its depth). With one Reader
+//     per search worker at depth 64 that is ample, but a thousand Readers,
+//     or other AIO users on the host (databases), can exhaust it: io_setup
+//     then fails with EAGAIN and "auto" falls back to pread (FallbackReason
+//     says so); raise the sysctl or lower the depth.
+//   - AIO needs no mapped rings or RLIMIT_MEMLOCK, and Docker's default
+//     seccomp profile allows it, which is why it sits between io_uring and
+//     pread in the fallback chain.
 //
 // # Memory ordering
 //
@@ -117,6 +165,7 @@
 //   - Containers: Docker's default seccomp profile (and gVisor, many CI
 //     sandboxes) block io_uring_setup with EPERM or ENOSYS, and sysctl
 //     kernel.io_uring_disabled=1|2 does the same on the host. "auto" then
-//     falls back to pread; the conformance tests of the "uring" backend skip
-//     only in exactly that case, and log why.
+//     falls back to aio (allowed by Docker's default profile), else pread;
+//     the conformance tests of the "uring" and "aio" backends skip only when
+//     setup fails with ENOSYS or EPERM, and log why.
 package iouring

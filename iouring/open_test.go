@@ -4,9 +4,11 @@ package iouring
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -32,15 +34,36 @@ func TestOpenBackends(t *testing.T) {
 		u.Close()
 	}
 
-	// "auto" (and "") always works, with uring when it can be set up.
+	// "aio" likewise.
+	a, chosen, err := Open(path, BackendAIO, 0)
+	aioOK := err == nil
+	if err != nil {
+		if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
+			t.Fatalf("Open aio: %v", err)
+		}
+		t.Logf("aio unavailable: %v", err)
+	} else {
+		if chosen != BackendAIO || a.Backend() != BackendAIO {
+			t.Fatalf("Open aio chose %q / %q", chosen, a.Backend())
+		}
+		if err := randomBatches(a, data, 7, 3, 16); err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+	}
+
+	// "auto" (and "") always works: uring, else aio, else pread.
 	for _, name := range []string{BackendAuto, "", " AUTO "} {
 		r, chosen, err := Open(path, name, 16)
 		if err != nil {
 			t.Fatalf("Open %q: %v", name, err)
 		}
 		want := BackendPread
-		if uringOK {
+		switch {
+		case uringOK:
 			want = BackendUring
+		case aioOK:
+			want = BackendAIO
 		}
 		if chosen != want || r.Backend() != want {
 			t.Fatalf("Open %q chose %q / %q, want %q", name, chosen, r.Backend(), want)
@@ -68,6 +91,76 @@ func TestOpenBackends(t *testing.T) {
 	}
 }
 
+// TestAutoFallbackChain simulates kernels that refuse io_uring, and then AIO
+// too, and checks that auto walks uring → aio → pread and names every
+// failure in FallbackReason.
+func TestAutoFallbackChain(t *testing.T) {
+	t.Setenv(EnvBackend, "")
+	path, data := testFile(t, 8*page+100, 8)
+	t.Cleanup(func() { setupUring, setupAIO = newUring, newAIO })
+	setupUring = func(int, string, int, bool) (*uringReader, error) {
+		return nil, fmt.Errorf("io_uring_setup(entries=64): %w", unix.EPERM)
+	}
+
+	// The real AIO constructor, behind a refused io_uring.
+	if err := probeAIO(path); err == nil {
+		r, chosen, err := Open(path, BackendAuto, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reason := FallbackReason(r)
+		if chosen != BackendAIO || r.Backend() != BackendAIO || !strings.Contains(reason, "io_uring unavailable") ||
+			!strings.Contains(reason, "using aio") {
+			t.Fatalf("auto without io_uring: chose %q, reason %q", chosen, reason)
+		}
+		if err := randomBatches(r, data, 9, 3, 16); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	} else {
+		t.Logf("aio unavailable here (%v): only the pread step is checked", err)
+	}
+
+	// io_uring forced on but refused: an error, not a fallback.
+	if _, _, err := Open(path, BackendUring, 0); !errors.Is(err, unix.EPERM) {
+		t.Fatalf("Open uring with io_uring refused: %v, want EPERM", err)
+	}
+
+	setupAIO = func(int, string, int) (*aioReader, error) {
+		return nil, fmt.Errorf("io_setup(nr_events=64): %w", unix.ENOSYS)
+	}
+	r, chosen, err := Open(path, BackendAuto, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := FallbackReason(r)
+	if chosen != BackendPread || !strings.Contains(reason, "io_uring unavailable") ||
+		!strings.Contains(reason, "aio unavailable") || !strings.Contains(reason, "using pread") {
+		t.Fatalf("auto without io_uring and aio: chose %q, reason %q", chosen, reason)
+	}
+	if err := randomBatches(r, data, 10, 3, 16); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, _, err := Open(path, BackendAIO, 0); !errors.Is(err, unix.ENOSYS) {
+		t.Fatalf("Open aio with aio refused: %v, want ENOSYS", err)
+	}
+}
+
+// probeAIO reports whether an AIO context can be set up for path.
+func probeAIO(path string) error {
+	fd, _, err := openDirect(path)
+	if err != nil {
+		return err
+	}
+	a, err := newAIO(fd, path, 4)
+	if err != nil {
+		closeFd(fd)
+		return err
+	}
+	return a.Close()
+}
+
 func TestOpenEnvOverride(t *testing.T) {
 	path, _ := testFile(t, page, 5)
 	t.Setenv(EnvBackend, "pread")
@@ -78,6 +171,19 @@ func TestOpenEnvOverride(t *testing.T) {
 	r.Close()
 	if chosen != BackendPread {
 		t.Fatalf("SPANN_IO=pread: chose %q", chosen)
+	}
+	t.Setenv(EnvBackend, "aio")
+	r, chosen, err = Open(path, BackendUring, 0)
+	switch {
+	case err == nil:
+		r.Close()
+		if chosen != BackendAIO {
+			t.Fatalf("SPANN_IO=aio: chose %q", chosen)
+		}
+	case errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM):
+		t.Logf("aio unavailable: %v", err)
+	default:
+		t.Fatalf("SPANN_IO=aio: %v", err)
 	}
 	t.Setenv(EnvBackend, "bogus")
 	if _, _, err := Open(path, BackendPread, 0); err == nil {

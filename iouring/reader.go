@@ -13,21 +13,22 @@ import (
 
 // Backend names accepted by Open and by the SPANN_IO environment variable.
 const (
-	BackendAuto  = "auto"  // io_uring, falling back to pread when setup fails
+	BackendAuto  = "auto"  // io_uring, else Linux AIO, else pread (first that sets up)
 	BackendUring = "uring" // io_uring only; Open fails when it cannot be set up
+	BackendAIO   = "aio"   // Linux native AIO only (io_setup/io_submit/io_getevents)
 	BackendPread = "pread" // pread(2) from a small fixed pool of goroutines
 	BackendMem   = "memory"
 )
 
-// EnvBackend is the environment variable that, when set to auto, uring or
-// pread, overrides the backend argument of every Open call in the process.
+// EnvBackend is the environment variable that, when set to auto, uring, aio
+// or pread, overrides the backend argument of every Open call in the process.
 // It lets the whole engine's test suite be run against one backend, e.g.
 //
 //	SPANN_IO=pread go test ./...
 const EnvBackend = "SPANN_IO"
 
-// DefaultDepth is the io_uring submission-queue depth Open uses when the
-// caller passes depth <= 0. A search batch is a few dozen extents, so 64
+// DefaultDepth is the io_uring submission-queue depth (and the AIO
+// context's nr_events) Open uses when the caller passes depth <= 0. A search batch is a few dozen extents, so 64
 // submits a whole batch in one round.
 const DefaultDepth = 64
 
@@ -92,7 +93,7 @@ type Reader interface {
 	ReadEach(reqs []Request, done func(i int)) error
 	// Alignment is the required alignment of offsets, lengths and buffers.
 	Alignment() int
-	// Backend names the implementation: "uring", "pread" or "memory".
+	// Backend names the implementation: "uring", "aio", "pread" or "memory".
 	Backend() string
 	// Close releases the file, rings and goroutines. Calling it again
 	// returns nil.
@@ -105,7 +106,8 @@ type Reader interface {
 type fallbackNoter interface{ fallbackNote() string }
 
 // FallbackReason tells why the Reader returned by Open is not exactly what
-// was asked for: io_uring setup failed under "auto", or the filesystem
+// was asked for: io_uring (and maybe AIO) setup failed under "auto", naming
+// each failure, or the filesystem
 // rejected O_DIRECT (tmpfs) so reads go through the page cache. It returns ""
 // when nothing was degraded.
 func FallbackReason(r Reader) string {
@@ -115,15 +117,18 @@ func FallbackReason(r Reader) string {
 	return ""
 }
 
-// Open opens path for direct reads with the named backend ("auto", "uring" or
-// "pread"; "" means auto) and returns the Reader and the backend actually
-// chosen. depth is the io_uring queue depth (DefaultDepth when <= 0); batches
-// larger than it are read in rounds. SPANN_IO, when set, overrides backend.
+// Open opens path for direct reads with the named backend ("auto", "uring",
+// "aio" or "pread"; "" means auto) and returns the Reader and the backend
+// actually chosen. depth is the io_uring queue depth or the AIO context's
+// nr_events (DefaultDepth when <= 0); batches larger than it are read in
+// rounds. SPANN_IO, when set, overrides backend.
 //
 // Under "auto", any io_uring setup failure (ENOSYS on old kernels, EPERM from
 // a seccomp profile such as Docker's default or from sysctl
 // kernel.io_uring_disabled, ENOMEM from RLIMIT_MEMLOCK on kernels before
-// 5.12) falls back to pread; FallbackReason reports why.
+// 5.12) falls back to Linux AIO, and an AIO setup failure (ENOSYS without
+// CONFIG_AIO, EAGAIN when fs.aio-max-nr is used up) falls back to pread;
+// FallbackReason names each failure.
 func Open(path, backend string, depth int) (Reader, string, error) {
 	if env := os.Getenv(EnvBackend); env != "" {
 		backend = env
@@ -136,9 +141,9 @@ func Open(path, backend string, depth int) (Reader, string, error) {
 		depth = DefaultDepth
 	}
 	switch backend {
-	case BackendAuto, BackendUring, BackendPread:
+	case BackendAuto, BackendUring, BackendAIO, BackendPread:
 	default:
-		return nil, "", fmt.Errorf("iouring: open %s: unknown backend %q (want auto, uring or pread; check %s)", path, backend, EnvBackend)
+		return nil, "", fmt.Errorf("iouring: open %s: unknown backend %q (want auto, uring, aio or pread; check %s)", path, backend, EnvBackend)
 	}
 
 	fd, direct, err := openDirect(path)
@@ -150,8 +155,9 @@ func Open(path, backend string, depth int) (Reader, string, error) {
 		note = "O_DIRECT not supported by the filesystem; reads go through the page cache"
 	}
 
-	if backend != BackendPread {
-		u, err := newUring(fd, path, depth, true)
+	var failures string // setup failures under auto, for FallbackReason
+	if backend == BackendAuto || backend == BackendUring {
+		u, err := setupUring(fd, path, depth, true)
 		if err == nil {
 			u.note = note
 			return u, BackendUring, nil
@@ -160,12 +166,37 @@ func Open(path, backend string, depth int) (Reader, string, error) {
 			closeFd(fd)
 			return nil, "", fmt.Errorf("iouring: open %s: %w", path, err)
 		}
-		note = joinNotes(fmt.Sprintf("io_uring unavailable (%v); using pread", err), note)
+		failures = fmt.Sprintf("io_uring unavailable (%v)", err)
+	}
+	if backend == BackendAuto || backend == BackendAIO {
+		a, err := setupAIO(fd, path, depth)
+		if err == nil {
+			if failures != "" {
+				note = joinNotes(failures+"; using aio", note)
+			}
+			a.note = note
+			return a, BackendAIO, nil
+		}
+		if backend == BackendAIO {
+			closeFd(fd)
+			return nil, "", fmt.Errorf("iouring: open %s: %w", path, err)
+		}
+		failures = joinNotes(failures, fmt.Sprintf("aio unavailable (%v)", err))
+	}
+	if failures != "" {
+		note = joinNotes(failures+"; using pread", note)
 	}
 	p := newPread(fd, path, defaultPreadWorkers)
 	p.note = note
 	return p, BackendPread, nil
 }
+
+// setupUring and setupAIO are the constructors Open tries; tests replace
+// them to simulate a kernel that refuses io_uring or AIO.
+var (
+	setupUring = newUring
+	setupAIO   = newAIO
+)
 
 func joinNotes(a, b string) string {
 	switch {

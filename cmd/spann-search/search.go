@@ -33,7 +33,7 @@ func searchFlags() []cli.Flag {
 			"distances are SQUARED for l2 (eps 0.21 ≈ 1.1× the Euclidean distance); negative = no pruning"},
 		&cli.IntFlag{Name: "head-list", Usage: "head-graph search list (0 = nprobe + max(8, nprobe/2))"},
 		&cli.IntFlag{Name: "max-postings", Usage: "read at most this many postings per query after pruning (0 = no cap)"},
-		&cli.StringFlag{Name: "io", Value: "auto", Usage: "posting reads: auto (io_uring, else pread), uring or pread; SPANN_IO overrides"},
+		&cli.StringFlag{Name: "io", Value: "auto", Usage: "posting reads: auto (io_uring, else Linux AIO, else pread), uring, aio or pread; SPANN_IO overrides"},
 		&cli.IntFlag{Name: "nq", Usage: "use only the first N queries (0 = all)"},
 		&cli.StringFlag{Name: "sweep", Usage: "run several settings, e.g. nprobe=8,16,32,64 or eps=0.1,0.3 or max-postings=8,16 (one parameter)"},
 		&cli.StringFlag{Name: "sweep-out", Usage: "write the sweep table as CSV (.csv) or JSON (.json)"},
@@ -82,9 +82,9 @@ func runSearch(c *cli.Context) error {
 		return err
 	}
 	switch c.String("io") {
-	case "auto", "uring", "pread":
+	case "auto", "uring", "aio", "pread":
 	default:
-		return fmt.Errorf("--io %q: want auto, uring or pread", c.String("io"))
+		return fmt.Errorf("--io %q: want auto, uring, aio or pread", c.String("io"))
 	}
 	// Searching allocates nothing per query, so the collector has almost no
 	// work; a low GOGC keeps the heap near the live set (heads, graph,
