@@ -98,7 +98,7 @@ type Stats struct {
 	Seconds      map[string]float64 `json:"seconds"`
 	TotalSeconds float64            `json:"total_seconds"`
 	PeakRSS      int64              `json:"peak_rss_bytes"`
-	PhasePeakRSS map[string]int64   `json:"phase_peak_rss_bytes"`
+	PhasePeakRSS map[string]int64   `json:"phase_peak_rss_sampled_bytes"`
 	MemoryBudget int64              `json:"memory_budget_bytes"`
 	SpillBuckets int                `json:"spill_buckets"`
 	Threads      int                `json:"threads"`
@@ -224,7 +224,12 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 	start := time.Now()
 	// Keep the Go heap inside the budget: the collector works harder as
 	// the heap approaches the limit instead of letting garbage double it.
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.MemoryBudget))
+	// The limit is set below the budget because RSS also holds what the Go
+	// heap does not (binary, stacks, runtime metadata), and GOGC is halved
+	// so that garbage between collections (clustering scratch, per-bucket
+	// buffers) cannot double the heap while the live set is large.
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.MemoryBudget * 85 / 100))
+	defer debug.SetGCPercent(debug.SetGCPercent(50))
 	parent := filepath.Dir(filepath.Clean(o.Out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
@@ -261,18 +266,19 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 		{"head graph", b.buildGraph},
 		{"assign and write postings", b.assignAndWrite},
 	}
+	rss := sysmem.StartSampler(20 * time.Millisecond)
+	defer rss.Stop()
 	for _, ph := range phases {
 		t := time.Now()
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		sysmem.ResetPeakRSS()
+		rss.TakeMax()
 		if err := ph.fn(); err != nil {
 			return nil, fmt.Errorf("%s: %w", ph.name, err)
 		}
 		b.stats.Seconds[ph.name] = time.Since(t).Seconds()
-		b.stats.PhasePeakRSS[ph.name] = sysmem.PeakRSS()
-		b.stats.PeakRSS = max(b.stats.PeakRSS, b.stats.PhasePeakRSS[ph.name])
+		b.stats.PhasePeakRSS[ph.name] = rss.TakeMax()
 		debug.FreeOSMemory()
 		if o.afterPhase != nil {
 			o.afterPhase(ph.name)
@@ -282,7 +288,7 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 		return nil, err
 	}
 	b.stats.TotalSeconds = time.Since(start).Seconds()
-	b.stats.PeakRSS = max(b.stats.PeakRSS, sysmem.PeakRSS())
+	b.stats.PeakRSS = sysmem.PeakRSS()
 	if err := b.writeManifest(); err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ type spill struct {
 	writers        []*bufio.Writer
 	counts         []int64
 	rec            []byte
+	order          []int32 // sort index, reused by every loadBucket
 }
 
 // spillBufSize is the write buffer of each bucket file.
@@ -112,7 +113,13 @@ func (b *bucket) row(i int) []byte { return b.rec(i)[12:] }
 func (s *spill) loadBucket(b int, buf []byte) (*bucket, []byte, error) {
 	size := s.counts[b] * int64(s.recordBytes())
 	if int64(cap(buf)) < size {
-		buf = make([]byte, size)
+		// Allocate once for the largest bucket, so that buckets of growing
+		// size do not leave a trail of smaller buffers for the collector.
+		var largest int64
+		for _, c := range s.counts {
+			largest = max(largest, c)
+		}
+		buf = make([]byte, largest*int64(s.recordBytes()))
 	}
 	buf = buf[:size]
 	if _, err := s.files[b].ReadAt(buf, 0); err != nil && !(err == io.EOF && size == 0) {
@@ -120,7 +127,10 @@ func (s *spill) loadBucket(b int, buf []byte) (*bucket, []byte, error) {
 	}
 	rb := s.recordBytes()
 	n := len(buf) / rb
-	bk := &bucket{data: buf, rowBytes: s.rowBytes, order: make([]int32, n)}
+	if cap(s.order) < n {
+		s.order = make([]int32, n, cap(buf)/rb)
+	}
+	bk := &bucket{data: buf, rowBytes: s.rowBytes, order: s.order[:n]}
 	for i := range bk.order {
 		bk.order[i] = int32(i)
 	}

@@ -6,17 +6,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // PeakRSS returns the process's peak resident set size in bytes (VmHWM).
 func PeakRSS() int64 { return procField("/proc/self/status", "VmHWM:") }
-
-// ResetPeakRSS restarts the peak (VmHWM) from the current resident size, so
-// that the peak of one phase of work can be measured (Linux 4.0 and later:
-// writing 5 to /proc/self/clear_refs). It does nothing where unsupported.
-func ResetPeakRSS() {
-	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-}
 
 // RSS returns the current resident set size in bytes (VmRSS).
 func RSS() int64 { return procField("/proc/self/status", "VmRSS:") }
@@ -40,4 +35,55 @@ func procField(path, name string) int64 {
 		}
 	}
 	return 0
+}
+
+// Sampler records the largest resident set size seen between resets by
+// reading VmRSS periodically. Unlike resetting VmHWM, it leaves the
+// process's own peak (what /usr/bin/time reports) intact; short spikes
+// between samples can be missed, so use it to attribute memory to phases
+// and PeakRSS for the overall figure.
+type Sampler struct {
+	max  atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+// StartSampler samples every interval until Stop.
+func StartSampler(interval time.Duration) *Sampler {
+	s := &Sampler{stop: make(chan struct{}), done: make(chan struct{})}
+	s.max.Store(RSS())
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				r := RSS()
+				for {
+					m := s.max.Load()
+					if r <= m || s.max.CompareAndSwap(m, r) {
+						break
+					}
+				}
+			}
+		}
+	}()
+	return s
+}
+
+// TakeMax returns the largest RSS sampled since the last TakeMax (or the
+// start) and restarts from the current RSS.
+func (s *Sampler) TakeMax() int64 {
+	r := RSS()
+	m := s.max.Swap(r)
+	return max(m, r)
+}
+
+// Stop ends the sampling.
+func (s *Sampler) Stop() {
+	close(s.stop)
+	<-s.done
 }
