@@ -370,9 +370,11 @@ func (b *builder[T]) selectHeads(nHeads int) error {
 	n, rb := b.base.N, b.base.RowBytes()
 	// While clustering, memory holds the sample (plus the clustering's three
 	// int32s per row), then also the copy of the heads; the graph does not
-	// exist yet. Keep 30% of what is left as slack for the Go heap.
+	// exist yet. Half of what is left goes to the sample: measured peaks of
+	// this phase were sample + heads + 60 % of the sample (the 10M x 96
+	// float32 run with 70 % peaked 1.4 % over a 1 GiB budget).
 	avail := b.o.MemoryBudget - 64<<20 - int64(nHeads)*int64(rb)
-	sampleRows := int(min(int64(n), max(0, avail)*7/10/int64(rb+16)))
+	sampleRows := int(min(int64(n), max(0, avail)/2/int64(rb+16)))
 	if sampleRows < nHeads {
 		return fmt.Errorf("memory budget %s leaves room to cluster %d vectors, fewer than the %d heads wanted (raise --memory-budget or lower --head-ratio)",
 			fmtBytes(b.o.MemoryBudget), sampleRows, nHeads)
