@@ -2,6 +2,8 @@ package spann
 
 import (
 	"fmt"
+
+	"github.com/gospann/spann/datasets"
 	"math"
 	"runtime"
 	"sync"
@@ -21,7 +23,8 @@ type BatchResult struct {
 
 // SearchBatch searches every query of queries (nq rows of the index's
 // element type, row-major raw bytes) with threads concurrent workers (0 =
-// GOMAXPROCS) and returns all answers. It stops at the first error.
+// GOMAXPROCS), each keeping p.InFlight queries in flight, and returns all
+// answers. It stops at the first error.
 func (ix *Index) SearchBatch(queries []byte, k int, p SearchParams, threads int) (*BatchResult, error) {
 	if len(queries)%ix.rowBytes != 0 {
 		return nil, fmt.Errorf("queries: %d bytes is not a whole number of %d-byte vectors", len(queries), ix.rowBytes)
@@ -30,43 +33,59 @@ func (ix *Index) SearchBatch(queries []byte, k int, p SearchParams, threads int)
 	if nq == 0 {
 		return nil, fmt.Errorf("queries: none given")
 	}
+	if err := ix.checkParams(k, &p); err != nil {
+		return nil, err
+	}
+	if ix.typ == datasets.Float32 {
+		if err := datasets.CheckFinite(ix.typ, queries, ix.dim, 0); err != nil {
+			return nil, fmt.Errorf("queries: %w", err)
+		}
+	}
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	res := &BatchResult{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k), Latency: make([]time.Duration, nq)}
 	var next atomic.Int64
-	var wg sync.WaitGroup
 	errs := make([]error, threads)
 	stats := make([]SearchStats, threads)
+	// emit stores one answer; each query is answered by one worker, so the
+	// rows they write never overlap.
+	emit := func(t int) func(int, []Neighbor, *SearchStats, time.Duration) {
+		return func(q int, out []Neighbor, st *SearchStats, lat time.Duration) {
+			res.Latency[q] = lat
+			stats[t].Add(*st)
+			ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
+			for i := range ids {
+				if i < len(out) {
+					ids[i], dists[i] = out[i].ID, out[i].Dist
+				} else {
+					ids[i], dists[i] = -1, float32(math.Inf(1))
+				}
+			}
+		}
+	}
+	take := func() (int, []byte, bool) {
+		q := int(next.Add(1) - 1)
+		if q >= nq {
+			return 0, nil, false
+		}
+		return q, queries[q*ix.rowBytes : (q+1)*ix.rowBytes], true
+	}
+	var wg sync.WaitGroup
 	start := time.Now()
 	for t := 0; t < threads; t++ {
 		wg.Add(1)
 		go func(t int) {
 			defer wg.Done()
-			dst := make([]Neighbor, 0, k)
-			var st SearchStats
-			for {
-				q := int(next.Add(1) - 1)
-				if q >= nq || errs[t] != nil {
-					return
-				}
-				t0 := time.Now()
-				out, err := ix.SearchInto(queries[q*ix.rowBytes:(q+1)*ix.rowBytes], k, p, dst, &st)
-				res.Latency[q] = time.Since(t0)
-				if err != nil {
-					errs[t] = fmt.Errorf("query %d: %w", q, err)
-					next.Store(int64(nq)) // stop the others
-					return
-				}
-				stats[t].Add(st)
-				ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
-				for i := range ids {
-					if i < len(out) {
-						ids[i], dists[i] = out[i].ID, out[i].Dist
-					} else {
-						ids[i], dists[i] = -1, float32(math.Inf(1))
-					}
-				}
+			w, err := ix.getWorker()
+			if err != nil {
+				errs[t] = err
+				next.Store(int64(nq)) // stop the others
+				return
+			}
+			defer ix.putWorker(w)
+			if errs[t] = w.searchMany(take, k, p, p.InFlight, emit(t)); errs[t] != nil {
+				next.Store(int64(nq))
 			}
 		}(t)
 	}

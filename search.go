@@ -32,7 +32,16 @@ type SearchParams struct {
 	HeadList int
 	// MaxPostings caps how many postings are read after pruning (0 = no cap).
 	MaxPostings int
+	// InFlight is how many queries each SearchBatch worker keeps in flight
+	// at once (0 = DefaultInFlight): while one query's postings are being
+	// read, the worker searches the next one's heads and scans the postings
+	// that have arrived. Search, which answers one query, ignores it.
+	InFlight int
 }
+
+// DefaultInFlight is SearchBatch's queries in flight per worker when
+// SearchParams.InFlight is 0 (measured in docs/benchmarks.md).
+const DefaultInFlight = 6
 
 // DefaultSearchParams returns the defaults: NProbe 64, pruning off.
 func DefaultSearchParams() SearchParams {
@@ -98,6 +107,19 @@ func (ix *Index) checkQuery(query []byte, k int, p *SearchParams) error {
 	if len(query) != ix.rowBytes {
 		return fmt.Errorf("query of %d bytes: the index holds %d-dimensional %s vectors (%d bytes)", len(query), ix.dim, ix.typ, ix.rowBytes)
 	}
+	if err := ix.checkParams(k, p); err != nil {
+		return err
+	}
+	if ix.typ == datasets.Float32 {
+		if err := datasets.CheckFinite(ix.typ, query, ix.dim, 0); err != nil {
+			return fmt.Errorf("query: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkParams validates k and p and fills p's defaults.
+func (ix *Index) checkParams(k int, p *SearchParams) error {
 	if k <= 0 {
 		return fmt.Errorf("k=%d: must be positive", k)
 	}
@@ -115,13 +137,14 @@ func (ix *Index) checkQuery(query []byte, k int, p *SearchParams) error {
 		p.HeadList = p.NProbe + max(8, p.NProbe/2)
 	}
 	p.HeadList = max(p.HeadList, p.NProbe)
+	if p.InFlight < 0 {
+		return fmt.Errorf("in-flight=%d: must be positive (0 = default %d)", p.InFlight, DefaultInFlight)
+	}
+	if p.InFlight == 0 {
+		p.InFlight = DefaultInFlight
+	}
 	if math.IsNaN(p.Eps) {
 		return fmt.Errorf("eps is NaN")
-	}
-	if ix.typ == datasets.Float32 {
-		if err := datasets.CheckFinite(ix.typ, query, ix.dim, 0); err != nil {
-			return fmt.Errorf("query: %w", err)
-		}
 	}
 	return nil
 }
@@ -132,6 +155,8 @@ type engine interface {
 
 type worker interface {
 	search(query []byte, k int, p SearchParams, dst []Neighbor) ([]Neighbor, SearchStats, error)
+	searchMany(next func() (qi int, query []byte, ok bool), k int, p SearchParams, depth int,
+		emit func(qi int, res []Neighbor, st *SearchStats, latency time.Duration)) error
 	close() error
 }
 
@@ -142,32 +167,46 @@ type engineT[T vec.Elem] struct {
 	heads []T
 }
 
+// ringDepth is the io_uring (or AIO) queue depth of a search worker: enough
+// for several queries' postings in flight at once.
+const ringDepth = 256
+
 // workerT is one search worker's private state; nothing in it is shared.
+// A worker keeps up to len(slots) queries in flight on its own ring.
 type workerT[T vec.Elem] struct {
 	e      *engineT[T]
 	hs     *memindex.Searcher[T]
 	reader iouring.Reader
-	buf    []byte // page-aligned read buffer (iouring.AlignedBuffer)
-	reqs   []iouring.Request
-	probe  []int32 // heads whose postings are read, in request order
+	pipe   iouring.Pipe
 	dec    *posting.Decoder
-	heap   *topk.Heap
 	dists  []float32
-	qnorm  []T
 	ids    []int32
 	hdists []float32
+	out    []Neighbor // searchMany's answer scratch
+	slots  []*querySlot[T]
+	onDone func(b *iouring.Batch, i int) // w.scanPosting, bound once
+}
 
-	// Per-query state for scanPosting, set only during ReadEach.
-	q       []T
-	st      *SearchStats
-	stats   SearchStats // the current query's figures
-	scanErr error
-	onDone  func(i int) // w.scanPosting, bound once
+// querySlot is one query in flight on a worker: the postings it reads, the
+// buffer they are read into, and the heap its answer grows in.
+type querySlot[T vec.Elem] struct {
+	batch   iouring.Batch // batch.Tag is the slot's index in workerT.slots
+	buf     []byte        // page-aligned read buffer (iouring.AlignedBuffer)
+	probe   []int32       // heads whose postings are read, in request order
+	heap    *topk.Heap
+	q       []T // the query (normalised copy for cosine)
+	qnorm   []T
+	qi      int       // the caller's query index (searchMany)
+	start   time.Time // when the worker took the query
+	ioStart time.Time // when its reads were started
+	stats   SearchStats
+	err     error // first error met while scanning
+	busy    bool
 }
 
 func (e *engineT[T]) newWorker() (worker, error) {
 	ix := e.ix
-	r, backend, err := iouring.Open(ix.postings, ix.io, 0)
+	r, backend, err := iouring.Open(ix.postings, ix.io, ringDepth)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", ix.postings, err)
 	}
@@ -181,69 +220,174 @@ func (e *engineT[T]) newWorker() (worker, error) {
 		ix.backend, ix.note = backend, iouring.FallbackReason(r)
 	}
 	ix.mu.Unlock()
-	w := &workerT[T]{e: e, hs: e.graph.NewSearcher(), reader: r, dec: dec, heap: topk.New(10)}
+	w := &workerT[T]{e: e, hs: e.graph.NewSearcher(), reader: r, pipe: iouring.NewPipe(r), dec: dec}
 	w.onDone = w.scanPosting
+	w.ensureSlots(1)
 	return w, nil
 }
 
 func (w *workerT[T]) close() error {
 	w.dec.Close()
 	err := w.reader.Close()
-	if w.buf != nil {
-		if ferr := iouring.FreeBuffer(w.buf); err == nil {
-			err = ferr
+	for _, s := range w.slots {
+		if s.buf != nil {
+			if ferr := iouring.FreeBuffer(s.buf); err == nil {
+				err = ferr
+			}
+			s.buf = nil
 		}
-		w.buf = nil
 	}
 	return err
 }
 
-// ensureBuf grows the aligned read buffer to at least n bytes.
-func (w *workerT[T]) ensureBuf(n int) error {
-	if len(w.buf) >= n {
+// ensureSlots grows the worker to n query slots.
+func (w *workerT[T]) ensureSlots(n int) {
+	for len(w.slots) < n {
+		s := &querySlot[T]{heap: topk.New(10)}
+		s.batch.Tag = len(w.slots)
+		w.slots = append(w.slots, s)
+	}
+}
+
+// ensureBuf grows the slot's aligned read buffer to at least n bytes.
+func (s *querySlot[T]) ensureBuf(n int) error {
+	if len(s.buf) >= n {
 		return nil
 	}
-	if w.buf != nil {
-		iouring.FreeBuffer(w.buf)
-		w.buf = nil
+	if s.buf != nil {
+		iouring.FreeBuffer(s.buf)
+		s.buf = nil
 	}
-	size := max(n, 256<<10)
-	b, err := iouring.AlignedBuffer(size)
+	b, err := iouring.AlignedBuffer(max(n, 256<<10))
 	if err != nil {
 		return err
 	}
-	w.buf = b
+	s.buf = b
 	return nil
 }
 
+// search answers one query on slot 0.
 func (w *workerT[T]) search(query []byte, k int, p SearchParams, dst []Neighbor) ([]Neighbor, SearchStats, error) {
-	w.stats = SearchStats{}
-	dst, err := w.run(query, k, &p, dst, &w.stats)
-	return dst, w.stats, err
+	s := w.slots[0]
+	if err := w.begin(s, query, k, &p); err != nil {
+		return dst, s.stats, err
+	}
+	for s.batch.Pending() > 0 {
+		if err := w.pipe.Poll(true, w.onDone); err != nil && s.batch.Pending() > 0 {
+			return dst, s.stats, fmt.Errorf("reading postings of %s: %w", w.e.ix.postings, err)
+		}
+	}
+	dst, err := w.finish(s, dst)
+	return dst, s.stats, err
 }
 
-func (w *workerT[T]) run(query []byte, k int, p *SearchParams, dst []Neighbor, st *SearchStats) ([]Neighbor, error) {
+// searchMany answers every query next yields, keeping up to depth of them
+// in flight: while one query's postings are being read the worker searches
+// the heads of the next and scans whatever reads have completed. emit gets
+// each answer (valid only during the call) with its figures and latency,
+// measured from when the worker took the query to its answer. It stops
+// taking queries at the first error, lets the reads in flight finish, and
+// returns that error.
+func (w *workerT[T]) searchMany(next func() (qi int, query []byte, ok bool), k int, p SearchParams, depth int,
+	emit func(qi int, res []Neighbor, st *SearchStats, latency time.Duration)) error {
+	w.ensureSlots(depth)
+	var firstErr error
+	fail := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	active, more := 0, true
+	for {
+		for more && firstErr == nil && active < depth {
+			qi, query, ok := next()
+			if !ok {
+				more = false
+				break
+			}
+			s := w.freeSlot(depth)
+			s.qi, s.start = qi, time.Now()
+			if err := w.begin(s, query, k, &p); err != nil {
+				fail(fmt.Errorf("query %d: %w", qi, err))
+				break
+			}
+			s.busy = true
+			active++
+			// Submit at once, so the reads fly during the next head search.
+			if err := w.pipe.Poll(false, w.onDone); err != nil {
+				fail(fmt.Errorf("reading postings of %s: %w", w.e.ix.postings, err))
+			}
+			active -= w.retire(emit, fail)
+		}
+		if active == 0 {
+			return firstErr
+		}
+		if err := w.pipe.Poll(true, w.onDone); err != nil {
+			fail(fmt.Errorf("reading postings of %s: %w", w.e.ix.postings, err))
+			if w.pipe.Pending() > 0 {
+				return firstErr // the ring is gone and cannot be drained
+			}
+		}
+		active -= w.retire(emit, fail)
+	}
+}
+
+// freeSlot returns a slot that has no query in flight.
+func (w *workerT[T]) freeSlot(depth int) *querySlot[T] {
+	for _, s := range w.slots[:depth] {
+		if !s.busy {
+			return s
+		}
+	}
+	panic("spann: no free query slot") // searchMany keeps active < depth
+}
+
+// retire answers every busy slot whose reads have all been scanned and
+// returns how many it freed.
+func (w *workerT[T]) retire(emit func(int, []Neighbor, *SearchStats, time.Duration), fail func(error)) int {
+	n := 0
+	for _, s := range w.slots {
+		if !s.busy || s.batch.Pending() > 0 {
+			continue
+		}
+		s.busy = false
+		n++
+		out, err := w.finish(s, w.out[:0])
+		w.out = out
+		if err != nil {
+			fail(fmt.Errorf("query %d: %w", s.qi, err))
+			continue
+		}
+		emit(s.qi, out, &s.stats, time.Since(s.start))
+	}
+	return n
+}
+
+// begin searches the query's heads, seeds its heap with them (heads are
+// stored in no posting), chooses the postings to read and starts their
+// reads on the worker's pipe.
+func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams) error {
 	ix := w.e.ix
 	q := datasets.Rows[T](query)
 	if ix.metric == vec.Cosine {
-		w.qnorm = append(w.qnorm[:0], q...)
-		if f, ok := any(w.qnorm).([]float32); ok {
+		s.qnorm = append(s.qnorm[:0], q...)
+		if f, ok := any(s.qnorm).([]float32); ok {
 			vec.Normalize(f)
 		}
-		q = w.qnorm
+		q = s.qnorm
 	}
+	s.q, s.err, s.stats = q, nil, SearchStats{}
 	t0 := time.Now()
 	heads := w.hs.Search(q, p.NProbe, p.HeadList)
-	st.Heads = len(heads)
-	st.HeadTime = time.Since(t0)
+	s.stats.Heads = len(heads)
+	s.stats.HeadTime = time.Since(t0)
 
-	w.heap.Reset(k)
-	// Heads are candidates themselves: they are stored in no posting.
+	s.heap.Reset(k)
 	for _, h := range heads {
-		w.heap.Push(int32(ix.heads.IDs[h.ID]), h.Dist)
+		s.heap.Push(int32(ix.heads.IDs[h.ID]), h.Dist)
 	}
 	// Query-aware pruning, then one batch of reads.
-	w.probe, w.reqs = w.probe[:0], w.reqs[:0]
+	s.probe = s.probe[:0]
 	total := 0
 	if len(heads) > 0 {
 		d1 := heads[0].Dist
@@ -252,76 +396,80 @@ func (w *workerT[T]) run(query []byte, k int, p *SearchParams, dst []Neighbor, s
 			if p.Eps >= 0 && h.Dist > bound {
 				break
 			}
-			if p.MaxPostings > 0 && len(w.probe) >= p.MaxPostings {
+			if p.MaxPostings > 0 && len(s.probe) >= p.MaxPostings {
 				break
 			}
 			en := ix.entries[h.ID]
 			if en.Count == 0 {
 				continue
 			}
-			w.probe = append(w.probe, h.ID)
+			s.probe = append(s.probe, h.ID)
 			total += en.ReadBytes()
 		}
 	}
-	if err := w.ensureBuf(total); err != nil {
-		return dst, err
+	if err := s.ensureBuf(total); err != nil {
+		return err
 	}
-	off := 0
-	for _, h := range w.probe {
+	reqs, off := s.batch.Reqs[:0], 0
+	for _, h := range s.probe {
 		en := ix.entries[h]
 		span := en.ReadBytes()
-		w.reqs = append(w.reqs, iouring.Request{Offset: int64(en.ReadOffset()), Buf: w.buf[off : off+span]})
+		reqs = append(reqs, iouring.Request{Offset: int64(en.ReadOffset()), Buf: s.buf[off : off+span]})
 		off += span
 	}
-	// Each posting is checked, decoded and scanned as soon as its read
-	// completes, while the others are still in flight.
-	w.q, w.st, w.scanErr = q, st, nil
-	t1 := time.Now()
-	err := w.reader.ReadEach(w.reqs, w.onDone)
-	elapsed := time.Since(t1)
-	w.q, w.st = nil, nil
-	if w.scanErr != nil {
-		return dst, w.scanErr
+	s.batch.Reqs = reqs
+	s.ioStart = time.Now()
+	// Each posting is checked, decoded and scanned by scanPosting as soon
+	// as its read completes, while the others are still in flight.
+	if err := w.pipe.Start(&s.batch); err != nil {
+		return fmt.Errorf("reading postings of %s: %w", ix.postings, err)
 	}
-	if err != nil {
-		return dst, fmt.Errorf("reading postings of %s: %w", ix.postings, err)
+	return nil
+}
+
+// finish appends the slot's answer, nearest first, to dst.
+func (w *workerT[T]) finish(s *querySlot[T], dst []Neighbor) ([]Neighbor, error) {
+	if s.err != nil {
+		return dst, s.err
 	}
-	st.IOTime = elapsed - st.ScanTime
-	st.Postings = len(w.probe)
+	s.stats.IOTime = time.Since(s.ioStart) - s.stats.ScanTime
+	s.stats.Postings = len(s.probe)
+	k := s.heap.K()
 	if cap(w.ids) < k {
 		w.ids = make([]int32, k)
 		w.hdists = make([]float32, k)
 	}
-	got := w.heap.Sorted(w.ids[:k], w.hdists[:k])
+	got := s.heap.Sorted(w.ids[:k], w.hdists[:k])
 	for i := 0; i < got; i++ {
 		dst = append(dst, Neighbor{ID: w.ids[i], Dist: w.hdists[i]})
 	}
 	return dst, nil
 }
 
-// scanPosting is the ReadEach callback: it verifies, decodes and scans the
-// posting of request i into the heap. The first error is kept in scanErr and
-// later postings are skipped.
-func (w *workerT[T]) scanPosting(i int) {
-	if w.scanErr != nil {
+// scanPosting is the Pipe callback: it verifies, decodes and scans the
+// posting of request i of a slot's batch into that slot's heap. The first
+// error is kept in the slot and its later postings are skipped.
+func (w *workerT[T]) scanPosting(b *iouring.Batch, i int) {
+	s := w.slots[b.Tag]
+	if s.err != nil {
 		return
 	}
 	t0 := time.Now()
-	ix, st := w.e.ix, w.st
-	h := w.probe[i]
+	ix, st := w.e.ix, &s.stats
+	h := s.probe[i]
 	en := ix.entries[h]
-	r := &w.reqs[i]
+	r := &b.Reqs[i]
 	if r.Err != nil {
-		w.scanErr = fmt.Errorf("posting %d of %s: %w", h, ix.postings, r.Err)
+		s.err = fmt.Errorf("posting %d of %s: %w", h, ix.postings, r.Err)
 		return
 	}
 	if r.N < len(r.Buf) {
-		w.scanErr = fmt.Errorf("%w: posting %d of %s: short read (%d of %d bytes)", ErrCorrupt, h, ix.postings, r.N, len(r.Buf))
+		s.err = fmt.Errorf("%w: posting %d of %s: short read (%d of %d bytes)", ErrCorrupt, h, ix.postings, r.N, len(r.Buf))
 		return
 	}
 	ids, rows, err := w.dec.Decode(r.Buf[en.Offset-en.ReadOffset():], en)
 	if err != nil {
-		w.scanErr = fmt.Errorf("%w: posting %d of %s: %w", ErrCorrupt, h, ix.postings, err)
+		s.err = fmt.Errorf("%w: posting %d of %s: %w", ErrCorrupt, h, ix.postings, err)
 		return
 	}
 	n := len(ids)
@@ -329,12 +477,12 @@ func (w *workerT[T]) scanPosting(i int) {
 		w.dists = make([]float32, n)
 	}
 	d := w.dists[:n]
-	w.e.sp.Batch(w.q, datasets.Rows[T](rows), d)
-	worst := w.heap.Worst()
+	w.e.sp.Batch(s.q, datasets.Rows[T](rows), d)
+	worst := s.heap.Worst()
 	for j, dist := range d {
 		if dist <= worst {
-			w.heap.PushUnique(int32(ids[j]), dist)
-			worst = w.heap.Worst()
+			s.heap.PushUnique(int32(ids[j]), dist)
+			worst = s.heap.Worst()
 		}
 	}
 	st.Vectors += n

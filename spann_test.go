@@ -209,3 +209,58 @@ func TestOpenRejectsDamagedIndex(t *testing.T) {
 		t.Fatalf("corrupt posting: %v", err)
 	}
 }
+
+// SearchBatch with several queries in flight per worker gives exactly the
+// answers of one Search per query, whatever the depth and thread count.
+func TestSearchBatchInFlightMatchesSearch(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 80, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	p := SearchParams{NProbe: 12, Eps: -1}
+	var want [][]Neighbor
+	var wantStats SearchStats
+	for q := 0; q < f.q.N; q++ {
+		var st SearchStats
+		got, err := ix.SearchInto(f.q.Row(q), 10, p, nil, &st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, got)
+		wantStats.Add(st)
+	}
+	for _, c := range []struct{ inFlight, threads int }{{1, 1}, {3, 1}, {8, 1}, {4, 2}, {200, 2}} {
+		p.InFlight = c.inFlight
+		res, err := ix.SearchBatch(f.q.Data, 10, p, c.threads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for q := range want {
+			for i := 0; i < 10; i++ {
+				id, d := res.IDs[q*10+i], res.Dists[q*10+i]
+				if i >= len(want[q]) {
+					if id != -1 {
+						t.Fatalf("in-flight %d: query %d rank %d: id %d, want padding", c.inFlight, q, i, id)
+					}
+					continue
+				}
+				if id != want[q][i].ID || d != want[q][i].Dist {
+					t.Fatalf("in-flight %d threads %d: query %d rank %d: (%d, %g), Search gave (%d, %g)",
+						c.inFlight, c.threads, q, i, id, d, want[q][i].ID, want[q][i].Dist)
+				}
+			}
+			if res.Latency[q] <= 0 {
+				t.Fatalf("in-flight %d: query %d has latency %v", c.inFlight, q, res.Latency[q])
+			}
+		}
+		st := res.Stats
+		if st.Postings != wantStats.Postings || st.Pages != wantStats.Pages || st.Vectors != wantStats.Vectors || st.Heads != wantStats.Heads {
+			t.Fatalf("in-flight %d: stats %+v, one at a time %+v", c.inFlight, st, wantStats)
+		}
+	}
+	if _, err := ix.SearchBatch(f.q.Data, 10, SearchParams{NProbe: 12, InFlight: -1}, 1); err == nil || !strings.Contains(err.Error(), "in-flight=-1") {
+		t.Fatalf("InFlight -1: %v", err)
+	}
+}

@@ -121,9 +121,12 @@ type uringReader struct {
 
 	tail uint32 // our SQ tail, published to *sqTail before each enter
 
-	// Per-batch scratch, grown to the largest batch seen and reused.
-	attempts []uint8 // read attempts per request index
-	retry    []int32 // request indices waiting to be (re)queued
+	p *uringPipe // the reader's Pipe (NewPipe), also used by Read
+
+	// Read and ReadEach as a Pipe batch, reused so they allocate nothing.
+	sync     Batch
+	syncDone func(i int)
+	syncCB   func(b *Batch, i int) // u.handBack, bound once
 }
 
 // newUring sets up a ring of at least depth entries reading from fd. With
@@ -232,107 +235,39 @@ func (u *uringReader) ReadEach(reqs []Request, done func(i int)) error {
 	return u.read(reqs, done)
 }
 
+// read is Read and ReadEach: the batch goes through the reader's own Pipe,
+// so there is one submission and completion path.
 func (u *uringReader) read(reqs []Request, onDone func(i int)) error {
-	if err := u.enter(); err != nil {
+	p := u.pipe()
+	if p.Pending() > 0 {
+		return ErrConcurrentUse // a Pipe has batches in flight on this ring
+	}
+	b := &u.sync
+	b.Reqs, u.syncDone = reqs, onDone
+	if u.syncCB == nil {
+		u.syncCB = u.handBack
+	}
+	defer func() { b.Reqs, u.syncDone = nil, nil }()
+	if err := p.Start(b); err != nil {
 		return err
 	}
-	defer u.leave()
-	if u.closed {
-		return ErrClosed
-	}
-	if u.broken != nil {
-		return fmt.Errorf("iouring: ring unusable after earlier failure: %w", u.broken)
-	}
-	if prepare(reqs, FileAlignment) == 0 {
-		notifyInvalid(reqs, onDone)
-		return summarize(reqs)
-	}
-	notifyInvalid(reqs, onDone)
-	if cap(u.attempts) < len(reqs) {
-		u.attempts = make([]uint8, len(reqs))
-	}
-	u.attempts = u.attempts[:len(reqs)]
-	clear(u.attempts)
-	u.retry = u.retry[:0]
-
-	next := 0     // next request index not yet queued
-	inflight := 0 // queued and not yet completed
-	for {
-		// Fill the SQ: resubmissions first, then new requests, up to the
-		// ring depth. Larger batches proceed in rounds.
-		for inflight < int(u.sqEntries) {
-			var i int
-			if n := len(u.retry); n > 0 {
-				i = int(u.retry[n-1])
-				u.retry = u.retry[:n-1]
-			} else {
-				for next < len(reqs) && !needsIO(&reqs[next]) {
-					next++
-				}
-				if next == len(reqs) {
-					break
-				}
-				i = next
-				next++
-			}
-			u.queue(i, &reqs[i])
-			inflight++
+	for b.Pending() > 0 {
+		if err := p.Poll(true, u.syncCB); err != nil {
+			break // every pending request was handed back with Err set
 		}
-		if inflight == 0 {
-			break
-		}
-		// With a callback, wake for the first completion so that it can be
-		// processed while the other reads are still in flight.
-		wait := inflight
-		if onDone != nil {
-			wait = 1
-		}
-		if err := u.submitAndWait(inflight, wait); err != nil {
-			u.broken = err
-			for i := range reqs {
-				if needsIO(&reqs[i]) && reqs[i].N < len(reqs[i].Buf) && !u.finished(i) {
-					reqs[i].Err = fmt.Errorf("read offset %d: %w", reqs[i].Offset, err)
-					if onDone != nil {
-						onDone(i)
-					}
-				}
-			}
-			return summarize(reqs)
-		}
-		inflight -= u.reap(reqs, onDone)
 	}
-	// The kernel wrote into the buffers through raw addresses; keep the
-	// requests (and so the buffers) reachable until every CQE is reaped.
-	runtime.KeepAlive(reqs)
 	return summarize(reqs)
 }
 
-// attemptsDone marks a request in u.attempts whose final result is in.
-const attemptsDone = 0xff
-
-func (u *uringReader) finished(i int) bool { return u.attempts[i] == attemptsDone }
-
-// queue writes the SQE for the unread remainder of request i. It is only
-// published to the kernel by submitAndWait's tail store.
-func (u *uringReader) queue(i int, r *Request) {
-	slot := u.tail & u.sqMask
-	n := min(len(r.Buf)-r.N, maxChunk)
-	s := &u.sqes[slot]
-	*s = sqe{
-		opcode:   opRead,
-		fd:       int32(u.fd),
-		off:      uint64(r.Offset) + uint64(r.N),
-		addr:     uint64(uintptr(unsafe.Pointer(&r.Buf[r.N]))),
-		len:      uint32(n),
-		userData: uint64(i), // an index, never a Go pointer
+// handBack is the Pipe callback of read.
+func (u *uringReader) handBack(_ *Batch, i int) {
+	if u.syncDone != nil {
+		u.syncDone(i)
 	}
-	if u.fixed {
-		s.flags = sqeFixedFile
-		s.fd = 0
-	}
-	u.sqArray[slot] = slot
-	u.tail++
 }
+
+// attemptsDone marks a request in Batch.attempts whose final result is in.
+const attemptsDone = 0xff
 
 // submitAndWait publishes the queued SQEs and enters the kernel once to
 // submit them all and wait until inflight completions are in the CQ ring.
@@ -367,40 +302,6 @@ func (u *uringReader) submitAndWait(inflight, wait int) error {
 // cqReady is the number of CQEs waiting to be reaped.
 func (u *uringReader) cqReady() uint32 {
 	return atomic.LoadUint32(u.cqTail) - atomic.LoadUint32(u.cqHead)
-}
-
-// reap consumes every available CQE, settles its request and queues
-// resubmissions; it returns the number of CQEs consumed.
-func (u *uringReader) reap(reqs []Request, onDone func(i int)) int {
-	head := atomic.LoadUint32(u.cqHead)
-	tail := atomic.LoadUint32(u.cqTail) // acquire: CQE contents up to tail are visible
-	n := 0
-	for ; head != tail; head++ {
-		c := u.cqes[head&u.cqMask]
-		n++
-		i := int(c.userData)
-		if c.userData >= uint64(len(reqs)) {
-			continue // cannot happen: we only submit indices of this batch
-		}
-		r := &reqs[i]
-		res, errno := int(c.res), error(nil)
-		if c.res < 0 {
-			res, errno = 0, unix.Errno(-c.res)
-		}
-		if settle(r, res, errno, FileAlignment, int(u.attempts[i])) == again {
-			u.attempts[i]++
-			u.retry = append(u.retry, int32(i))
-		} else {
-			u.attempts[i] = attemptsDone
-			if onDone != nil {
-				onDone(i)
-			}
-		}
-	}
-	// Release: we are done reading these CQE slots before the kernel may
-	// reuse them.
-	atomic.StoreUint32(u.cqHead, head)
-	return n
 }
 
 func (u *uringReader) Close() error {
