@@ -264,3 +264,82 @@ func TestSearchBatchInFlightMatchesSearch(t *testing.T) {
 		t.Fatalf("InFlight -1: %v", err)
 	}
 }
+
+// The two-round rule reads the first round's postings, then only the
+// candidates within the slack of the k-th distance: an infinite-like slack
+// reads every candidate and answers exactly as one round does, a zero
+// slack reads fewer postings, and pipelined batches agree with Search.
+func TestTwoRoundRule(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 60, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	one := SearchParams{NProbe: 24, Eps: -1}
+	all := SearchParams{NProbe: 24, Eps: -1, FirstRound: 4, KthSlack: 1e30}
+	tight := SearchParams{NProbe: 24, Eps: -1, FirstRound: 4, KthSlack: 0}
+	var stOne, stAll, stTight SearchStats
+	for q := 0; q < f.q.N; q++ {
+		var a, b, c SearchStats
+		r1, err := ix.SearchInto(f.q.Row(q), 10, one, nil, &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := ix.SearchInto(f.q.Row(q), 10, all, nil, &b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ix.SearchInto(f.q.Row(q), 10, tight, nil, &c); err != nil {
+			t.Fatal(err)
+		}
+		if len(r1) != len(r2) {
+			t.Fatalf("query %d: %d results in one round, %d in two", q, len(r1), len(r2))
+		}
+		for i := range r1 {
+			if r1[i] != r2[i] {
+				t.Fatalf("query %d rank %d: one round %v, two rounds with unbounded slack %v", q, i, r1[i], r2[i])
+			}
+		}
+		if b.Rounds != 2 || a.Rounds != 1 || c.Rounds < 1 || c.Rounds > 2 {
+			t.Fatalf("query %d: rounds %d / %d / %d", q, a.Rounds, b.Rounds, c.Rounds)
+		}
+		if b.Postings != a.Postings {
+			t.Fatalf("query %d: unbounded slack read %d postings, one round %d", q, b.Postings, a.Postings)
+		}
+		stOne.Add(a)
+		stAll.Add(b)
+		stTight.Add(c)
+	}
+	if stTight.Postings >= stOne.Postings || stTight.Postings < 4*f.q.N {
+		t.Fatalf("zero slack read %d postings, one round %d (first round alone %d)", stTight.Postings, stOne.Postings, 4*f.q.N)
+	}
+	for _, p := range []SearchParams{all, tight} {
+		for _, inFlight := range []int{1, 5} {
+			p.InFlight = inFlight
+			res, err := ix.SearchBatch(f.q.Data, 10, p, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for q := 0; q < f.q.N; q++ {
+				want, _ := ix.Search(f.q.Row(q), 10, p)
+				for i, nb := range want {
+					if res.IDs[q*10+i] != nb.ID || res.Dists[q*10+i] != nb.Dist {
+						t.Fatalf("slack %g in-flight %d: query %d rank %d differs from Search", p.KthSlack, inFlight, q, i)
+					}
+				}
+			}
+		}
+	}
+	for _, c := range []struct {
+		p    SearchParams
+		want string
+	}{
+		{SearchParams{NProbe: 8, FirstRound: -1}, "first-round=-1"},
+		{SearchParams{NProbe: 8, FirstRound: 2, KthSlack: -0.5}, "kth-slack=-0.5"},
+	} {
+		if _, err := ix.Search(f.q.Row(0), 10, c.p); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.p, err, c.want)
+		}
+	}
+}

@@ -33,10 +33,12 @@ func searchFlags() []cli.Flag {
 			"distances are SQUARED for l2 (eps 0.21 ≈ 1.1× the Euclidean distance); negative = no pruning"},
 		&cli.IntFlag{Name: "head-list", Usage: "head-graph search list (0 = nprobe + max(8, nprobe/2))"},
 		&cli.IntFlag{Name: "max-postings", Usage: "read at most this many postings per query after pruning (0 = no cap)"},
+		&cli.IntFlag{Name: "first-round", Usage: "two-round stopping rule: read the postings of this many nearest heads first, then only those of the other nprobe candidates whose head distance is within --kth-slack of the k-th distance found (0 = one round: every candidate)"},
+		&cli.Float64Flag{Name: "kth-slack", Value: 0.25, Usage: "second-round bound of --first-round: read a candidate if d(q,c) <= τ + slack·|τ|, τ the k-th distance after the first round; distances are SQUARED for l2 (0.21 ≈ 1.1× the Euclidean distance)"},
 		&cli.IntFlag{Name: "in-flight", Usage: fmt.Sprintf("queries each worker keeps in flight: while one query's postings are read it searches the next one's heads (0 = %d)", spann.DefaultInFlight)},
 		&cli.StringFlag{Name: "io", Value: "auto", Usage: "posting reads: auto (io_uring, else Linux AIO, else pread), uring, aio or pread; SPANN_IO overrides"},
 		&cli.IntFlag{Name: "nq", Usage: "use only the first N queries (0 = all)"},
-		&cli.StringFlag{Name: "sweep", Usage: "run several settings, e.g. nprobe=8,16,32,64, eps=0.1,0.3, max-postings=8,16 or in-flight=1,2,4 (one parameter)"},
+		&cli.StringFlag{Name: "sweep", Usage: "run several settings, e.g. nprobe=8,16,32,64, eps=0.1,0.3, max-postings=8,16, in-flight=1,2,4, first-round=4,6 or kth-slack=0.2,0.3 (one parameter)"},
 		&cli.StringFlag{Name: "sweep-out", Usage: "write the sweep table as CSV (.csv) or JSON (.json)"},
 		&cli.StringFlag{Name: "plot", Usage: "draw recall@k against QPS of the sweep into this .png (needs --gt)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary (or the sweep rows) as JSON on stdout"},
@@ -50,6 +52,8 @@ type row struct {
 	Eps         float64 `json:"eps"`
 	MaxPostings int     `json:"max_postings"`
 	InFlight    int     `json:"in_flight"`
+	FirstRound  int     `json:"first_round"`
+	KthSlack    float64 `json:"kth_slack"`
 	Threads     int     `json:"threads"`
 	Queries     int     `json:"queries"`
 	K           int     `json:"k"`
@@ -128,7 +132,7 @@ func runSearch(c *cli.Context) error {
 		return fmt.Errorf("--in-flight %d: must be at least 1 (0 = the default %d)", c.Int("in-flight"), spann.DefaultInFlight)
 	}
 	base := spann.SearchParams{NProbe: c.Int("nprobe"), Eps: c.Float64("eps"), HeadList: c.Int("head-list"),
-		MaxPostings: c.Int("max-postings"), InFlight: c.Int("in-flight")}
+		MaxPostings: c.Int("max-postings"), InFlight: c.Int("in-flight"), FirstRound: c.Int("first-round"), KthSlack: c.Float64("kth-slack")}
 	settings := []spann.SearchParams{base}
 	if s := c.String("sweep"); s != "" {
 		if settings, err = parseSweep(s, base); err != nil {
@@ -181,7 +185,8 @@ func runSearch(c *cli.Context) error {
 		}
 		var pts []plot.Point
 		for _, r := range rows {
-			label := map[string]string{"nprobe": strconv.Itoa(r.NProbe), "eps": fmt.Sprint(r.Eps), "max-postings": strconv.Itoa(r.MaxPostings), "in-flight": strconv.Itoa(r.InFlight)}[name]
+			label := map[string]string{"nprobe": strconv.Itoa(r.NProbe), "eps": fmt.Sprint(r.Eps), "max-postings": strconv.Itoa(r.MaxPostings), "in-flight": strconv.Itoa(r.InFlight),
+				"first-round": strconv.Itoa(r.FirstRound), "kth-slack": fmt.Sprint(r.KthSlack)}[name]
 			pts = append(pts, plot.Point{Recall: r.RecallK, QPS: r.QPS, Label: label})
 		}
 		title := fmt.Sprintf("%s, %d threads, sweep over %s", c.String("index"), threads, name)
@@ -209,7 +214,7 @@ func runSearch(c *cli.Context) error {
 func parseSweep(s string, base spann.SearchParams) ([]spann.SearchParams, error) {
 	name, list, ok := strings.Cut(s, "=")
 	if !ok || list == "" {
-		return nil, fmt.Errorf("--sweep %q: want NAME=V1,V2,... (nprobe, eps, max-postings or in-flight)", s)
+		return nil, fmt.Errorf("--sweep %q: want NAME=V1,V2,... (nprobe, eps, max-postings, in-flight, first-round or kth-slack)", s)
 	}
 	var out []spann.SearchParams
 	for _, v := range strings.Split(list, ",") {
@@ -224,8 +229,12 @@ func parseSweep(s string, base spann.SearchParams) ([]spann.SearchParams, error)
 			p.MaxPostings, err = strconv.Atoi(strings.TrimSpace(v))
 		case "in-flight":
 			p.InFlight, err = strconv.Atoi(strings.TrimSpace(v))
+		case "first-round":
+			p.FirstRound, err = strconv.Atoi(strings.TrimSpace(v))
+		case "kth-slack":
+			p.KthSlack, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
 		default:
-			return nil, fmt.Errorf("--sweep: unknown parameter %q (want nprobe, eps, max-postings or in-flight)", name)
+			return nil, fmt.Errorf("--sweep: unknown parameter %q (want nprobe, eps, max-postings, in-flight, first-round or kth-slack)", name)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("--sweep %s: bad value %q", name, v)
@@ -253,7 +262,7 @@ func summarize(res *spann.BatchResult, gt *datasets.GroundTruth, p spann.SearchP
 	if inFlight == 0 {
 		inFlight = spann.DefaultInFlight
 	}
-	r := row{NProbe: p.NProbe, Eps: p.Eps, MaxPostings: p.MaxPostings, InFlight: inFlight, Threads: threads, Queries: nq, K: res.K,
+	r := row{NProbe: p.NProbe, Eps: p.Eps, MaxPostings: p.MaxPostings, InFlight: inFlight, FirstRound: p.FirstRound, KthSlack: p.KthSlack, Threads: threads, Queries: nq, K: res.K,
 		QPS: n / wall, MeanUS: float64(sum.Nanoseconds()) / 1e3 / n,
 		P50US: pct(0.5), P90US: pct(0.9), P99US: pct(0.99), P999US: pct(0.999),
 		Postings: float64(st.Postings) / n, Pages: float64(st.Pages) / n, KiB: float64(st.Bytes) / 1024 / n,
