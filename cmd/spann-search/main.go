@@ -19,9 +19,10 @@ func newApp() *cli.App {
 			"inner product for ip and cosine (cosine normalises float32 vectors to unit length first).",
 		UsageText: "spann-search --index DIR --queries Q [--k 10] [--gt GT] [--out R.ibin] [options]\n" +
 			"spann-search groundtruth --base B --queries Q --k 100 --out GT\n" +
-			"spann-search recall --gt GT --results R.ibin --k 10",
+			"spann-search recall --gt GT --results R.ibin --k 10\n" +
+			"spann-search plot --out F.png [NAME=]SWEEP.csv ...",
 		Flags:    searchFlags(),
 		Action:   runSearch,
-		Commands: []*cli.Command{groundtruthCommand(), recallCommand()},
+		Commands: []*cli.Command{groundtruthCommand(), recallCommand(), plotCommand()},
 	}
 }

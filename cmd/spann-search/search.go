@@ -189,7 +189,7 @@ func runSearch(c *cli.Context) error {
 				"first-round": strconv.Itoa(r.FirstRound), "kth-slack": fmt.Sprint(r.KthSlack)}[name]
 			pts = append(pts, plot.Point{Recall: r.RecallK, QPS: r.QPS, Label: label})
 		}
-		title := fmt.Sprintf("%s, %d threads, sweep over %s", c.String("index"), threads, name)
+		title := fmt.Sprintf("%s, %s, sweep over %s", c.String("index"), plural(threads, "thread"), name)
 		if err := plot.RecallQPS(pp, title, k, []plot.Series{{Name: "spann " + rows[0].Backend, Points: pts}}); err != nil {
 			return err
 		}
@@ -328,13 +328,22 @@ func writeRows(path string, rows []row) error {
 		return enc.Encode(rows)
 	}
 	w := csv.NewWriter(f)
-	w.Write([]string{"nprobe", "eps", "max_postings", "threads", "recall", "qps", "mean_us", "p50_us", "p99_us", "postings", "pages", "kib", "vectors", "peak_rss_mib", "backend"})
+	w.Write([]string{"nprobe", "eps", "max_postings", "in_flight", "first_round", "kth_slack", "threads", "recall", "qps", "mean_us", "p50_us", "p99_us", "postings", "pages", "kib", "vectors", "peak_rss_mib", "backend"})
 	for _, r := range rows {
-		w.Write([]string{strconv.Itoa(r.NProbe), fmt.Sprint(r.Eps), strconv.Itoa(r.MaxPostings), strconv.Itoa(r.Threads),
+		w.Write([]string{strconv.Itoa(r.NProbe), fmt.Sprint(r.Eps), strconv.Itoa(r.MaxPostings), strconv.Itoa(r.InFlight),
+			strconv.Itoa(r.FirstRound), fmt.Sprint(r.KthSlack), strconv.Itoa(r.Threads),
 			fmt.Sprintf("%.4f", r.RecallK), fmt.Sprintf("%.1f", r.QPS), fmt.Sprintf("%.1f", r.MeanUS), fmt.Sprintf("%.1f", r.P50US),
 			fmt.Sprintf("%.1f", r.P99US), fmt.Sprintf("%.2f", r.Postings), fmt.Sprintf("%.2f", r.Pages), fmt.Sprintf("%.2f", r.KiB),
 			fmt.Sprintf("%.1f", r.Vectors), fmt.Sprintf("%.1f", r.PeakRSSMiB), r.Backend})
 	}
 	w.Flush()
 	return w.Error()
+}
+
+// plural returns "1 thread" or "2 threads".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
