@@ -40,6 +40,7 @@ type Index struct {
 	heads    *indexfile.Heads
 	entries  []posting.Entry
 	postings string
+	table    *posting.Table // the postings file's shared Huffman table, if any
 	io       string
 	backend  string // chosen by the first worker
 	note     string
@@ -118,6 +119,9 @@ func Open(dir string, opts Options) (*Index, error) {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	pinfo, _ := m.File(build.PostingsFile)
+	if ix.table, err = readPostingsHeader(ix.postings, ix.rowBytes); err != nil {
+		return nil, err
+	}
 	for i, e := range ix.entries {
 		// The whole aligned read must lie inside the file (the writer pads
 		// it to a page), not just the extent: O_DIRECT reads whole pages.
@@ -155,6 +159,28 @@ func Open(dir string, opts Options) (*Index, error) {
 	ix.all = append(ix.all, w)
 	ix.free = append(ix.free, w)
 	return ix, nil
+}
+
+// readPostingsHeader checks page 0 of the postings file (magic, version,
+// CRC, row size) and returns its shared Huffman table, if it has one.
+func readPostingsHeader(path string, rowBytes int) (*posting.Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
+	}
+	defer f.Close()
+	page := make([]byte, posting.PageSize)
+	if _, err := io.ReadFull(f, page); err != nil {
+		return nil, fmt.Errorf("%s: %w: header page: %v", path, ErrCorrupt, err)
+	}
+	h, err := posting.ReadFileHeader(page)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
+	if int(h.RowBytes) != rowBytes {
+		return nil, fmt.Errorf("%s: %w: postings of %d-byte vectors, the manifest says %d", path, ErrCorrupt, h.RowBytes, rowBytes)
+	}
+	return h.Table, nil
 }
 
 func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {

@@ -238,6 +238,7 @@ func (e *engineT[T]) newWorker() (worker, error) {
 		r.Close()
 		return nil, err
 	}
+	dec.SetTable(ix.table)
 	ix.mu.Lock()
 	if ix.backend == "" {
 		ix.backend, ix.note = backend, iouring.FallbackReason(r)

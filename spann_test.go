@@ -76,6 +76,8 @@ func TestExhaustiveSearchIsExact(t *testing.T) {
 		{datasets.Float32, vec.L2, posting.CodecZstd},
 		{datasets.Float32, vec.Cosine, posting.CodecNone},
 		{datasets.Int8, vec.IP, posting.DefaultCodec},
+		{datasets.Uint8, vec.L2, posting.CodecHuffShared},
+		{datasets.Float32, vec.L2, posting.CodecHuffShared},
 	} {
 		f := newFixture(t, c.typ, c.metric, 3000, 60, 24, c.codec)
 		ix, err := Open(f.index, Options{})
@@ -190,6 +192,18 @@ func TestOpenRejectsDamagedIndex(t *testing.T) {
 		os.Remove(filepath.Join(d2, name))
 		if _, err := Open(d2, Options{}); err == nil || !strings.Contains(err.Error(), name) && name != "manifest.json" {
 			t.Errorf("missing %s: %v", name, err)
+		}
+	}
+	// The postings file's header page is checked at Open: magic, version,
+	// row size, the shared table and the CRC.
+	for _, off := range []int{0, 8, 16, 30, posting.PageSize - 1} {
+		d := copyIndex()
+		p := filepath.Join(d, build.PostingsFile)
+		b, _ := os.ReadFile(p)
+		b[off] ^= 0x10
+		os.WriteFile(p, b, 0o644)
+		if _, err := Open(d, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), build.PostingsFile) {
+			t.Errorf("postings header byte %d flipped: %v", off, err)
 		}
 	}
 	// A flipped byte inside a posting is caught when that posting is read.

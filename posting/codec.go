@@ -28,16 +28,23 @@ const (
 	// table per block of up to 64 KiB, i.e. per posting in practice) with
 	// no LZ stage, which vector bytes do not profit from.
 	CodecHuff Codec = 3
+	// CodecHuffShared Huffman-codes the rows with huff0 like CodecHuff, but
+	// with one table for the whole file, stored in its header (Table), so
+	// no posting carries or decodes a table of its own.
+	CodecHuffShared Codec = 4
 
-	codecCount = 4
+	codecCount = 5
 )
 
 // DefaultCodec is the codec chosen from the measurements in
-// docs/bench-posting.md: the smallest postings on real SIFT data at a
-// decode cost far below one page read.
-const DefaultCodec = CodecHuff
+// docs/bench-posting.md and docs/benchmarks.md: Huffman coding with one
+// table per file. On realsift-1M its postings are 1.8 % larger than with a
+// table per posting (CodecHuff, the smallest) and a query reads 2.5 % more
+// pages, but it answers 15-23 % more queries per second, because decoding
+// a table per posting was 14 % of a query's CPU.
+const DefaultCodec = CodecHuffShared
 
-var codecNames = [codecCount]string{"none", "zstd", "zstd-planes", "huff"}
+var codecNames = [codecCount]string{"none", "zstd", "zstd-planes", "huff", "huff-shared"}
 
 // Codecs lists every codec, in id order.
 func Codecs() []Codec {
@@ -58,7 +65,8 @@ func (c Codec) String() string {
 	return fmt.Sprintf("codec(%d)", uint8(c))
 }
 
-// ParseCodec parses a codec name ("none", "zstd", "zstd-planes", "huff");
+// ParseCodec parses a codec name ("none", "zstd", "zstd-planes", "huff",
+// "huff-shared");
 // "default" gives DefaultCodec.
 func ParseCodec(s string) (Codec, error) {
 	s = strings.ToLower(s)
@@ -86,6 +94,7 @@ const (
 	enNone entropy = iota
 	enZstd
 	enHuff
+	enHuffShared // enHuff with the file's Table: blocks carry no table
 )
 
 func (c Codec) stages() (transform, entropy) {
@@ -96,6 +105,8 @@ func (c Codec) stages() (transform, entropy) {
 		return tfPlanes, enZstd
 	case CodecHuff:
 		return tfRaw, enHuff
+	case CodecHuffShared:
+		return tfRaw, enHuffShared
 	}
 	return tfRaw, enNone
 }
@@ -140,7 +151,9 @@ func inverse(tf transform, rows, src []byte, count, rowBytes int) {
 //	mode 2 (huff1x): uvarint L, then L bytes: a huff0 table and one stream
 //	mode 3 (huff4x): uvarint L, then L bytes: a huff0 table and four streams
 //
-// Mode values are part of the on-disk format.
+// Mode values are part of the on-disk format. Under CodecHuffShared the
+// huff1x and huff4x bodies are the stream(s) alone, coded with the file's
+// shared table.
 const (
 	huffBlock = 64 << 10
 	huff4xMin = 1024 // below this a single stream decodes as fast and is smaller
@@ -155,6 +168,8 @@ type rowEncoder struct {
 	zstdLevel zstd.EncoderLevel
 	zenc      *zstd.Encoder
 	huff      huff0.Scratch
+	table     *Table        // CodecHuffShared's code
+	shared    huff0.Scratch // holds table's code as its previous table
 	tmp       []byte
 }
 
@@ -195,25 +210,37 @@ func (e *rowEncoder) encode(dst []byte, c Codec, rows []byte, count, rowBytes in
 			e.zenc = z
 		}
 		return e.zenc.EncodeAll(t, dst), nil
-	case enHuff:
-		return e.huffEncode(dst, t)
+	case enHuff, enHuffShared:
+		return e.huffEncode(dst, t, en == enHuffShared)
 	}
 	return dst, fmt.Errorf("codec %s: no entropy stage", c)
 }
 
-func (e *rowEncoder) huffEncode(dst, t []byte) ([]byte, error) {
+func (e *rowEncoder) huffEncode(dst, t []byte, shared bool) ([]byte, error) {
+	s := &e.huff
+	if shared {
+		if e.table == nil || e.table.enc == nil {
+			return dst, fmt.Errorf("codec %s: the writer has no trained table", CodecHuffShared)
+		}
+		s = &e.shared
+	}
 	for len(t) > 0 {
 		blk := t[:min(len(t), huffBlock)]
 		t = t[len(blk):]
-		e.huff.Reuse = huff0.ReusePolicyNone // every block carries its table
+		if shared {
+			s.TransferCTable(e.table.enc)
+			s.Reuse = huff0.ReusePolicyMust // the file's table, never one of its own
+		} else {
+			s.Reuse = huff0.ReusePolicyNone // every block carries its table
+		}
 		var out []byte
 		var err error
 		mode := byte(hmHuff4X)
 		if len(blk) < huff4xMin {
 			mode = hmHuff1X
-			out, _, err = huff0.Compress1X(blk, &e.huff)
+			out, _, err = huff0.Compress1X(blk, s)
 		} else {
-			out, _, err = huff0.Compress4X(blk, &e.huff)
+			out, _, err = huff0.Compress4X(blk, s)
 		}
 		switch {
 		case errors.Is(err, huff0.ErrUseRLE):
@@ -234,9 +261,10 @@ func (e *rowEncoder) huffEncode(dst, t []byte) ([]byte, error) {
 
 // rowDecoder holds the per-Decoder decompression state and scratch.
 type rowDecoder struct {
-	zdec *zstd.Decoder
-	huff *huff0.Scratch
-	tmp  []byte
+	zdec  *zstd.Decoder
+	huff  *huff0.Scratch
+	table *Table // CodecHuffShared's code (Decoder.SetTable)
+	tmp   []byte
 }
 
 // decode reverses encode: src is the rows section, rows has length
@@ -281,8 +309,8 @@ func (d *rowDecoder) decode(rows []byte, c Codec, src []byte, count, rowBytes in
 		if len(out) != len(t) {
 			return fmt.Errorf("zstd: %d bytes decoded, want %d: %w", len(out), len(t), ErrCorrupt)
 		}
-	case enHuff:
-		if err := d.huffDecode(t, src); err != nil {
+	case enHuff, enHuffShared:
+		if err := d.huffDecode(t, src, en == enHuffShared); err != nil {
 			return err
 		}
 	}
@@ -292,9 +320,12 @@ func (d *rowDecoder) decode(rows []byte, c Codec, src []byte, count, rowBytes in
 	return nil
 }
 
-func (d *rowDecoder) huffDecode(t, src []byte) error {
+func (d *rowDecoder) huffDecode(t, src []byte, shared bool) error {
 	if d.huff == nil {
 		d.huff = &huff0.Scratch{}
+	}
+	if shared && d.table == nil {
+		return fmt.Errorf("codec %s but no shared table was given to the decoder: %w", CodecHuffShared, ErrCorrupt)
 	}
 	for off := 0; off < len(t); off += huffBlock {
 		blk := t[off:min(len(t), off+huffBlock)]
@@ -325,16 +356,22 @@ func (d *rowDecoder) huffDecode(t, src []byte) error {
 			}
 			body := src[n : n+int(l)]
 			src = src[n+int(l):]
-			s, rest, err := huff0.ReadTable(body, d.huff)
-			if err != nil {
-				return fmt.Errorf("huff block at %d: table: %v: %w", off, err, ErrCorrupt)
-			}
-			d.huff = s
-			var out []byte
-			if mode == hmHuff1X {
-				out, err = s.Decoder().Decompress1X(blk[:0:len(blk)], rest)
+			var dec *huff0.Decoder
+			if shared {
+				dec = d.table.dec
 			} else {
-				out, err = s.Decoder().Decompress4X(blk[:0:len(blk)], rest)
+				s, rest, err := huff0.ReadTable(body, d.huff)
+				if err != nil {
+					return fmt.Errorf("huff block at %d: table: %v: %w", off, err, ErrCorrupt)
+				}
+				d.huff, body, dec = s, rest, s.Decoder()
+			}
+			var out []byte
+			var err error
+			if mode == hmHuff1X {
+				out, err = dec.Decompress1X(blk[:0:len(blk)], body)
+			} else {
+				out, err = dec.Decompress4X(blk[:0:len(blk)], body)
 			}
 			if err != nil {
 				return fmt.Errorf("huff block at %d: %v: %w", off, err, ErrCorrupt)

@@ -24,6 +24,10 @@ func NewDecoder(rowBytes int) (*Decoder, error) {
 	return &Decoder{rowBytes: rowBytes}, nil
 }
 
+// SetTable gives the Decoder the shared Huffman table of the file its
+// postings come from (FileHeader.Table), needed by CodecHuffShared.
+func (d *Decoder) SetTable(t *Table) { d.rd.table = t }
+
 // Close releases the Decoder's compression state. The Decoder must not be
 // used afterwards.
 func (d *Decoder) Close() {

@@ -33,7 +33,16 @@ func Describe(w io.Writer, fileBytes []byte) error {
 	d.line(13, 16, "reserved")
 	d.line(16, 20, fmt.Sprintf("rowBytes %d", binary.LittleEndian.Uint32(fileBytes[16:])))
 	d.line(20, 24, fmt.Sprintf("page size %d", binary.LittleEndian.Uint32(fileBytes[20:])))
-	d.line(24, fileHdrCRCOff, "reserved (zero)")
+	zero := uint64(24)
+	if binary.LittleEndian.Uint32(fileBytes[8:]) == fileVersion3 {
+		n := uint64(binary.LittleEndian.Uint32(fileBytes[fileHdrTableLen:]))
+		d.line(fileHdrTableLen, fileHdrTableOff, fmt.Sprintf("shared Huffman table bytes %d", n))
+		if n > 0 && n <= MaxTableBytes {
+			d.line(fileHdrTableOff, fileHdrTableOff+n, "shared Huffman table (huff0)")
+		}
+		zero = fileHdrTableOff + min(n, MaxTableBytes)
+	}
+	d.line(zero, fileHdrCRCOff, "reserved (zero)")
 	d.line(fileHdrCRCOff, PageSize, "CRC32C of [0,4092)")
 	if err != nil {
 		return fmt.Errorf("describe: %w", err)
@@ -42,6 +51,7 @@ func Describe(w io.Writer, fileBytes []byte) error {
 	if err != nil {
 		return fmt.Errorf("describe: %w", err)
 	}
+	dec.SetTable(h.Table)
 	defer dec.Close()
 	off, n := uint64(PageSize), 0
 	for off < uint64(len(fileBytes)) {

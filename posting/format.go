@@ -21,8 +21,11 @@ const (
 	// previous one ended unless that would make it span more pages than
 	// its size needs. A version 1 file is a valid version 2 file.
 	fileVersion2 = 2
+	// fileVersion3: as version 2, and page 0 holds the length of a shared
+	// Huffman table (0 = none) and the table (codec huff-shared).
+	fileVersion3 = 3
 	// fileVersion is what the Writer writes.
-	fileVersion = fileVersion2
+	fileVersion = fileVersion3
 )
 
 // Postings-file header (page 0). See doc.go for the prose layout.
@@ -30,6 +33,8 @@ const (
 	fileMagic       = "SPANNPST"
 	fileHdrCRCOff   = PageSize - 4
 	fileHdrMagicLen = 8
+	fileHdrTableLen = 24 // version 3: uint32 length of the shared table
+	fileHdrTableOff = 28 // version 3: the shared table
 )
 
 // Extent header. See doc.go for the prose layout.
@@ -92,18 +97,21 @@ type FileHeader struct {
 	Version  uint32
 	Codec    Codec // codec the writer used; every extent also names its own
 	RowBytes uint32
+	Table    *Table // the shared Huffman table (version 3, codec huff-shared), else nil
 }
 
 // encodeFileHeader lays out page 0:
 //
 //	off  size field
 //	0    8    magic "SPANNPST"
-//	8    4    format version, uint32 LE (2; readers accept 1 and 2)
+//	8    4    format version, uint32 LE (3; readers accept 1, 2 and 3)
 //	12   1    codec id of the writer
 //	13   3    zero
 //	16   4    rowBytes, uint32 LE
 //	20   4    page size, uint32 LE (4096)
-//	24   4068 zero
+//	24   4    version 3: L, bytes of the shared Huffman table (0 = none)
+//	28   L    version 3: the shared table (huff0's serialisation)
+//	28+L …    zero (versions 1 and 2: zero from 24)
 //	4092 4    CRC32C (Castagnoli) of bytes [0, 4092), uint32 LE
 func encodeFileHeader(h FileHeader) []byte {
 	p := make([]byte, PageSize)
@@ -112,6 +120,10 @@ func encodeFileHeader(h FileHeader) []byte {
 	p[12] = byte(h.Codec)
 	binary.LittleEndian.PutUint32(p[16:], h.RowBytes)
 	binary.LittleEndian.PutUint32(p[20:], PageSize)
+	if h.Table != nil {
+		binary.LittleEndian.PutUint32(p[fileHdrTableLen:], uint32(len(h.Table.raw)))
+		copy(p[fileHdrTableOff:fileHdrCRCOff], h.Table.raw)
+	}
 	binary.LittleEndian.PutUint32(p[fileHdrCRCOff:], crc32c(p[:fileHdrCRCOff]))
 	return p
 }
@@ -134,8 +146,8 @@ func ReadFileHeader(page []byte) (FileHeader, error) {
 		Codec:    Codec(p[12]),
 		RowBytes: binary.LittleEndian.Uint32(p[16:]),
 	}
-	if h.Version != fileVersion1 && h.Version != fileVersion2 {
-		return h, fmt.Errorf("file header: unsupported version %d (want %d or %d): %w", h.Version, fileVersion1, fileVersion2, ErrCorrupt)
+	if h.Version < fileVersion1 || h.Version > fileVersion3 {
+		return h, fmt.Errorf("file header: unsupported version %d (want 1 to %d): %w", h.Version, fileVersion3, ErrCorrupt)
 	}
 	if ps := binary.LittleEndian.Uint32(p[20:]); ps != PageSize {
 		return h, fmt.Errorf("file header: page size %d, want %d: %w", ps, PageSize, ErrCorrupt)
@@ -146,8 +158,26 @@ func ReadFileHeader(page []byte) (FileHeader, error) {
 	if h.RowBytes == 0 || h.RowBytes > MaxRowsBytes {
 		return h, fmt.Errorf("file header: rowBytes %d out of range: %w", h.RowBytes, ErrCorrupt)
 	}
+	zeroFrom := 24
+	if h.Version == fileVersion3 {
+		n := binary.LittleEndian.Uint32(p[fileHdrTableLen:])
+		if n > MaxTableBytes {
+			return h, fmt.Errorf("file header: shared table of %d bytes exceeds %d: %w", n, MaxTableBytes, ErrCorrupt)
+		}
+		if n > 0 {
+			t, err := ParseTable(p[fileHdrTableOff : fileHdrTableOff+n])
+			if err != nil {
+				return h, fmt.Errorf("file header: %w", err)
+			}
+			h.Table = t
+		}
+		zeroFrom = fileHdrTableOff + int(n)
+	}
+	if h.Codec == CodecHuffShared && h.Table == nil {
+		return h, fmt.Errorf("file header: codec %s without a shared table: %w", h.Codec, ErrCorrupt)
+	}
 	for i := 13; i < fileHdrCRCOff; i++ {
-		if (i < 16 || i >= 24) && p[i] != 0 {
+		if (i < 16 || i >= zeroFrom) && p[i] != 0 {
 			return h, fmt.Errorf("file header: nonzero reserved byte at %d: %w", i, ErrCorrupt)
 		}
 	}

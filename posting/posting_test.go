@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -83,7 +84,11 @@ func sortedCopy(p posting, rowBytes int) posting {
 func writeFile(t testing.TB, ps []posting, rowBytes int, c Codec) ([]byte, []Entry) {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, rowBytes, c)
+	var sample []byte
+	for _, p := range ps {
+		sample = append(sample, p.rows...)
+	}
+	w, err := NewWriter(&buf, rowBytes, c, testTable(t, c, sample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +198,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, c := range Codecs() {
 		t.Run(c.String(), func(t *testing.T) {
 			file, entries := writeFile(t, ps, rowBytes, c)
-			d, err := NewDecoder(rowBytes)
+			d, err := newFileDecoder(file, rowBytes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +251,7 @@ func sizedPostings(t testing.TB, sizes []int) []posting {
 // with what was added.
 func decodeAll(t testing.TB, file []byte, entries []Entry, ps []posting, rowBytes int) {
 	t.Helper()
-	d, err := NewDecoder(rowBytes)
+	d, err := newFileDecoder(file, rowBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,14 +369,14 @@ func TestPackingProperty(t *testing.T) {
 }
 
 func TestWriterRejectsBadInput(t *testing.T) {
-	if _, err := NewWriter(&bytes.Buffer{}, 0, CodecNone); err == nil {
+	if _, err := NewWriter(&bytes.Buffer{}, 0, CodecNone, nil); err == nil {
 		t.Fatal("rowBytes 0 accepted")
 	}
-	if _, err := NewWriter(&bytes.Buffer{}, 4, Codec(200)); err == nil {
+	if _, err := NewWriter(&bytes.Buffer{}, 4, Codec(200), nil); err == nil {
 		t.Fatal("unknown codec accepted")
 	}
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, 4, CodecHuff)
+	w, err := NewWriter(&buf, 4, CodecHuff, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +413,7 @@ func (f *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestWriterStickyWriteError(t *testing.T) {
-	w, err := NewWriter(&failWriter{n: 1}, 4, CodecNone)
+	w, err := NewWriter(&failWriter{n: 1}, 4, CodecNone, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +430,7 @@ func TestWriterStickyWriteError(t *testing.T) {
 
 func TestFinishPads(t *testing.T) {
 	// Header and one extent succeed; the final padding fails.
-	w, err := NewWriter(&failWriter{n: 2}, 4, CodecNone)
+	w, err := NewWriter(&failWriter{n: 2}, 4, CodecNone, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +449,7 @@ func TestFinishPads(t *testing.T) {
 	}
 	// Finish twice pads once.
 	var buf bytes.Buffer
-	w, _ = NewWriter(&buf, 4, CodecNone)
+	w, _ = NewWriter(&buf, 4, CodecNone, nil)
 	if _, err := w.Add([]uint32{1}, make([]byte, 4)); err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +480,7 @@ func TestCorruptionDetected(t *testing.T) {
 	for _, c := range Codecs() {
 		t.Run(c.String(), func(t *testing.T) {
 			file, entries := smallFile(t, c)
-			d, _ := NewDecoder(16)
+			d, _ := newFileDecoder(file, 16)
 			defer d.Close()
 			for i, e := range entries {
 				ext := bytes.Clone(extentOf(file, e))
@@ -511,7 +516,7 @@ func TestCorruptionDetected(t *testing.T) {
 					t.Fatalf("posting %d: wrong size: err %v", i, err)
 				}
 				if e.Count > 0 {
-					d8, _ := NewDecoder(8)
+					d8, _ := newFileDecoder(file, 8)
 					if _, _, err := d8.Decode(ext, e); !errors.Is(err, ErrCorrupt) {
 						t.Fatalf("posting %d: wrong rowBytes: err %v", i, err)
 					}
@@ -540,7 +545,7 @@ func TestDecodeAllocatesNothing(t *testing.T) {
 	ps := []posting{{distinctIDs(rng, 56), clusteredRows(rng, 56, 128)}, {distinctIDs(rng, 70), randomRows(rng, 70, 128)}}
 	for _, c := range Codecs() {
 		file, entries := writeFile(t, ps, 128, c)
-		d, _ := NewDecoder(128)
+		d, _ := newFileDecoder(file, 128)
 		allocs := testing.AllocsPerRun(50, func() {
 			for _, e := range entries {
 				if _, _, err := d.Decode(extentOf(file, e), e); err != nil {
@@ -648,7 +653,7 @@ func TestVersion1(t *testing.T) {
 		t.Fatalf("unaligned version 1 directory read: %v", err)
 	}
 
-	for v, ok := range map[uint32]bool{0: false, 1: true, 2: true, 3: false} {
+	for v, ok := range map[uint32]bool{0: false, 1: true, 2: true, 3: true, 4: false} {
 		h, err := ReadFileHeader(encodeFileHeader(FileHeader{Version: v, Codec: CodecHuff, RowBytes: 128}))
 		if ok && (err != nil || h.Version != v) {
 			t.Errorf("file version %d: %+v %v", v, h, err)
@@ -687,7 +692,7 @@ func TestParseCodec(t *testing.T) {
 // page after them, so it is pushed to the next page boundary.
 func tinyFile(t testing.TB) []byte {
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, 4, CodecNone)
+	w, err := NewWriter(&buf, 4, CodecNone, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,7 +716,7 @@ func tinyFile(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	var zbuf bytes.Buffer
-	zw, err := NewWriter(&zbuf, 4, CodecZstd)
+	zw, err := NewWriter(&zbuf, 4, CodecZstd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -772,6 +777,11 @@ func TestDescribeReportsCorruption(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
+	shared, _ := smallFile(f, CodecHuffShared)
+	h, err := ReadFileHeader(shared)
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, c := range Codecs() {
 		file, entries := smallFile(f, c)
 		for _, e := range entries {
@@ -788,6 +798,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		e := Entry{Offset: PageSize, Bytes: uint32(len(ext)), Count: count}
 		d, _ := NewDecoder(16)
+		d.SetTable(h.Table) // huff-shared extents decode with the seed file's table
 		defer d.Close()
 		ids, rows, err := d.Decode(ext, e)
 		if err != nil {
@@ -852,7 +863,7 @@ func BenchmarkDecode(b *testing.B) {
 			file, entries := writeFile(b, []posting{p}, 128, c)
 			e := entries[0]
 			ext := extentOf(file, e)
-			d, _ := NewDecoder(128)
+			d, _ := newFileDecoder(file, 128)
 			defer d.Close()
 			if _, _, err := d.Decode(ext, e); err != nil { // warm-up grows scratch
 				b.Fatal(err)
@@ -872,4 +883,138 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(float64(e.Bytes)/56, "B/vec")
 		})
 	}
+}
+
+// testTable trains a shared table from sample for CodecHuffShared (from a
+// skewed stand-in when sample does not compress), and is nil otherwise.
+func testTable(t testing.TB, c Codec, sample []byte) *Table {
+	t.Helper()
+	if c != CodecHuffShared {
+		return nil
+	}
+	tb, err := TrainTable(sample)
+	if errors.Is(err, ErrNoTable) {
+		skewed := make([]byte, 4096)
+		for i := range skewed {
+			skewed[i] = byte(i % 7 * (i % 3))
+		}
+		tb, err = TrainTable(skewed)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// newFileDecoder is a Decoder with the shared table of file's header.
+func newFileDecoder(file []byte, rowBytes int) (*Decoder, error) {
+	h, err := ReadFileHeader(file)
+	if err != nil {
+		return nil, err
+	}
+	d, err := NewDecoder(rowBytes)
+	if err != nil {
+		return nil, err
+	}
+	d.SetTable(h.Table)
+	return d, nil
+}
+
+func TestSharedTable(t *testing.T) {
+	if _, err := TrainTable(nil); err == nil || !strings.Contains(err.Error(), "empty training sample") {
+		t.Errorf("empty sample: %v", err)
+	}
+	rng := rand.New(rand.NewPCG(8, 9))
+	if _, err := TrainTable(randomRows(rng, 500, 128)); !errors.Is(err, ErrNoTable) {
+		t.Errorf("random sample: %v, want ErrNoTable", err)
+	}
+	sample := clusteredRows(rng, 500, 128)
+	tb, err := TrainTable(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseTable(tb.Bytes())
+	if err != nil || !bytes.Equal(back.Bytes(), tb.Bytes()) {
+		t.Fatalf("ParseTable(Bytes()): %v", err)
+	}
+	for _, raw := range [][]byte{nil, {0xff}, bytes.Repeat([]byte{0xff}, MaxTableBytes+1), append(bytes.Clone(tb.Bytes()), 0)} {
+		if _, err := ParseTable(raw); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("ParseTable(%d bytes): %v, want ErrCorrupt", len(raw), err)
+		}
+	}
+	// The writer needs a trained table exactly for huff-shared.
+	for _, c := range []struct {
+		codec Codec
+		table *Table
+		want  string
+	}{
+		{CodecHuffShared, nil, "takes a shared table"},
+		{CodecHuff, tb, "takes a shared table"},
+		{CodecHuffShared, back, "parsed, not trained"},
+	} {
+		if _, err := NewWriter(&bytes.Buffer{}, 128, c.codec, c.table); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("NewWriter(%s, table %v): %v, want %q", c.codec, c.table != nil, err, c.want)
+		}
+	}
+	// Postings coded with it: the table is in the header, not in the extents,
+	// and a decoder without it reports corruption instead of guessing.
+	ps := []posting{{distinctIDs(rng, 60), clusteredRows(rng, 60, 128)}, {distinctIDs(rng, 9), clusteredRows(rng, 9, 128)}}
+	file, entries := writeFile(t, ps, 128, CodecHuffShared)
+	h, err := ReadFileHeader(file)
+	if err != nil || h.Table == nil || h.Version != fileVersion3 || h.Codec != CodecHuffShared {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+	decodeAll(t, file, entries, ps, 128)
+	d, _ := NewDecoder(128)
+	if _, _, err := d.Decode(extentOf(file, entries[0]), entries[0]); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "no shared table") {
+		t.Errorf("decode without the table: %v", err)
+	}
+	// Header damage: a table length past the page, a shared codec with no
+	// table, a flipped table byte (CRC recomputed) are all rejected.
+	for name, damage := range map[string]func(p []byte){
+		"length": func(p []byte) { binary.LittleEndian.PutUint32(p[fileHdrTableLen:], MaxTableBytes+1) },
+		"no table": func(p []byte) {
+			binary.LittleEndian.PutUint32(p[fileHdrTableLen:], 0)
+			clear(p[fileHdrTableOff:fileHdrCRCOff])
+		},
+		"table":    func(p []byte) { p[fileHdrTableOff] ^= 0x80 },
+		"trailing": func(p []byte) { p[fileHdrTableOff+len(tb.Bytes())+3] = 1 },
+	} {
+		p := bytes.Clone(file[:PageSize])
+		damage(p)
+		putCRC(p[fileHdrCRCOff:], crc32c(p[:fileHdrCRCOff]))
+		if _, err := ReadFileHeader(p); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("header damage %q: %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
+// FuzzReadFileHeader mutates the first fuzzHdrBytes bytes of page 0 (the
+// fields and the shared table); the rest of the page is zero, which keeps
+// inputs small enough for the fuzzer to minimise.
+func FuzzReadFileHeader(f *testing.F) {
+	const fuzzHdrBytes = 512
+	for _, c := range []Codec{CodecNone, CodecHuffShared} {
+		file, _ := smallFile(f, c)
+		f.Add(bytes.Clone(file[:fuzzHdrBytes]), true)
+	}
+	f.Add(encodeFileHeader(FileHeader{Version: fileVersion2, Codec: CodecHuff, RowBytes: 128})[:fuzzHdrBytes], true)
+	f.Fuzz(func(t *testing.T, head []byte, fixCRC bool) {
+		page := make([]byte, PageSize)
+		copy(page[:fileHdrCRCOff], head)
+		if fixCRC {
+			putCRC(page[fileHdrCRCOff:], crc32c(page[:fileHdrCRCOff]))
+		}
+		h, err := ReadFileHeader(page)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
+			}
+			return
+		}
+		// An accepted header re-encodes to the same page.
+		if h.Version == fileVersion3 && !bytes.Equal(encodeFileHeader(h), page) {
+			t.Fatalf("accepted header %+v does not re-encode to itself", h)
+		}
+	})
 }

@@ -173,7 +173,11 @@ func buildRealPostings() ([]realPosting, error) {
 func encodedPostings(tb testing.TB, ps []realPosting, rowBytes int, c Codec, lvl zstd.EncoderLevel) ([]byte, []Entry) {
 	tb.Helper()
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, rowBytes, c)
+	var sample []byte
+	for i := 0; i < len(ps) && len(sample) < 200_000; i += 10 {
+		sample = append(sample, ps[i].rows...)
+	}
+	w, err := NewWriter(&buf, rowBytes, c, testTable(tb, c, sample))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -234,7 +238,7 @@ func BenchmarkRealPostings(b *testing.B) {
 				hist[min(int(e.Pages()), 3)]++
 				idBytes += uint64(binary.LittleEndian.Uint32(file[e.Offset+16:]))
 			}
-			d, err := NewDecoder(realDim)
+			d, err := newFileDecoder(file, realDim)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -41,16 +41,25 @@ type Writer struct {
 }
 
 // NewWriter writes the file header to w and returns a Writer for postings
-// of rowBytes-byte vectors stored with codec.
-func NewWriter(w io.Writer, rowBytes int, codec Codec) (*Writer, error) {
+// of rowBytes-byte vectors stored with codec. CodecHuffShared needs table,
+// the file's shared code (TrainTable), which goes into the header; the
+// other codecs take nil.
+func NewWriter(w io.Writer, rowBytes int, codec Codec, table *Table) (*Writer, error) {
 	if rowBytes <= 0 || rowBytes > MaxRowsBytes {
 		return nil, fmt.Errorf("posting writer: rowBytes %d out of range", rowBytes)
 	}
 	if !codec.valid() {
 		return nil, fmt.Errorf("posting writer: unknown codec %d", codec)
 	}
+	if (codec == CodecHuffShared) != (table != nil) {
+		return nil, fmt.Errorf("posting writer: codec %s takes a shared table exactly when it is %s", codec, CodecHuffShared)
+	}
+	if table != nil && table.enc == nil {
+		return nil, fmt.Errorf("posting writer: the shared table was parsed, not trained: it cannot encode")
+	}
 	pw := &Writer{w: w, rowBytes: rowBytes, codec: codec}
-	hdr := encodeFileHeader(FileHeader{Version: fileVersion, Codec: codec, RowBytes: uint32(rowBytes)})
+	pw.enc.table = table
+	hdr := encodeFileHeader(FileHeader{Version: fileVersion, Codec: codec, RowBytes: uint32(rowBytes), Table: table})
 	if _, err := w.Write(hdr); err != nil {
 		return nil, fmt.Errorf("posting writer: file header: %w", err)
 	}

@@ -46,7 +46,7 @@ func newApp() *cli.App {
 			&cli.Float64Flag{Name: "rng-factor", Value: 1, Usage: "RNG rule: skip head c when factor·d(c,c') < d(x,c) for a chosen head c' (squared distances)"},
 			&cli.Float64Flag{Name: "replica-eps", Value: -1, Usage: "only heads within d1+eps·|d1| of the vector (d1: nearest head); negative = no bound"},
 			&cli.IntFlag{Name: "candidates", Value: 64, Usage: "candidate heads searched per vector"},
-			&cli.StringFlag{Name: "codec", Value: posting.DefaultCodec.String(), Usage: "posting compression: none, zstd, zstd-planes or huff"},
+			&cli.StringFlag{Name: "codec", Value: posting.DefaultCodec.String(), Usage: "posting compression: none, zstd, zstd-planes, huff (a Huffman table per posting) or huff-shared (one table for the file: faster to decode, about 2 % larger)"},
 			&cli.IntFlag{Name: "graph-degree", Usage: "head graph: most neighbours per head (0 = default, 48)"},
 			&cli.IntFlag{Name: "graph-build-list", Value: 0, Usage: "head graph: search list while building (0 = default)"},
 			&cli.IntFlag{Name: "threads", Usage: "worker threads (0 = all cores)"},

@@ -666,7 +666,11 @@ func (b *builder[T]) writePostings(sp *spill) error {
 	}
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 4<<20)
-	pw, err := posting.NewWriter(bw, rb, b.o.Codec)
+	table, err := b.sharedTable()
+	if err != nil {
+		return err
+	}
+	pw, err := posting.NewWriter(bw, rb, b.o.Codec, table)
 	if err != nil {
 		return err
 	}
@@ -729,6 +733,35 @@ func (b *builder[T]) writePostings(sp *spill) error {
 	return writeFile(filepath.Join(b.tmp, DirectoryFile), func(w io.Writer) error {
 		return posting.WriteDirectory(w, entries)
 	})
+}
+
+// tableSampleRows is how many head vectors train the shared Huffman table:
+// about 256 KiB of 128-byte rows, the most one huff0 block takes.
+const tableSampleRows = 2000
+
+// sharedTable trains the postings file's shared Huffman table on head
+// vectors spread evenly over the heads (real vectors, in memory already)
+// when the codec is huff-shared. If they do not compress, the build falls
+// back to per-posting tables (huff) and says so in its summary.
+func (b *builder[T]) sharedTable() (*posting.Table, error) {
+	if b.o.Codec != posting.CodecHuffShared {
+		return nil, nil
+	}
+	rb := b.base.RowBytes()
+	heads := datasets.Bytes(b.heads)
+	nh := len(heads) / rb
+	step := max(1, nh/tableSampleRows)
+	sample := make([]byte, 0, min(nh, tableSampleRows)*rb)
+	for i := 0; i < nh && len(sample) < tableSampleRows*rb; i += step {
+		sample = append(sample, heads[i*rb:(i+1)*rb]...)
+	}
+	t, err := posting.TrainTable(sample)
+	if errors.Is(err, posting.ErrNoTable) {
+		b.o.Codec = posting.CodecHuff
+		b.stats.Codec = fmt.Sprintf("%s (the vectors do not compress with one table, so each posting has its own)", b.o.Codec)
+		return nil, nil
+	}
+	return t, err
 }
 
 func (b *builder[T]) postingStats(entries []posting.Entry, sizes []int) {

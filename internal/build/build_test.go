@@ -40,7 +40,12 @@ func readPostings(t *testing.T, dir string, rowBytes int) (map[uint32][]int, [][
 	if err != nil {
 		t.Fatal(err)
 	}
+	hdr, err := posting.ReadFileHeader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dec, _ := posting.NewDecoder(rowBytes)
+	dec.SetTable(hdr.Table)
 	where := map[uint32][]int{}
 	lists := make([][]uint32, len(entries))
 	for h, e := range entries {
@@ -122,7 +127,12 @@ func TestBuildSmall(t *testing.T) {
 	df, _ := os.Open(filepath.Join(out, DirectoryFile))
 	entries, _ := posting.ReadDirectory(df)
 	df.Close()
+	hdr, err := posting.ReadFileHeader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dec, _ := posting.NewDecoder(16)
+	dec.SetTable(hdr.Table)
 	ids, rows, err := dec.Decode(data[entries[5].Offset:], entries[5])
 	if err != nil {
 		t.Fatal(err)
