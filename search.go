@@ -54,7 +54,7 @@ type SearchParams struct {
 
 // DefaultInFlight is SearchBatch's queries in flight per worker when
 // SearchParams.InFlight is 0 (measured in docs/benchmarks.md).
-const DefaultInFlight = 12
+const DefaultInFlight = 16
 
 // DefaultSearchParams returns the defaults: NProbe 64, pruning off.
 func DefaultSearchParams() SearchParams {

@@ -23,9 +23,13 @@ groups = defaultdict(list)
 for p in glob.glob(os.path.join(out, "*-t*-r*.csv")):
     name, t, _ = os.path.basename(p)[:-4].rsplit("-", 2)
     groups[(name, t)].append(rows(p))
-print("| system | threads | QPS @0.90 | QPS @0.95 | pages @0.90 | pages @0.95 | mean µs @0.95 | p99 µs @0.95 | runs |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| system | threads | QPS @0.90 | QPS @0.95 | pages @0.90 | pages @0.95 | KiB @0.95 | CPU µs/query @0.95 | mean µs @0.95 | p99 µs @0.95 | peak RSS MiB | runs |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (name, t), runs in sorted(groups.items(), key=lambda x: (x[0][1], x[0][0])):
-    med = lambda tgt, key: statistics.median(at(r, tgt, key) for r in runs)
+    if len(runs[0]) < 2:
+        continue  # a single setting, not a curve (see the single-* files)
+    med = lambda tgt, key: statistics.median(at(r, tgt, key) if key in r[0] else float("nan") for r in runs)
+    rss = statistics.median(max(x["peak_rss_mib"] for x in r) for r in runs)
     print(f"| {name} | {t[1:]} | {med(0.90,'qps'):,.0f} | {med(0.95,'qps'):,.0f} | {med(0.90,'pages'):.1f} | "
-          f"{med(0.95,'pages'):.1f} | {med(0.95,'mean_us'):,.0f} | {med(0.95,'p99_us'):,.0f} | {len(runs)} |")
+          f"{med(0.95,'pages'):.1f} | {med(0.95,'kib'):.0f} | {med(0.95,'cpu_us'):.0f} | {med(0.95,'mean_us'):,.0f} | "
+          f"{med(0.95,'p99_us'):,.0f} | {rss:.1f} | {len(runs)} |")

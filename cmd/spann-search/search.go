@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -73,6 +74,7 @@ type row struct {
 	HeadUS      float64 `json:"head_search_us"`
 	IOUS        float64 `json:"io_us"`
 	ScanUS      float64 `json:"scan_us"`
+	CPUUS       float64 `json:"cpu_us_per_query"` // user+system CPU of the process over the batch, per query
 	IOPS        float64 `json:"read_iops"`
 	MiBs        float64 `json:"read_mib_per_s"`
 	Backend     string  `json:"io_backend"`
@@ -156,14 +158,17 @@ func runSearch(c *cli.Context) error {
 		if p.NProbe < 1 {
 			return fmt.Errorf("--nprobe %d: must be at least 1", p.NProbe)
 		}
+		cpu0 := cpuTime()
 		res, err := ix.SearchBatch(qm.Data, k, p, threads)
 		if err != nil {
 			return err
 		}
+		cpu := cpuTime() - cpu0
 		r, err := summarize(res, gt, p, threads, qm.N, ix.Info().Backend)
 		if err != nil {
 			return err
 		}
+		r.CPUUS = float64(cpu.Nanoseconds()) / 1e3 / float64(qm.N)
 		rows = append(rows, r)
 		last = res
 		if !c.Bool("json") && len(settings) > 1 {
@@ -298,6 +303,7 @@ func printRow(r row, withRecall bool, info spann.Info) {
 	fmt.Printf("latency µs: mean %.0f, p50 %.0f, p90 %.0f, p99 %.0f, p99.9 %.0f\n", r.MeanUS, r.P50US, r.P90US, r.P99US, r.P999US)
 	fmt.Printf("per query: %.1f postings, %.1f pages (%.1f KiB), %.0f vectors scanned; head search %.0f µs, I/O %.0f µs, scan %.0f µs\n",
 		r.Postings, r.Pages, r.KiB, r.Vectors, r.HeadUS, r.IOUS, r.ScanUS)
+	fmt.Printf("CPU: %.0f µs per query (user+system, whole process)\n", r.CPUUS)
 	fmt.Printf("reads: %.0f IOPS, %.1f MiB/s, backend %s", r.IOPS, r.MiBs, r.Backend)
 	if info.Fallback != "" {
 		fmt.Printf(" (%s)", info.Fallback)
@@ -328,13 +334,13 @@ func writeRows(path string, rows []row) error {
 		return enc.Encode(rows)
 	}
 	w := csv.NewWriter(f)
-	w.Write([]string{"nprobe", "eps", "max_postings", "in_flight", "first_round", "kth_slack", "threads", "recall", "qps", "mean_us", "p50_us", "p99_us", "postings", "pages", "kib", "vectors", "peak_rss_mib", "backend"})
+	w.Write([]string{"nprobe", "eps", "max_postings", "in_flight", "first_round", "kth_slack", "threads", "recall", "qps", "mean_us", "p50_us", "p99_us", "postings", "pages", "kib", "vectors", "cpu_us", "peak_rss_mib", "backend"})
 	for _, r := range rows {
 		w.Write([]string{strconv.Itoa(r.NProbe), fmt.Sprint(r.Eps), strconv.Itoa(r.MaxPostings), strconv.Itoa(r.InFlight),
 			strconv.Itoa(r.FirstRound), fmt.Sprint(r.KthSlack), strconv.Itoa(r.Threads),
 			fmt.Sprintf("%.4f", r.RecallK), fmt.Sprintf("%.1f", r.QPS), fmt.Sprintf("%.1f", r.MeanUS), fmt.Sprintf("%.1f", r.P50US),
 			fmt.Sprintf("%.1f", r.P99US), fmt.Sprintf("%.2f", r.Postings), fmt.Sprintf("%.2f", r.Pages), fmt.Sprintf("%.2f", r.KiB),
-			fmt.Sprintf("%.1f", r.Vectors), fmt.Sprintf("%.1f", r.PeakRSSMiB), r.Backend})
+			fmt.Sprintf("%.1f", r.Vectors), fmt.Sprintf("%.1f", r.CPUUS), fmt.Sprintf("%.1f", r.PeakRSSMiB), r.Backend})
 	}
 	w.Flush()
 	return w.Error()
@@ -346,4 +352,13 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
