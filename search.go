@@ -46,15 +46,18 @@ type SearchParams struct {
 	// Euclidean k-th distance.
 	KthSlack float64
 	// InFlight is how many queries each SearchBatch worker keeps in flight
-	// at once (0 = DefaultInFlight): while one query's postings are being
+	// at once (0 = DefaultInFlight, doubled with FirstRound): while one query's postings are being
 	// read, the worker searches the next one's heads and scans the postings
 	// that have arrived. Search, which answers one query, ignores it.
 	InFlight int
 }
 
 // DefaultInFlight is SearchBatch's queries in flight per worker when
-// SearchParams.InFlight is 0 (measured in docs/benchmarks.md).
-const DefaultInFlight = 16
+// SearchParams.InFlight is 0, and twice that with the two-round rule, whose
+// queries wait for two rounds of reads each (docs/benchmarks.md: 8 keeps
+// one thread's CPU busy at one round; each query in flight holds its read
+// buffer, about 4 KiB per page read, so more only costs memory).
+const DefaultInFlight = 8
 
 // DefaultSearchParams returns the defaults: NProbe 64, pruning off.
 func DefaultSearchParams() SearchParams {
@@ -157,6 +160,9 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 	}
 	if p.InFlight == 0 {
 		p.InFlight = DefaultInFlight
+		if p.FirstRound > 0 {
+			p.InFlight *= 2
+		}
 	}
 	if math.IsNaN(p.Eps) {
 		return fmt.Errorf("eps is NaN")

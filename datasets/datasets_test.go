@@ -341,3 +341,44 @@ func FuzzReadGroundTruth(f *testing.F) {
 		ReadResults(p)
 	})
 }
+
+// ReadGroundTruthCols keeps the first cols neighbours of every row, across
+// several read blocks, and equals ReadGroundTruth's rows cropped.
+func TestReadGroundTruthCols(t *testing.T) {
+	const nq, k = 3000, 100 // 2,621 rows per 1 MiB block: two blocks
+	g := &GroundTruth{NQ: nq, K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k)}
+	for i := range g.IDs {
+		g.IDs[i] = int32(i * 7 % 100003)
+		g.Dists[i] = float32(i%k) + float32(i/k)/1e4
+	}
+	p := filepath.Join(t.TempDir(), "gt.bin")
+	if err := WriteGroundTruth(p, g); err != nil {
+		t.Fatal(err)
+	}
+	for _, cols := range []int{1, 10, 99, 100, 0, 500} {
+		c, err := ReadGroundTruthCols(p, cols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := cols
+		if cols <= 0 || cols > k {
+			want = k
+		}
+		if c.NQ != nq || c.K != want {
+			t.Fatalf("cols %d: shape %d×%d, want %d×%d", cols, c.NQ, c.K, nq, want)
+		}
+		for q := 0; q < nq; q++ {
+			ids, dists := c.Row(q)
+			fullIDs, fullDists := g.Row(q)
+			for j := range want {
+				if ids[j] != fullIDs[j] || dists[j] != fullDists[j] {
+					t.Fatalf("cols %d: query %d rank %d: (%d, %g), want (%d, %g)", cols, q, j, ids[j], dists[j], fullIDs[j], fullDists[j])
+				}
+			}
+		}
+	}
+	os.Truncate(p, 8+nq*k*8-4)
+	if _, err := ReadGroundTruthCols(p, 10); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("truncated file: %v", err)
+	}
+}

@@ -72,6 +72,25 @@
 // the development machine the difference was within noise
 // (docs/bench-io.md).
 //
+// # Pipe: several batches in flight
+//
+// NewPipe(r) gives a Reader a Pipe: Start(b) queues a Batch (one query's
+// postings), Poll(wait, done) submits whatever the ring has room for and
+// hands back every finished request as done(b, i), so a search worker can
+// keep several queries' reads in flight and do CPU work (the next query's
+// head search, scanning what has arrived) in between. On io_uring the Pipe
+// is native: the batches share the reader's ring, user_data is
+// (batch slot << 32 | request index), at most ring-depth reads are in the
+// kernel at once (the CQ, twice the SQ, cannot overflow) and the rest wait
+// in a FIFO that retries also go through; Poll enters the kernel once, to
+// submit and (with wait, when nothing is ready) wait for one completion,
+// and does not enter at all when completions are already in the CQ ring.
+// The reader's own Read and ReadEach are one-batch uses of the same Pipe,
+// so there is a single submission and completion path; a Read while the
+// Pipe has batches in flight fails with ErrConcurrentUse. The other
+// backends get a sequential Pipe that reads each started batch whole
+// inside the next Poll: same results, no overlap.
+//
 // # Linux native AIO
 //
 // io_setup(2) creates a context for depth (nr_events) concurrent requests.
@@ -144,7 +163,8 @@
 //     nothing is submitted twice or lost.
 //   - user_data never holds a Go pointer: the GC cannot see pointers hidden
 //     in kernel memory, and checkptr/-race would rightly complain. It holds
-//     the request's index in the batch.
+//     the batch's slot and the request's index in it; the Pipe keeps every
+//     batch in flight referenced, so its buffers stay alive.
 //   - Buffers must not move or be freed while the kernel writes into them.
 //     Go's GC does not move heap objects, and Read keeps the batch reachable
 //     until every completion is reaped, so heap buffers work; but goroutine

@@ -22,13 +22,21 @@
 //
 //	off  size  field
 //	0    8     magic "SPANNPST"
-//	8    4     format version, uint32 (2; see Versions)
+//	8    4     format version, uint32 (3; see Versions)
 //	12   1     codec id the writer used (every extent names its own too)
 //	13   3     zero
 //	16   4     rowBytes: bytes per vector, uint32 (> 0)
 //	20   4     page size, uint32 (4096)
-//	24   4068  zero
+//	24   4     L: bytes of the shared Huffman table, uint32 (0 = none;
+//	           at most 4064); versions 1 and 2 have zero from here
+//	28   L     the shared Huffman table: huff0's serialisation (a header
+//	           byte, then the symbol weights, FSE-compressed or as
+//	           nibbles), the code of every huff-shared extent in the file
+//	28+L …     zero up to the CRC
 //	4092 4     CRC32C (Castagnoli) of bytes [0, 4092), uint32
+//
+// A file whose codec is huff-shared must carry a table; Open reads and
+// checks page 0 (and that rowBytes matches the index) before any search.
 //
 // Then, from offset 4096, one extent per posting, placed by the
 // minimal-span rule. Let off be the end of the previous extent (4096 for
@@ -88,6 +96,8 @@
 //	                 2 huff1x: uvarint L, L bytes (huff0 table + 1 stream)
 //	                 3 huff4x: uvarint L, L bytes (huff0 table + 4 streams)
 //	               and the blocks use the whole section exactly
+//	4 huff-shared  as huff, but the huff1x/huff4x bodies are the stream(s)
+//	               alone, coded with the file header's shared table
 //
 // An empty posting (count 0) has empty ids and rows sections under every
 // codec: a 28-byte extent. See docs/bench-posting.md for the measurements
@@ -116,19 +126,25 @@
 // # Versions
 //
 // Version numbers are part of the on-disk format; never change or reuse
-// them. The postings file and the directory carry the same number.
+// them. The postings file and the directory carried the same number up to
+// version 2.
 //
 //	1  every extent starts on a page boundary and is padded to whole pages
 //	   (on realsift-1M postings about 28% of the file was padding).
 //	2  minimal-span packing, as described above; Finish pads the file.
+//	3  (postings file only) page 0 holds the shared Huffman table's length
+//	   and bytes; extents are laid out as in version 2.
 //
-// Readers accept both: a version 1 file obeys every version 2 rule (its
-// extents happen to be aligned), and a version 1 directory must in addition
-// have page-aligned offsets. Writers write version 2.
+// Readers accept all: a version 1 file obeys every version 2 rule (its
+// extents happen to be aligned), a version 2 header is a version 3 header
+// without a table, and a version 1 directory must in addition have
+// page-aligned offsets. Writers write postings files of version 3 and
+// directories of version 2 (the directory did not change).
 //
 // # Concurrency
 //
 // Writer and Decoder are not safe for concurrent use (a search worker owns
-// one Decoder); Entry, the codec functions, ReadDirectory, WriteDirectory,
-// ReadFileHeader and Describe are safe to call from many goroutines.
+// one Decoder); Table, Entry, the codec functions, ReadDirectory,
+// WriteDirectory, ReadFileHeader and Describe are safe to call from many
+// goroutines (all of an index's Decoders share its Table).
 package posting

@@ -36,7 +36,7 @@ func searchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-postings", Usage: "read at most this many postings per query after pruning (0 = no cap)"},
 		&cli.IntFlag{Name: "first-round", Usage: "two-round stopping rule: read the postings of this many nearest heads first, then only those of the other nprobe candidates whose head distance is within --kth-slack of the k-th distance found (0 = one round: every candidate)"},
 		&cli.Float64Flag{Name: "kth-slack", Value: 0.25, Usage: "second-round bound of --first-round: read a candidate if d(q,c) <= τ + slack·|τ|, τ the k-th distance after the first round; distances are SQUARED for l2 (0.21 ≈ 1.1× the Euclidean distance)"},
-		&cli.IntFlag{Name: "in-flight", Usage: fmt.Sprintf("queries each worker keeps in flight: while one query's postings are read it searches the next one's heads (0 = %d)", spann.DefaultInFlight)},
+		&cli.IntFlag{Name: "in-flight", Usage: fmt.Sprintf("queries each worker keeps in flight: while one query's postings are read it searches the next one's heads (0 = %d, twice that with --first-round)", spann.DefaultInFlight)},
 		&cli.StringFlag{Name: "io", Value: "auto", Usage: "posting reads: auto (io_uring, else Linux AIO, else pread), uring, aio or pread; SPANN_IO overrides"},
 		&cli.IntFlag{Name: "nq", Usage: "use only the first N queries (0 = all)"},
 		&cli.StringFlag{Name: "sweep", Usage: "run several settings, e.g. nprobe=8,16,32,64, eps=0.1,0.3, max-postings=8,16, in-flight=1,2,4, first-round=4,6 or kth-slack=0.2,0.3 (one parameter)"},
@@ -119,7 +119,10 @@ func runSearch(c *cli.Context) error {
 	}
 	var gt *datasets.GroundTruth
 	if p := c.String("gt"); p != "" {
-		if gt, err = datasets.ReadGroundTruth(p); err != nil {
+		// Results have k columns, so recall needs the first k of the
+		// ground truth (recall@100 only when k >= 100): the rest would
+		// only weigh on the resident set being measured.
+		if gt, err = datasets.ReadGroundTruthCols(p, k); err != nil {
 			return err
 		}
 		if gt.NQ < qm.N {
@@ -266,6 +269,9 @@ func summarize(res *spann.BatchResult, gt *datasets.GroundTruth, p spann.SearchP
 	inFlight := p.InFlight
 	if inFlight == 0 {
 		inFlight = spann.DefaultInFlight
+		if p.FirstRound > 0 {
+			inFlight *= 2
+		}
 	}
 	r := row{NProbe: p.NProbe, Eps: p.Eps, MaxPostings: p.MaxPostings, InFlight: inFlight, FirstRound: p.FirstRound, KthSlack: p.KthSlack, Threads: threads, Queries: nq, K: res.K,
 		QPS: n / wall, MeanUS: float64(sum.Nanoseconds()) / 1e3 / n,
@@ -294,7 +300,7 @@ func printRow(r row, withRecall bool, info spann.Info) {
 		if r.K != 1 {
 			fmt.Printf("  recall@1: %.4f", r.Recall1)
 		}
-		if r.Recall100 > 0 {
+		if r.Recall100 > 0 && r.K != 100 {
 			fmt.Printf("  recall@100: %.4f", r.Recall100)
 		}
 		fmt.Println()
