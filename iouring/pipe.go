@@ -75,6 +75,9 @@ func NewPipe(r Reader) Pipe {
 type seqPipe struct {
 	r       Reader
 	started []*Batch
+	cur     *Batch                // the batch being read, for each
+	done    func(b *Batch, i int) // the current Poll's callback
+	eachCB  func(i int)           // p.each, bound once so Poll allocates nothing
 }
 
 func (p *seqPipe) Start(b *Batch) error {
@@ -85,23 +88,28 @@ func (p *seqPipe) Start(b *Batch) error {
 
 func (p *seqPipe) Pending() int { return len(p.started) }
 
+func (p *seqPipe) each(i int) {
+	p.cur.left--
+	p.done(p.cur, i)
+}
+
 func (p *seqPipe) Poll(_ bool, done func(b *Batch, i int)) error {
+	if p.eachCB == nil {
+		p.eachCB = p.each
+	}
+	p.done = done
+	defer func() { p.cur, p.done = nil, nil }()
 	for len(p.started) > 0 {
-		b := p.started[0]
-		p.started = p.started[1:]
-		each := func(i int) {
-			b.left--
-			done(b, i)
-		}
-		if err := p.r.ReadEach(b.Reqs, each); errors.Is(err, ErrClosed) || errors.Is(err, ErrConcurrentUse) {
+		p.cur = p.started[0]
+		p.started = p.started[:copy(p.started, p.started[1:])]
+		if err := p.r.ReadEach(p.cur.Reqs, p.eachCB); errors.Is(err, ErrClosed) || errors.Is(err, ErrConcurrentUse) {
 			// ReadEach did not start: hand every request back failed.
-			for i := range b.Reqs {
-				b.Reqs[i].N, b.Reqs[i].Err = 0, err
-				each(i)
+			for i := range p.cur.Reqs {
+				p.cur.Reqs[i].N, p.cur.Reqs[i].Err = 0, err
+				p.each(i)
 			}
 		}
 	}
-	p.started = p.started[:0]
 	return nil
 }
 

@@ -88,7 +88,7 @@ func RecallQPS(path, title string, k int, series []Series) error {
 		p.Add(line, points, lab)
 		p.Legend.Add(s.Name, line, points)
 	}
-	p.Legend.Top = true
+	p.Legend.Left = true // bottom left: curves fall to the right, so it is usually empty
 	if err := p.Save(8*vg.Inch, 5.5*vg.Inch, path); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
