@@ -3,9 +3,7 @@
 package iouring
 
 import (
-	"errors"
 	"fmt"
-	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -70,9 +68,12 @@ type aioReader struct {
 	ptrs   []*iocb
 	events []ioEvent
 
-	// Per-batch scratch, grown to the largest batch seen and reused.
-	attempts []uint8 // read attempts per request index, attemptsDone when finished
-	retry    []int32 // request indices waiting to be resubmitted
+	p *aioPipe // the reader's Pipe (NewPipe), also used by Read
+
+	// Read and ReadEach as a Pipe batch, reused so they allocate nothing.
+	sync     Batch
+	syncDone func(i int)
+	syncCB   func(b *Batch, i int) // a.handBack, bound once
 }
 
 // newAIO creates an AIO context for depth concurrent reads from fd. Errors
@@ -116,120 +117,53 @@ func (a *aioReader) ReadEach(reqs []Request, done func(i int)) error {
 // slot): the shortage is then someone else's, and we yield meanwhile.
 const submitSpins = 1000
 
+// read is Read and ReadEach: the batch goes through the reader's own Pipe,
+// so there is one submission and completion path.
 func (a *aioReader) read(reqs []Request, onDone func(i int)) error {
-	if err := a.enter(); err != nil {
+	p := a.pipe()
+	if p.Pending() > 0 {
+		return ErrConcurrentUse // a Pipe has batches in flight on this context
+	}
+	b := &a.sync
+	b.Reqs, a.syncDone = reqs, onDone
+	if a.syncCB == nil {
+		a.syncCB = a.handBack
+	}
+	defer func() { b.Reqs, a.syncDone = nil, nil }()
+	if err := p.Start(b); err != nil {
 		return err
 	}
-	defer a.leave()
+	for b.Pending() > 0 {
+		if err := p.Poll(true, a.syncCB); err != nil {
+			break // every pending request was handed back with Err set
+		}
+	}
+	return summarize(reqs)
+}
+
+// handBack is the Pipe callback of read.
+func (a *aioReader) handBack(_ *Batch, i int) {
+	if a.syncDone != nil {
+		a.syncDone(i)
+	}
+}
+
+// usable reports why the context cannot take new work, if it cannot.
+func (a *aioReader) usable() error {
 	if a.closed {
 		return ErrClosed
 	}
 	if a.broken != nil {
 		return fmt.Errorf("iouring: aio context unusable after earlier failure: %w", a.broken)
 	}
-	todo := prepare(reqs, FileAlignment)
-	notifyInvalid(reqs, onDone)
-	if todo == 0 {
-		return summarize(reqs)
-	}
-	if cap(a.attempts) < len(reqs) {
-		a.attempts = make([]uint8, len(reqs))
-	}
-	a.attempts = a.attempts[:len(reqs)]
-	clear(a.attempts)
-	a.retry = a.retry[:0]
-
-	next := 0     // next request index not yet prepared
-	pend := 0     // prepared iocbs in cbs[:pend], not yet accepted by io_submit
-	inflight := 0 // accepted by io_submit, not yet reaped
-	spins := 0
-	for {
-		// Prepare: resubmissions first, then new requests, while the context
-		// has room. Batches larger than depth proceed in rounds.
-		for inflight+pend < a.depth {
-			var i int
-			if n := len(a.retry); n > 0 {
-				i = int(a.retry[n-1])
-				a.retry = a.retry[:n-1]
-			} else {
-				for next < len(reqs) && !needsIO(&reqs[next]) {
-					next++
-				}
-				if next == len(reqs) {
-					break
-				}
-				i = next
-				next++
-			}
-			a.prep(pend, i, &reqs[i])
-			pend++
-		}
-		if pend == 0 && inflight == 0 {
-			break
-		}
-
-		if pend > 0 {
-			n, errno := a.submit(pend)
-			switch {
-			case n > 0:
-				inflight += n
-				pend = copy(a.cbs, a.cbs[n:pend]) // keep the rest at the front
-				spins = 0
-			case errno == unix.EINTR:
-				continue
-			case errno == unix.EAGAIN:
-				// The context (or the kernel) has no free request slot:
-				// reap, then resubmit the rest. With nothing of ours in
-				// flight, wait for others to release theirs.
-				if inflight == 0 {
-					if spins++; spins > submitSpins {
-						a.failPending(reqs, pend, errno, onDone)
-						a.failUnqueued(reqs, next, errno, onDone)
-						return summarize(reqs)
-					}
-					runtime.Gosched()
-					continue
-				}
-			default:
-				// io_submit accepted none and reports the error of the
-				// first iocb (EBADF, EINVAL, EFAULT...): that request
-				// fails, the others are tried again.
-				i := int(a.cbs[0].data)
-				reqs[i].Err = fmt.Errorf("read offset %d len %d: io_submit: %w", reqs[i].Offset, len(reqs[i].Buf), errno)
-				a.finish(i, onDone)
-				pend = copy(a.cbs, a.cbs[1:pend])
-				continue
-			}
-		}
-		if inflight == 0 {
-			continue
-		}
-
-		// Wait for everything in flight (Read), or for the first completion
-		// so the caller can process it while the rest is still being read
-		// (ReadEach), or for one slot when io_submit ran out of room.
-		wait := inflight
-		if onDone != nil || pend > 0 {
-			wait = 1
-		}
-		got, err := a.getEvents(wait)
-		if err != nil {
-			a.fail(reqs, err, onDone)
-			return summarize(reqs)
-		}
-		inflight -= got
-		a.reap(reqs, got, onDone)
-	}
-	// The kernel wrote into the buffers through raw addresses; keep the
-	// requests (and so the buffers) reachable until every event is reaped.
-	runtime.KeepAlive(reqs)
-	return summarize(reqs)
+	return nil
 }
 
-// prep fills iocb slot j with a read of the unread remainder of request i.
-func (a *aioReader) prep(j, i int, r *Request) {
+// prep fills iocb slot j with a read of the unread remainder of r, tagged
+// with data (a Pipe ref, never a Go pointer).
+func (a *aioReader) prep(j int, data uint64, r *Request) {
 	a.cbs[j] = iocb{
-		data:   uint64(i), // an index, never a Go pointer
+		data:   data,
 		opcode: iocbCmdPread,
 		fd:     uint32(a.fd),
 		buf:    uint64(uintptr(unsafe.Pointer(&r.Buf[r.N]))),
@@ -265,75 +199,6 @@ func (a *aioReader) getEvents(minNr int) (int, error) {
 		}
 		return int(r1), nil
 	}
-}
-
-// reap settles the first n events and queues resubmissions.
-func (a *aioReader) reap(reqs []Request, n int, onDone func(i int)) {
-	for _, ev := range a.events[:n] {
-		if ev.data >= uint64(len(reqs)) {
-			continue // cannot happen: only indices of this batch are submitted
-		}
-		i := int(ev.data)
-		res, errno := int(ev.res), error(nil)
-		if ev.res < 0 {
-			res, errno = 0, unix.Errno(-ev.res)
-		}
-		if settle(&reqs[i], res, errno, FileAlignment, int(a.attempts[i])) == again {
-			a.attempts[i]++
-			a.retry = append(a.retry, int32(i))
-		} else {
-			a.finish(i, onDone)
-		}
-	}
-}
-
-func (a *aioReader) finish(i int, onDone func(i int)) {
-	a.attempts[i] = attemptsDone
-	if onDone != nil {
-		onDone(i)
-	}
-}
-
-// failPending fails the requests of the n prepared, unsubmitted iocbs.
-func (a *aioReader) failPending(reqs []Request, n int, errno error, onDone func(i int)) {
-	for _, cb := range a.cbs[:n] {
-		i := int(cb.data)
-		reqs[i].Err = fmt.Errorf("read offset %d: io_submit: %w", reqs[i].Offset, errno)
-		a.finish(i, onDone)
-	}
-}
-
-// failUnqueued fails the requests from index next on that were never
-// prepared, and those waiting for resubmission.
-func (a *aioReader) failUnqueued(reqs []Request, next int, errno error, onDone func(i int)) {
-	for _, i := range a.retry {
-		reqs[i].Err = fmt.Errorf("read offset %d: io_submit: %w", reqs[i].Offset, errno)
-		a.finish(int(i), onDone)
-	}
-	a.retry = a.retry[:0]
-	for i := next; i < len(reqs); i++ {
-		if needsIO(&reqs[i]) {
-			reqs[i].Err = fmt.Errorf("read offset %d: io_submit: %w", reqs[i].Offset, errno)
-			a.finish(i, onDone)
-		}
-	}
-}
-
-// fail handles a fatal io_getevents error: the context is destroyed, which
-// waits for the reads still in flight, so no buffer is written after Read
-// returns; then every unfinished request fails and the reader is broken.
-func (a *aioReader) fail(reqs []Request, err error, onDone func(i int)) {
-	if derr := a.destroy(); derr != nil {
-		err = errors.Join(err, derr)
-	}
-	a.broken = err
-	for i := range reqs {
-		if needsIO(&reqs[i]) && a.attempts[i] != attemptsDone {
-			reqs[i].Err = fmt.Errorf("read offset %d: %w", reqs[i].Offset, err)
-			a.finish(i, onDone)
-		}
-	}
-	a.retry = a.retry[:0]
 }
 
 // destroy releases the AIO context. io_destroy cancels what it can and

@@ -113,7 +113,7 @@ func TestAIOPartialSubmit(t *testing.T) {
 	// Precondition: the kernel really does accept only part of n iocbs.
 	fill()
 	for i := range reqs {
-		a.prep(i, i, &reqs[i])
+		a.prep(i, uint64(i), &reqs[i])
 	}
 	accepted, errno := a.submit(n)
 	if errno != 0 || accepted <= 0 || accepted >= n {

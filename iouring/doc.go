@@ -85,11 +85,16 @@
 // in a FIFO that retries also go through; Poll enters the kernel once, to
 // submit and (with wait, when nothing is ready) wait for one completion,
 // and does not enter at all when completions are already in the CQ ring.
-// The reader's own Read and ReadEach are one-batch uses of the same Pipe,
-// so there is a single submission and completion path; a Read while the
-// Pipe has batches in flight fails with ErrConcurrentUse. The other
-// backends get a sequential Pipe that reads each started batch whole
-// inside the next Poll: same results, no overlap.
+// Linux AIO has a native Pipe too: aio_data carries the same (slot, index)
+// pair, at most depth iocbs are in the context, iocbs that io_submit did not
+// take (a partial count, or EAGAIN while reads of ours are in flight) stay
+// prepared for the next Poll, and Poll reaps with io_getevents(min_nr = 1
+// when it must wait, else 0, which returns at once). On both, the reader's
+// own Read and ReadEach are one-batch uses of the same Pipe, so there is a
+// single submission and completion path; a Read while the Pipe has batches
+// in flight fails with ErrConcurrentUse. pread and memory readers get a
+// sequential Pipe that reads each started batch whole inside the next Poll:
+// same results, no overlap.
 //
 // # Linux native AIO
 //
@@ -102,9 +107,9 @@
 // comes back in struct io_event (32 bytes: data, obj, res, res2; sizes
 // checked at compile time). The kernel copies each iocb during io_submit,
 // so the iocb, pointer and event arrays are allocated once per Reader and
-// reused. io_getevents(2) reaps with min_nr = everything in flight for Read
-// and min_nr = 1 for ReadEach, so each completion is handed to the caller
-// while the other reads continue. The same rules as io_uring then apply per
+// reused. io_getevents(2) reaps with min_nr = 1 (0 when the caller does not
+// wait), so each completion is handed to the caller while the other reads
+// continue. The same rules as io_uring then apply per
 // event (shared settle helper): a negative res of -EAGAIN/-EINTR or an
 // aligned short read is resubmitted for the remainder, an unaligned short
 // read is end of file, at most 64 attempts.

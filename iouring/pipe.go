@@ -58,15 +58,19 @@ type Pipe interface {
 	Pending() int
 }
 
-// NewPipe returns a Pipe over r. An io_uring Reader gets a native pipe that
-// keeps every started batch in flight at once on its ring. The other
-// backends (aio, pread, memory) get a sequential pipe that reads each
-// started batch, whole, inside the next Poll: results are the same, but a
-// worker's head search no longer overlaps its reads. An io_uring Reader
-// has one Pipe (its ring's): asking again returns the same one.
+// NewPipe returns a Pipe over r. An io_uring or AIO Reader gets a native
+// pipe that keeps every started batch in flight at once on its ring or
+// context. The other backends (pread, memory) get a sequential pipe that
+// reads each started batch, whole, inside the next Poll: results are the
+// same, but a worker's head search no longer overlaps its reads. An
+// io_uring or AIO Reader has one Pipe (its ring's or context's): asking
+// again returns the same one.
 func NewPipe(r Reader) Pipe {
-	if u, ok := r.(*uringReader); ok {
-		return u.pipe()
+	switch r := r.(type) {
+	case *uringReader:
+		return r.pipe()
+	case *aioReader:
+		return r.pipe()
 	}
 	return &seqPipe{r: r}
 }
@@ -113,37 +117,26 @@ func (p *seqPipe) Poll(_ bool, done func(b *Batch, i int)) error {
 	return nil
 }
 
-// uringPipe is the native Pipe: every started batch's requests share the
-// ring, and user_data carries (batch slot << 32 | request index).
-type uringPipe struct {
-	u        *uringReader
-	batches  []*Batch // by slot; nil = free
-	free     []int    // free slots
-	queue    []uint64 // (slot, index) pairs waiting for room in the SQ
-	qhead    int      // queue[qhead:] is waiting
-	ready    []uint64 // finished without I/O (invalid or empty): for the next Poll
-	inflight int      // SQEs submitted (or queued in the SQ) and not yet reaped
+// pipeBatches is the bookkeeping of the native pipes (io_uring and AIO):
+// the started batches by slot, the FIFO of requests waiting for room in the
+// kernel (new ones and retries), and the requests that finished without
+// I/O. A request travels as ref(slot, index), in user_data or aio_data.
+type pipeBatches struct {
+	batches []*Batch // by slot; nil = free
+	free    []int    // free slots
+	queue   []uint64 // refs waiting for room in the kernel
+	qhead   int      // queue[qhead:] is waiting
+	ready   []uint64 // finished without I/O (invalid or empty): for the next Poll
 }
 
 func ref(slot, i int) uint64       { return uint64(slot)<<32 | uint64(uint32(i)) }
 func unref(r uint64) (slot, i int) { return int(r >> 32), int(uint32(r)) }
-func (p *uringPipe) Pending() int  { return len(p.batches) - len(p.free) }
-func (u *uringReader) pipe() *uringPipe {
-	if u.p == nil {
-		u.p = &uringPipe{u: u}
-	}
-	return u.p
-}
 
-func (p *uringPipe) Start(b *Batch) error {
-	u := p.u
-	if err := u.enter(); err != nil {
-		return err
-	}
-	defer u.leave()
-	if err := u.usable(); err != nil {
-		return err
-	}
+// Pending is the number of started batches not yet complete.
+func (p *pipeBatches) Pending() int { return len(p.batches) - len(p.free) }
+
+// start validates b's requests, gives b a slot and queues its reads.
+func (p *pipeBatches) start(b *Batch) {
 	prepare(b.Reqs, FileAlignment)
 	if cap(b.attempts) < len(b.Reqs) {
 		b.attempts = make([]uint8, len(b.Reqs))
@@ -169,23 +162,123 @@ func (p *uringPipe) Start(b *Batch) error {
 	if b.left == 0 {
 		p.release(b) // an empty batch is complete at once
 	}
-	return nil
 }
 
 // release frees b's slot once its last request has been handed back.
-func (p *uringPipe) release(b *Batch) {
+func (p *pipeBatches) release(b *Batch) {
 	p.batches[b.slot] = nil
 	p.free = append(p.free, b.slot)
 }
 
 // finish hands request i of b back to the caller.
-func (p *uringPipe) finish(b *Batch, i int, done func(b *Batch, i int)) {
+func (p *pipeBatches) finish(b *Batch, i int, done func(b *Batch, i int)) {
 	b.attempts[i] = attemptsDone
 	b.left--
 	if b.left == 0 {
 		p.release(b)
 	}
 	done(b, i)
+}
+
+// handBackReady hands back the requests that needed no I/O and returns how
+// many there were.
+func (p *pipeBatches) handBackReady(done func(b *Batch, i int)) int {
+	n := len(p.ready)
+	for _, r := range p.ready {
+		slot, i := unref(r)
+		p.finish(p.batches[slot], i, done)
+	}
+	p.ready = p.ready[:0]
+	return n
+}
+
+// next pops the oldest waiting request.
+func (p *pipeBatches) next() (uint64, *Request, bool) {
+	if p.qhead == len(p.queue) {
+		p.queue, p.qhead = p.queue[:0], 0
+		return 0, nil, false
+	}
+	r := p.queue[p.qhead]
+	p.qhead++
+	slot, i := unref(r)
+	return r, &p.batches[slot].Reqs[i], true
+}
+
+// compact drops the consumed head of the queue once it is half of it.
+func (p *pipeBatches) compact() {
+	if p.qhead == len(p.queue) {
+		p.queue, p.qhead = p.queue[:0], 0
+	} else if p.qhead > len(p.queue)/2 {
+		p.queue = p.queue[:copy(p.queue, p.queue[p.qhead:])]
+		p.qhead = 0
+	}
+}
+
+// settle applies one completion (res bytes or a negative errno) to the
+// request r names: a finished request is handed back, a short or
+// retryable one is queued again for its remainder.
+func (p *pipeBatches) settle(r uint64, res int64, done func(b *Batch, i int)) {
+	slot, i := unref(r)
+	if slot >= len(p.batches) || p.batches[slot] == nil || i >= len(p.batches[slot].Reqs) {
+		return // cannot happen: only requests of live batches are submitted
+	}
+	b := p.batches[slot]
+	n, errno := int(res), error(nil)
+	if res < 0 {
+		n, errno = 0, unix.Errno(-res)
+	}
+	if settle(&b.Reqs[i], n, errno, FileAlignment, int(b.attempts[i])) == again {
+		b.attempts[i]++
+		p.queue = append(p.queue, r)
+		return
+	}
+	p.finish(b, i, done)
+}
+
+// failAll hands back every unfinished request with err: those waiting, and
+// those the kernel had (the caller has made sure it no longer writes into
+// them, or keeps the batches referenced until it cannot).
+func (p *pipeBatches) failAll(err error, done func(b *Batch, i int)) {
+	for _, b := range p.batches {
+		if b == nil {
+			continue
+		}
+		for i := range b.Reqs {
+			if b.attempts[i] != attemptsDone {
+				b.Reqs[i].Err = fmt.Errorf("read offset %d: %w", b.Reqs[i].Offset, err)
+				p.finish(b, i, done)
+			}
+		}
+	}
+	p.queue, p.qhead, p.ready = p.queue[:0], 0, p.ready[:0]
+}
+
+// uringPipe is the native io_uring Pipe: every started batch's requests
+// share the ring.
+type uringPipe struct {
+	pipeBatches
+	u        *uringReader
+	inflight int // SQEs submitted (or queued in the SQ) and not yet reaped
+}
+
+func (u *uringReader) pipe() *uringPipe {
+	if u.p == nil {
+		u.p = &uringPipe{u: u}
+	}
+	return u.p
+}
+
+func (p *uringPipe) Start(b *Batch) error {
+	u := p.u
+	if err := u.enter(); err != nil {
+		return err
+	}
+	defer u.leave()
+	if err := u.usable(); err != nil {
+		return err
+	}
+	p.start(b)
+	return nil
 }
 
 func (p *uringPipe) Poll(wait bool, done func(b *Batch, i int)) error {
@@ -198,17 +291,10 @@ func (p *uringPipe) Poll(wait bool, done func(b *Batch, i int)) error {
 		return ErrClosed
 	}
 	if u.broken != nil {
-		p.failAll(done)
+		p.failAll(u.broken, done)
 		return fmt.Errorf("iouring: ring unusable after earlier failure: %w", u.broken)
 	}
-	finished := 0
-	for _, r := range p.ready {
-		slot, i := unref(r)
-		p.finish(p.batches[slot], i, done)
-		finished++
-	}
-	p.ready = p.ready[:0]
-
+	finished := p.handBackReady(done)
 	queued := p.fillSQ()
 	minComplete := 0
 	if wait && finished == 0 && u.cqReady() == 0 && p.inflight > 0 {
@@ -217,7 +303,9 @@ func (p *uringPipe) Poll(wait bool, done func(b *Batch, i int)) error {
 	if queued > 0 || minComplete > 0 {
 		if err := u.submitAndWait(p.inflight, minComplete); err != nil {
 			u.broken = err
-			p.failAll(done)
+			// The kernel may still hold submitted reads: the batches stay
+			// registered (and reachable) until Close unmaps the ring.
+			p.failAll(err, done)
 			return err
 		}
 	}
@@ -233,27 +321,21 @@ func (p *uringPipe) Poll(wait bool, done func(b *Batch, i int)) error {
 // sqEntries reads in flight (the CQ, twice as large, can then never
 // overflow). It returns how many it queued.
 func (p *uringPipe) fillSQ() int {
-	u := p.u
 	n := 0
-	for p.qhead < len(p.queue) && p.inflight < int(u.sqEntries) {
-		r := p.queue[p.qhead]
-		p.qhead++
-		slot, i := unref(r)
-		u.queueSQE(r, &p.batches[slot].Reqs[i])
+	for p.inflight < int(p.u.sqEntries) {
+		r, req, ok := p.next()
+		if !ok {
+			break
+		}
+		p.u.queueSQE(r, req)
 		p.inflight++
 		n++
 	}
-	if p.qhead == len(p.queue) {
-		p.queue, p.qhead = p.queue[:0], 0
-	} else if p.qhead > len(p.queue)/2 {
-		p.queue = p.queue[:copy(p.queue, p.queue[p.qhead:])]
-		p.qhead = 0
-	}
+	p.compact()
 	return n
 }
 
-// reap consumes every available CQE: a finished request is handed back, a
-// short or retryable one is queued again for its remainder.
+// reap consumes every available CQE.
 func (p *uringPipe) reap(done func(b *Batch, i int)) {
 	u := p.u
 	head := atomic.LoadUint32(u.cqHead)
@@ -261,45 +343,11 @@ func (p *uringPipe) reap(done func(b *Batch, i int)) {
 	for ; head != tail; head++ {
 		c := u.cqes[head&u.cqMask]
 		p.inflight--
-		slot, i := unref(c.userData)
-		if slot >= len(p.batches) || p.batches[slot] == nil || i >= len(p.batches[slot].Reqs) {
-			continue // cannot happen: we only submit requests of live batches
-		}
-		b := p.batches[slot]
-		res, errno := int(c.res), error(nil)
-		if c.res < 0 {
-			res, errno = 0, unix.Errno(-c.res)
-		}
-		if settle(&b.Reqs[i], res, errno, FileAlignment, int(b.attempts[i])) == again {
-			b.attempts[i]++
-			p.queue = append(p.queue, c.userData)
-			continue
-		}
-		p.finish(b, i, done)
+		p.settle(c.userData, int64(c.res), done)
 	}
 	// Release: we are done reading these CQE slots before the kernel may
 	// reuse them.
 	atomic.StoreUint32(u.cqHead, head)
-}
-
-// failAll hands back every pending request with the ring's error. The
-// kernel may still hold reads that were submitted, so the batches stay
-// registered (and reachable) until Close unmaps the ring, which waits for
-// them; their requests are nonetheless reported failed.
-func (p *uringPipe) failAll(done func(b *Batch, i int)) {
-	err := p.u.broken
-	for _, b := range p.batches {
-		if b == nil {
-			continue
-		}
-		for i := range b.Reqs {
-			if b.attempts[i] != attemptsDone {
-				b.Reqs[i].Err = fmt.Errorf("read offset %d: %w", b.Reqs[i].Offset, err)
-				p.finish(b, i, done)
-			}
-		}
-	}
-	p.queue, p.qhead, p.ready = p.queue[:0], 0, p.ready[:0]
 }
 
 // usable reports why the ring cannot take new work, if it cannot.

@@ -136,7 +136,7 @@ func TestPipe(t *testing.T) {
 		t.Run(bc.name, func(t *testing.T) {
 			r := mustOpen(t, bc, path, data)
 			p := NewPipe(r)
-			if _, ok := r.(*uringReader); ok && NewPipe(r) != p {
+			if b := r.Backend(); (b == BackendUring || b == BackendAIO) && NewPipe(r) != p {
 				t.Fatal("NewPipe returned a second Pipe for the same Reader")
 			}
 			// Ring depth 4 or 8 with up to 4×12 requests in flight
@@ -173,12 +173,23 @@ func TestPipeEmptyBatch(t *testing.T) {
 	}
 }
 
-// On io_uring, Read refuses to run while the Pipe has batches in flight on
-// the same ring (their completions would be mixed), and Start after Close
-// fails with ErrClosed.
-func TestUringPipeExclusive(t *testing.T) {
+// nativeBackends are the backends with a native Pipe.
+func nativeBackends() []backendCase {
+	return []backendCase{{"uring", uringBackend(8, true)}, {"aio", aioBackend(8)}}
+}
+
+// On io_uring and AIO, Read refuses to run while the Pipe has batches in
+// flight on the same ring or context (their completions would be mixed),
+// and Start after Close fails with ErrClosed.
+func TestNativePipeExclusive(t *testing.T) {
+	for _, bc := range nativeBackends() {
+		t.Run(bc.name, func(t *testing.T) { testPipeExclusive(t, bc) })
+	}
+}
+
+func testPipeExclusive(t *testing.T, bc backendCase) {
 	path, data := testFile(t, 16*page, 23)
-	r := mustOpen(t, backendCase{"uring", uringBackend(8, true)}, path, data)
+	r := mustOpen(t, bc, path, data)
 	p := NewPipe(r)
 	buf, err := AlignedBuffer(2 * page)
 	if err != nil {
@@ -209,10 +220,16 @@ func TestUringPipeExclusive(t *testing.T) {
 	}
 }
 
-// Steady-state pipelined reading allocates nothing on io_uring.
-func TestUringPipeAllocs(t *testing.T) {
+// Steady-state pipelined reading allocates nothing on io_uring and AIO.
+func TestNativePipeAllocs(t *testing.T) {
+	for _, bc := range nativeBackends() {
+		t.Run(bc.name, func(t *testing.T) { testPipeAllocs(t, bc) })
+	}
+}
+
+func testPipeAllocs(t *testing.T, bc backendCase) {
 	path, data := testFile(t, 64*page, 24)
-	r := mustOpen(t, backendCase{"uring", uringBackend(16, true)}, path, data)
+	r := mustOpen(t, bc, path, data)
 	p := NewPipe(r)
 	buf, err := AlignedBuffer(3 * 8 * page)
 	if err != nil {
