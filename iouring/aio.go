@@ -70,10 +70,7 @@ type aioReader struct {
 
 	p *aioPipe // the reader's Pipe (NewPipe), also used by Read
 
-	// Read and ReadEach as a Pipe batch, reused so they allocate nothing.
-	sync     Batch
-	syncDone func(i int)
-	syncCB   func(b *Batch, i int) // a.handBack, bound once
+	sync pipeRead // Read and ReadEach as one batch on the Pipe
 }
 
 // newAIO creates an AIO context for depth concurrent reads from fd. Errors
@@ -120,32 +117,7 @@ const submitSpins = 1000
 // read is Read and ReadEach: the batch goes through the reader's own Pipe,
 // so there is one submission and completion path.
 func (a *aioReader) read(reqs []Request, onDone func(i int)) error {
-	p := a.pipe()
-	if p.Pending() > 0 {
-		return ErrConcurrentUse // a Pipe has batches in flight on this context
-	}
-	b := &a.sync
-	b.Reqs, a.syncDone = reqs, onDone
-	if a.syncCB == nil {
-		a.syncCB = a.handBack
-	}
-	defer func() { b.Reqs, a.syncDone = nil, nil }()
-	if err := p.Start(b); err != nil {
-		return err
-	}
-	for b.Pending() > 0 {
-		if err := p.Poll(true, a.syncCB); err != nil {
-			break // every pending request was handed back with Err set
-		}
-	}
-	return summarize(reqs)
-}
-
-// handBack is the Pipe callback of read.
-func (a *aioReader) handBack(_ *Batch, i int) {
-	if a.syncDone != nil {
-		a.syncDone(i)
-	}
+	return a.sync.read(a.pipe(), reqs, onDone)
 }
 
 // usable reports why the context cannot take new work, if it cannot.

@@ -350,6 +350,40 @@ func (p *uringPipe) reap(done func(b *Batch, i int)) {
 	atomic.StoreUint32(u.cqHead, head)
 }
 
+// pipeRead runs a Reader's Read and ReadEach as one batch on its native
+// Pipe, reusing one Batch so that they allocate nothing.
+type pipeRead struct {
+	b    Batch
+	done func(i int)       // the ReadEach callback, nil for Read
+	cb   func(*Batch, int) // s.handBack, bound once
+}
+
+func (s *pipeRead) read(p Pipe, reqs []Request, onDone func(i int)) error {
+	if p.Pending() > 0 {
+		return ErrConcurrentUse // a Pipe has batches in flight on this reader
+	}
+	s.b.Reqs, s.done = reqs, onDone
+	if s.cb == nil {
+		s.cb = s.handBack
+	}
+	defer func() { s.b.Reqs, s.done = nil, nil }()
+	if err := p.Start(&s.b); err != nil {
+		return err
+	}
+	for s.b.Pending() > 0 {
+		if err := p.Poll(true, s.cb); err != nil {
+			break // every pending request was handed back with Err set
+		}
+	}
+	return summarize(reqs)
+}
+
+func (s *pipeRead) handBack(_ *Batch, i int) {
+	if s.done != nil {
+		s.done(i)
+	}
+}
+
 // usable reports why the ring cannot take new work, if it cannot.
 func (u *uringReader) usable() error {
 	if u.closed {

@@ -123,10 +123,7 @@ type uringReader struct {
 
 	p *uringPipe // the reader's Pipe (NewPipe), also used by Read
 
-	// Read and ReadEach as a Pipe batch, reused so they allocate nothing.
-	sync     Batch
-	syncDone func(i int)
-	syncCB   func(b *Batch, i int) // u.handBack, bound once
+	sync pipeRead // Read and ReadEach as one batch on the Pipe
 }
 
 // newUring sets up a ring of at least depth entries reading from fd. With
@@ -238,32 +235,7 @@ func (u *uringReader) ReadEach(reqs []Request, done func(i int)) error {
 // read is Read and ReadEach: the batch goes through the reader's own Pipe,
 // so there is one submission and completion path.
 func (u *uringReader) read(reqs []Request, onDone func(i int)) error {
-	p := u.pipe()
-	if p.Pending() > 0 {
-		return ErrConcurrentUse // a Pipe has batches in flight on this ring
-	}
-	b := &u.sync
-	b.Reqs, u.syncDone = reqs, onDone
-	if u.syncCB == nil {
-		u.syncCB = u.handBack
-	}
-	defer func() { b.Reqs, u.syncDone = nil, nil }()
-	if err := p.Start(b); err != nil {
-		return err
-	}
-	for b.Pending() > 0 {
-		if err := p.Poll(true, u.syncCB); err != nil {
-			break // every pending request was handed back with Err set
-		}
-	}
-	return summarize(reqs)
-}
-
-// handBack is the Pipe callback of read.
-func (u *uringReader) handBack(_ *Batch, i int) {
-	if u.syncDone != nil {
-		u.syncDone(i)
-	}
+	return u.sync.read(u.pipe(), reqs, onDone)
 }
 
 // attemptsDone marks a request in Batch.attempts whose final result is in.
