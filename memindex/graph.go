@@ -1,6 +1,7 @@
 package memindex
 
 import (
+	"encoding/binary"
 	"fmt"
 	"runtime"
 
@@ -105,37 +106,76 @@ type Graph[T vec.Elem] struct {
 	// counts[i] is the number of out-neighbours of node i. While building
 	// they are stored in adj[i*degree : i*degree+counts[i]] (fixed-size
 	// slots, so that the build can rewrite one node's list without moving
-	// the others); a finished or loaded graph is packed: offsets != nil and
-	// node i's list is adj[offsets[i]:offsets[i+1]], which saves the unused
-	// slots (a quarter of the adjacency at the default degree).
+	// the others). A finished or loaded graph is packed instead: adj is
+	// nil, node i's list is packed[idBytes*offsets[i] : idBytes*offsets[i+1]],
+	// each id little-endian in idBytes bytes (3 while n <= 2^24, else 4).
+	// Packing saves the unused slots (a quarter of the adjacency at the
+	// default degree) and 3-byte ids a quarter of the rest: on realsift-1M's
+	// 120,000 heads, 16.9 MB of adjacency becomes 12.7 MB.
 	counts  []int32
 	adj     []int32
+	packed  []byte
+	idBytes int
 	offsets []int
 }
 
-// nbrs returns node i's out-neighbours in either layout.
-func (g *Graph[T]) nbrs(i int32) []int32 {
-	if g.offsets != nil {
-		return g.adj[g.offsets[i]:g.offsets[i+1]]
+// idBytesFor is the packed id width for a graph of n nodes.
+func idBytesFor(n int) int {
+	if n <= 1<<24 {
+		return 3
 	}
+	return 4
+}
+
+// nbrs returns node i's out-neighbours in the building layout.
+func (g *Graph[T]) nbrs(i int32) []int32 {
 	base := int(i) * g.degree
 	return g.adj[base : base+int(g.counts[i])]
 }
 
+// appendNbrs appends node i's out-neighbours to dst, in either layout.
+func (g *Graph[T]) appendNbrs(dst []int32, i int32) []int32 {
+	if g.packed == nil {
+		return append(dst, g.nbrs(i)...)
+	}
+	p := g.packed[g.idBytes*g.offsets[i] : g.idBytes*g.offsets[i+1]]
+	if g.idBytes == 3 {
+		for j := 0; j+2 < len(p); j += 3 {
+			dst = append(dst, int32(uint32(p[j])|uint32(p[j+1])<<8|uint32(p[j+2])<<16))
+		}
+		return dst
+	}
+	for j := 0; j+3 < len(p); j += 4 {
+		dst = append(dst, int32(binary.LittleEndian.Uint32(p[j:])))
+	}
+	return dst
+}
+
+// putID writes id into b in idBytes bytes.
+func putID(b []byte, id int32, idBytes int) {
+	b[0], b[1], b[2] = byte(id), byte(id>>8), byte(id>>16)
+	if idBytes == 4 {
+		b[3] = byte(id >> 24)
+	}
+}
+
 // pack switches a finished graph from fixed slots to packed lists.
 func (g *Graph[T]) pack() {
-	if g.offsets != nil {
+	if g.packed != nil {
 		return
 	}
 	offsets := make([]int, g.n+1)
 	for i, c := range g.counts {
 		offsets[i+1] = offsets[i] + int(c)
 	}
-	adj := make([]int32, offsets[g.n])
+	w := idBytesFor(g.n)
+	packed := make([]byte, w*offsets[g.n])
 	for i := 0; i < g.n; i++ {
-		copy(adj[offsets[i]:offsets[i+1]], g.nbrs(int32(i)))
+		for j, nb := range g.nbrs(int32(i)) {
+			putID(packed[w*(offsets[i]+j):], nb, w)
+		}
 	}
-	g.adj, g.offsets = adj, offsets
+	g.adj, g.packed, g.idBytes, g.offsets = nil, packed, w, offsets
 }
 
 // Len returns the number of nodes (vectors).
@@ -150,9 +190,15 @@ func (g *Graph[T]) Degree() int { return g.degree }
 // Entry returns the node every search starts from.
 func (g *Graph[T]) Entry() int32 { return g.entry }
 
-// Neighbors returns the out-neighbours of node i. The slice aliases the
-// graph and must not be modified.
-func (g *Graph[T]) Neighbors(i int32) []int32 { return g.nbrs(i) }
+// Neighbors returns the out-neighbours of node i. While the graph is being
+// built the slice aliases it and must not be modified; once it is packed
+// (built or loaded) the slice is a new copy.
+func (g *Graph[T]) Neighbors(i int32) []int32 {
+	if g.packed == nil {
+		return g.nbrs(i)
+	}
+	return g.appendNbrs(nil, i)
+}
 
 // row returns vector i.
 func (g *Graph[T]) row(i int32) []T {
@@ -172,7 +218,8 @@ func (g *Graph[T]) Reachable() int {
 	for len(stack) > 0 {
 		cur := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, nb := range g.Neighbors(cur) {
+		var nbs []int32
+		for _, nb := range g.appendNbrs(nbs, cur) {
 			if !seen[nb] {
 				seen[nb] = true
 				count++

@@ -57,8 +57,10 @@ func (g *Graph[T]) WriteTo(w io.Writer) (int64, error) {
 	if err := writeInt32s(out, g.counts); err != nil {
 		return cw.n, fmt.Errorf("memindex write counts: %w", err)
 	}
+	var nbs []int32
 	for i := 0; i < g.n; i++ {
-		if err := writeInt32s(out, g.Neighbors(int32(i))); err != nil {
+		nbs = g.appendNbrs(nbs[:0], int32(i))
+		if err := writeInt32s(out, nbs); err != nil {
 			return cw.n, fmt.Errorf("memindex write neighbours of %d: %w", i, err)
 		}
 	}
@@ -141,16 +143,19 @@ func Load[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int) (*Grap
 		}
 		g.offsets[i+1] = g.offsets[i] + int(c)
 	}
-	g.adj = make([]int32, g.offsets[n])
+	g.idBytes = idBytesFor(n)
+	g.packed = make([]byte, g.idBytes*g.offsets[n])
+	nbs := make([]int32, g.degree)
 	for i := 0; i < n; i++ {
-		nbs := g.adj[g.offsets[i]:g.offsets[i+1]]
+		nbs := nbs[:g.counts[i]]
 		if err := cr.readInt32s(nbs); err != nil {
 			return nil, fmt.Errorf("memindex load neighbours of %d: %w", i, err)
 		}
-		for _, nb := range nbs {
+		for j, nb := range nbs {
 			if nb < 0 || int(nb) >= n {
 				return nil, fmt.Errorf("memindex load: node %d has neighbour %d, not in [0, %d)", i, nb, n)
 			}
+			putID(g.packed[g.idBytes*(g.offsets[i]+j):], nb, g.idBytes)
 		}
 	}
 	want := crc.Sum32()

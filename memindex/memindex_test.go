@@ -161,12 +161,12 @@ func TestBuildIndependentOfThreads(t *testing.T) {
 	g2 := mustBuild(t, sp, data, dim, Params{Degree: 12, Threads: 2, Seed: 4})
 	g3 := mustBuild(t, sp, data, dim, Params{Degree: 12, Threads: 5, Seed: 4})
 	for _, g := range []*Graph[uint8]{g2, g3} {
-		if !slices.Equal(g1.counts, g.counts) || !slices.Equal(g1.adj, g.adj) || g1.entry != g.entry {
+		if !slices.Equal(g1.counts, g.counts) || !bytes.Equal(g1.packed, g.packed) || g1.entry != g.entry {
 			t.Fatal("graphs built with different thread counts differ")
 		}
 	}
 	g4 := mustBuild(t, sp, data, dim, Params{Degree: 12, Threads: 2, Seed: 5})
-	if slices.Equal(g1.adj, g4.adj) {
+	if bytes.Equal(g1.packed, g4.packed) {
 		t.Error("different seeds gave identical graphs; the seed is not used")
 	}
 }
@@ -337,6 +337,37 @@ func TestConcurrentSearchers(t *testing.T) {
 	for w := 0; w < 4; w++ {
 		if !<-done {
 			t.Error("concurrent searcher disagreed with the sequential result")
+		}
+	}
+}
+
+// Packed adjacency round-trips ids at the edges of both widths.
+func TestPackedIDs(t *testing.T) {
+	if idBytesFor(1<<24) != 3 || idBytesFor(1<<24+1) != 4 {
+		t.Fatalf("widths: %d for 2^24 nodes, %d for 2^24+1", idBytesFor(1<<24), idBytesFor(1<<24+1))
+	}
+	for _, w := range []int{3, 4} {
+		lists := [][]int32{{0, 1, 1<<24 - 1}, {}, {7}}
+		if w == 4 {
+			lists[0] = append(lists[0], 1<<24, 1<<31-1)
+		}
+		g := &Graph[uint8]{idBytes: w, offsets: make([]int, len(lists)+1)}
+		for i, l := range lists {
+			g.offsets[i+1] = g.offsets[i] + len(l)
+		}
+		g.packed = make([]byte, w*g.offsets[len(lists)])
+		for i, l := range lists {
+			for j, id := range l {
+				putID(g.packed[w*(g.offsets[i]+j):], id, w)
+			}
+		}
+		for i, l := range lists {
+			if got := g.appendNbrs(nil, int32(i)); !slices.Equal(got, l) {
+				t.Errorf("width %d node %d: %v, want %v", w, i, got, l)
+			}
+			if got := g.Neighbors(int32(i)); !slices.Equal(got, l) && len(l) > 0 {
+				t.Errorf("width %d node %d: Neighbors %v, want %v", w, i, got, l)
+			}
 		}
 	}
 }

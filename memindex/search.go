@@ -37,6 +37,7 @@ type Searcher[T vec.Elem] struct {
 	distCount int64
 	// Gather buffers: the unvisited neighbours of the node being expanded,
 	// their vectors copied contiguously, and their distances.
+	nbAll   []int32 // the expanded node's neighbours, decoded
 	nbIDs   []int32
 	gather  []T
 	nbDists []float32
@@ -108,7 +109,8 @@ func (s *Searcher[T]) run(q []T, L int, record bool) {
 		// call waiting for its own (the head vectors do not fit in cache).
 		ids := s.nbIDs[:0]
 		buf := s.gather[:0]
-		for _, nb := range g.nbrs(cur) {
+		s.nbAll = g.appendNbrs(s.nbAll[:0], cur)
+		for _, nb := range s.nbAll {
 			if visited[nb] == epoch {
 				continue
 			}
