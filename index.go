@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/iouring"
 	"github.com/gospann/spann/memindex"
 	"github.com/gospann/spann/posting"
 )
@@ -46,11 +48,15 @@ type Index struct {
 	note     string
 	eng      engine
 
-	mu      sync.Mutex
-	free    []worker
-	all     []worker
-	closed  bool
-	maxRead int // bytes of the largest posting read
+	pfile *iouring.File // postings.bin, open from Open to Close
+
+	mu       sync.Mutex
+	free     []worker
+	busy     int // workers taken by searches in flight
+	closed   bool
+	drained  chan struct{} // closed when busy reaches 0 after Close
+	closeErr error         // first error closing a worker returned after Close
+	maxRead  int           // bytes of the largest posting read
 }
 
 // Info describes an open index.
@@ -113,13 +119,30 @@ func Open(dir string, opts Options) (*Index, error) {
 	if len(ix.entries) != m.Heads {
 		return nil, fmt.Errorf("%s: %w: %d postings for %d heads", dir, ErrCorrupt, len(ix.entries), m.Heads)
 	}
-	// The postings file is too large to checksum at every open; its size is
-	// checked here and every posting's own CRC32C at every read.
-	if err := m.CheckFile(dir, build.PostingsFile, false); err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
+	// The postings file is opened once, here, and every worker reads it
+	// through a duplicate of this descriptor: a rebuild that renames a new
+	// index over dir never reaches an open Index. It is too large to
+	// checksum at every open; its size and header page are checked here and
+	// every posting's own CRC32C at every read.
+	pinfo, ok := m.File(build.PostingsFile)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w: manifest lists no %s", dir, ErrCorrupt, build.PostingsFile)
 	}
-	pinfo, _ := m.File(build.PostingsFile)
-	if ix.table, err = readPostingsHeader(ix.postings, ix.rowBytes); err != nil {
+	if ix.pfile, err = iouring.OpenFile(ix.postings); err != nil {
+		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			ix.pfile.Close()
+		}
+	}()
+	if size, err := ix.pfile.Size(); err != nil {
+		return nil, err
+	} else if size != pinfo.Bytes {
+		return nil, fmt.Errorf("%s: %w: %s is %d bytes, the manifest says %d", dir, ErrCorrupt, ix.postings, size, pinfo.Bytes)
+	}
+	if ix.table, err = readPostingsHeader(ix.pfile, ix.rowBytes); err != nil {
 		return nil, err
 	}
 	for i, e := range ix.entries {
@@ -156,29 +179,32 @@ func Open(dir string, opts Options) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	ix.all = append(ix.all, w)
 	ix.free = append(ix.free, w)
+	opened = true
 	return ix, nil
 }
 
 // readPostingsHeader checks page 0 of the postings file (magic, version,
 // CRC, row size) and returns its shared Huffman table, if it has one.
-func readPostingsHeader(path string, rowBytes int) (*posting.Table, error) {
-	f, err := os.Open(path)
+func readPostingsHeader(f *iouring.File, rowBytes int) (*posting.Table, error) {
+	page, err := iouring.AlignedBuffer(posting.PageSize) // O_DIRECT needs an aligned buffer
 	if err != nil {
-		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	page := make([]byte, posting.PageSize)
-	if _, err := io.ReadFull(f, page); err != nil {
-		return nil, fmt.Errorf("%s: %w: header page: %v", path, ErrCorrupt, err)
+	defer iouring.FreeBuffer(page)
+	n, err := f.ReadAt(page, 0)
+	if err != nil {
+		return nil, err
+	}
+	if n < posting.PageSize {
+		return nil, fmt.Errorf("%w: %s: header page: %d of %d bytes", ErrCorrupt, f.Path(), n, posting.PageSize)
 	}
 	h, err := posting.ReadFileHeader(page)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, f.Path(), err)
 	}
 	if int(h.RowBytes) != rowBytes {
-		return nil, fmt.Errorf("%s: %w: postings of %d-byte vectors, the manifest says %d", path, ErrCorrupt, h.RowBytes, rowBytes)
+		return nil, fmt.Errorf("%s: %w: postings of %d-byte vectors, the manifest says %d", f.Path(), ErrCorrupt, h.RowBytes, rowBytes)
 	}
 	return h.Table, nil
 }
@@ -213,14 +239,21 @@ func (ix *Index) Dim() int { return ix.dim }
 // N returns the number of indexed vectors.
 func (ix *Index) N() int { return ix.Manifest.N }
 
-var errClosed = errors.New("spann: index is closed")
+// ErrClosed is returned by searches on an Index after Close (errors.Is).
+var ErrClosed = errors.New("spann: index is closed")
 
+// closeWait bounds how long Close waits for searches in flight.
+const closeWait = 10 * time.Second
+
+// getWorker takes a free worker, or makes one, and counts it busy until
+// putWorker.
 func (ix *Index) getWorker() (worker, error) {
 	ix.mu.Lock()
 	if ix.closed {
 		ix.mu.Unlock()
-		return nil, errClosed
+		return nil, ErrClosed
 	}
+	ix.busy++
 	if n := len(ix.free); n > 0 {
 		w := ix.free[n-1]
 		ix.free = ix.free[:n-1]
@@ -230,39 +263,84 @@ func (ix *Index) getWorker() (worker, error) {
 	ix.mu.Unlock()
 	w, err := ix.eng.newWorker()
 	if err != nil {
+		ix.mu.Lock()
+		closed := ix.closed
+		ix.release()
+		ix.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
 		return nil, err
 	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.closed {
-		w.close()
-		return nil, errClosed
-	}
-	ix.all = append(ix.all, w)
 	return w, nil
 }
 
+// putWorker returns a worker to the pool, or closes it if the Index was
+// closed meanwhile.
 func (ix *Index) putWorker(w worker) {
-	ix.mu.Lock()
-	ix.free = append(ix.free, w)
-	ix.mu.Unlock()
-}
-
-// Close releases every worker's ring, file and buffers. Searches must have
-// returned; later calls fail.
-func (ix *Index) Close() error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if ix.closed {
+		if err := w.close(); err != nil && ix.closeErr == nil {
+			ix.closeErr = err
+		}
+	} else {
+		ix.free = append(ix.free, w)
+	}
+	ix.release()
+}
+
+// release ends one busy worker's count (ix.mu held), waking Close when the
+// last search of a closed Index returns.
+func (ix *Index) release() {
+	ix.busy--
+	if ix.busy == 0 && ix.drained != nil {
+		close(ix.drained)
+		ix.drained = nil
+	}
+}
+
+// Close releases every worker's ring, descriptor and buffers and the
+// postings file. It may be called while searches run: new searches fail
+// with ErrClosed at once, and Close waits for those in flight to return
+// (each closes its worker as it does), for at most ten seconds; past that it
+// returns an error and the stragglers release their workers when they end.
+// Calling Close again returns nil.
+func (ix *Index) Close() error {
+	ix.mu.Lock()
+	if ix.closed {
+		ix.mu.Unlock()
 		return nil
 	}
 	ix.closed = true
 	var first error
-	for _, w := range ix.all {
+	for _, w := range ix.free {
 		if err := w.close(); err != nil && first == nil {
 			first = err
 		}
 	}
-	ix.all, ix.free = nil, nil
+	ix.free = nil
+	var drained chan struct{}
+	if ix.busy > 0 {
+		drained = make(chan struct{})
+		ix.drained = drained
+	}
+	busy := ix.busy
+	ix.mu.Unlock()
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-time.After(closeWait):
+			return fmt.Errorf("spann: close %s: %d searches still running after %v; their workers are released when they return", ix.dir, busy, closeWait)
+		}
+	}
+	if err := ix.pfile.Close(); err != nil && first == nil {
+		first = err
+	}
+	ix.mu.Lock()
+	if ix.closeErr != nil && first == nil {
+		first = ix.closeErr
+	}
+	ix.mu.Unlock()
 	return first
 }

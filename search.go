@@ -235,7 +235,7 @@ type querySlot[T vec.Elem] struct {
 
 func (e *engineT[T]) newWorker() (worker, error) {
 	ix := e.ix
-	r, backend, err := iouring.Open(ix.postings, ix.io, ringDepth)
+	r, backend, err := ix.pfile.NewReader(ix.io, ringDepth)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", ix.postings, err)
 	}

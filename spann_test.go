@@ -3,10 +3,14 @@ package spann
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gospann/spann/datasets"
@@ -355,5 +359,128 @@ func TestTwoRoundRule(t *testing.T) {
 		if _, err := ix.Search(f.q.Row(0), 10, c.p); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.p, err, c.want)
 		}
+	}
+}
+
+// Close while searches run: it waits for them, never crashes, and every
+// search either answers exactly as before or fails with ErrClosed.
+func TestCloseDuringSearches(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 40, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := SearchParams{NProbe: 16, Eps: -1}
+	want := make([][]Neighbor, f.q.N)
+	for q := range want {
+		if want[q], err = ix.Search(f.q.Row(q), 10, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var done sync.WaitGroup
+	var searches atomic.Int64
+	errs := make(chan error, 8)
+	for g := 0; g < 4; g++ {
+		done.Add(1)
+		go func(g int) {
+			defer done.Done()
+			for i := g; ; i++ {
+				q := i % f.q.N
+				got, err := ix.Search(f.q.Row(q), 10, p)
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !slices.Equal(got, want[q]) {
+					errs <- fmt.Errorf("query %d: %v, want %v", q, got, want[q])
+					return
+				}
+				searches.Add(1)
+			}
+		}(g)
+	}
+	done.Add(1)
+	go func() {
+		defer done.Done()
+		for {
+			res, err := ix.SearchBatch(f.q.Data, 10, p, 2)
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			for q := range want {
+				for i, nb := range want[q] {
+					if res.IDs[q*10+i] != nb.ID {
+						errs <- fmt.Errorf("batch query %d rank %d: %d, want %d", q, i, res.IDs[q*10+i], nb.ID)
+						return
+					}
+				}
+			}
+		}
+	}()
+	for searches.Load() < 200 {
+		runtime.Gosched()
+	}
+	if err := ix.Close(); err != nil {
+		t.Fatalf("Close during searches: %v", err)
+	}
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if _, err := ix.Search(f.q.Row(0), 10, p); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Search after Close: %v, want ErrClosed", err)
+	}
+	if _, err := ix.SearchBatch(f.q.Data, 10, p, 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("SearchBatch after Close: %v, want ErrClosed", err)
+	}
+	if err := ix.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// An open Index keeps reading the index it opened when another build is
+// renamed over its directory (as spann-build --force does): workers created
+// afterwards read the old postings through the descriptor Open kept.
+func TestRebuildUnderOpenIndex(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 40, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	p := SearchParams{NProbe: 16, Eps: -1}
+	before, err := ix.SearchBatch(f.q.Data, 10, p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(f.dir, "other")
+	if _, err := Build(context.Background(), BuildOptions{Base: f.base, Out: other, Metric: vec.L2, HeadRatio: 0.05,
+		Replicas: 2, PostingLimit: 1 << 20, Codec: posting.CodecHuff, Threads: 2, Seed: 9, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(f.index, f.index+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, f.index); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(f.index + ".old"); err != nil {
+		t.Fatal(err)
+	}
+	// Four threads: three workers are new, made after the swap.
+	after, err := ix.SearchBatch(f.q.Data, 10, p, 4)
+	if err != nil {
+		t.Fatalf("search after the rebuild: %v", err)
+	}
+	if !slices.Equal(before.IDs, after.IDs) || !slices.Equal(before.Dists, after.Dists) {
+		t.Fatal("answers changed after another index was renamed over the open one")
 	}
 }

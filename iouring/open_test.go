@@ -3,6 +3,7 @@
 package iouring
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -308,5 +309,53 @@ func TestAlignedBuffer(t *testing.T) {
 	}
 	if err := FreeBuffer(nil); err == nil {
 		t.Error("FreeBuffer accepted nil")
+	}
+}
+
+// Readers made from a File read the file that was opened, even after its
+// path is renamed over, and outlive the File's own descriptor.
+func TestFileSurvivesReplace(t *testing.T) {
+	path, data := testFile(t, 8*page, 31)
+	f, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, _, err := f.NewReader(BackendAuto, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	// Replace the file at the path, as a rebuild's rename does.
+	other, _ := testFile(t, 8*page, 32)
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	r2, _, err := f.NewReader(BackendAuto, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	buf, err := AlignedBuffer(2 * page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer FreeBuffer(buf)
+	if n, err := f.ReadAt(buf[:page], page); err != nil || n != page || !bytes.Equal(buf[:page], data[page:2*page]) {
+		t.Fatalf("File.ReadAt after the replace: n=%d %v, or other bytes", n, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []Reader{r1, r2} {
+		reqs := []Request{{Offset: 3 * page, Buf: buf[:page]}, {Offset: 5 * page, Buf: buf[page:]}}
+		if err := r.Read(reqs); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkBatch(data, reqs); err != nil {
+			t.Fatalf("reader %d reads the replacement, not the opened file: %v", i+1, err)
+		}
+	}
+	if _, _, err := f.NewReader(BackendAuto, 8); !errors.Is(err, ErrClosed) {
+		t.Fatalf("NewReader after Close: %v, want ErrClosed", err)
 	}
 }

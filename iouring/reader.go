@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Backend names accepted by Open and by the SPANN_IO environment variable.
@@ -130,6 +132,78 @@ func FallbackReason(r Reader) string {
 // CONFIG_AIO, EAGAIN when fs.aio-max-nr is used up) falls back to pread;
 // FallbackReason names each failure.
 func Open(path, backend string, depth int) (Reader, string, error) {
+	f, err := OpenFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	return f.NewReader(backend, depth)
+}
+
+// File is a file opened once for direct reads (O_DIRECT where the
+// filesystem allows it). Every Reader made from it reads that same file,
+// through its own duplicate descriptor, even after the path has been
+// renamed over or removed: an open index keeps reading the postings it
+// opened while a rebuild replaces them on disk.
+type File struct {
+	fd     int
+	direct bool
+	path   string
+}
+
+// OpenFile opens path for direct reads.
+func OpenFile(path string) (*File, error) {
+	fd, direct, err := openDirect(path)
+	if err != nil {
+		return nil, err
+	}
+	return &File{fd: fd, direct: direct, path: path}, nil
+}
+
+// Path is the path the file was opened at.
+func (f *File) Path() string { return f.path }
+
+// ReadAt reads len(b) bytes at off with pread(2); under O_DIRECT, b, off and
+// len(b) must be multiples of FileAlignment (use AlignedBuffer).
+func (f *File) ReadAt(b []byte, off int64) (int, error) {
+	for {
+		n, err := unix.Pread(f.fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("iouring: read %s at %d: %w", f.path, off, err)
+		}
+		return n, nil
+	}
+}
+
+// Size is the file's length in bytes (fstat of the open file, not of
+// whatever the path names now).
+func (f *File) Size() (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return 0, fmt.Errorf("iouring: stat %s: %w", f.path, err)
+	}
+	return st.Size, nil
+}
+
+// Close closes the file's own descriptor; Readers made from it keep theirs.
+func (f *File) Close() error {
+	if f.fd < 0 {
+		return nil
+	}
+	err := closeFd(f.fd)
+	f.fd = -1
+	if err != nil {
+		return fmt.Errorf("iouring: close %s: %w", f.path, err)
+	}
+	return nil
+}
+
+// NewReader returns a Reader of the file with the named backend and depth,
+// as Open does, on a duplicate of the file's descriptor.
+func (f *File) NewReader(backend string, depth int) (Reader, string, error) {
 	if env := os.Getenv(EnvBackend); env != "" {
 		backend = env
 	}
@@ -143,13 +217,21 @@ func Open(path, backend string, depth int) (Reader, string, error) {
 	switch backend {
 	case BackendAuto, BackendUring, BackendAIO, BackendPread:
 	default:
-		return nil, "", fmt.Errorf("iouring: open %s: unknown backend %q (want auto, uring, aio or pread; check %s)", path, backend, EnvBackend)
+		return nil, "", fmt.Errorf("iouring: open %s: unknown backend %q (want auto, uring, aio or pread; check %s)", f.path, backend, EnvBackend)
 	}
-
-	fd, direct, err := openDirect(path)
+	if f.fd < 0 {
+		return nil, "", fmt.Errorf("iouring: %s: %w", f.path, ErrClosed)
+	}
+	fd, err := unix.FcntlInt(uintptr(f.fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("iouring: open %s: dup: %w", f.path, err)
 	}
+	return openOn(fd, f.direct, f.path, backend, depth)
+}
+
+// openOn makes the Reader for fd, which it then owns (closing it on
+// failure), trying the backends as Open documents.
+func openOn(fd int, direct bool, path, backend string, depth int) (Reader, string, error) {
 	var note string
 	if !direct {
 		note = "O_DIRECT not supported by the filesystem; reads go through the page cache"
