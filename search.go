@@ -150,6 +150,9 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 	if p.NProbe < 0 {
 		return fmt.Errorf("nprobe=%d: must be positive", p.NProbe)
 	}
+	if p.HeadList < 0 || p.MaxPostings < 0 {
+		return fmt.Errorf("head-list=%d, max-postings=%d: must not be negative (0 = the default)", p.HeadList, p.MaxPostings)
+	}
 	p.NProbe = min(p.NProbe, ix.heads.Len())
 	if p.HeadList == 0 {
 		p.HeadList = p.NProbe + max(8, p.NProbe/2)

@@ -355,6 +355,8 @@ func TestTwoRoundRule(t *testing.T) {
 	}{
 		{SearchParams{NProbe: 8, FirstRound: -1}, "first-round=-1"},
 		{SearchParams{NProbe: 8, FirstRound: 2, KthSlack: -0.5}, "kth-slack=-0.5"},
+		{SearchParams{NProbe: 8, HeadList: -1}, "head-list=-1"},
+		{SearchParams{NProbe: 8, MaxPostings: -4}, "max-postings=-4"},
 	} {
 		if _, err := ix.Search(f.q.Row(0), 10, c.p); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.p, err, c.want)

@@ -203,6 +203,12 @@ func TestSearchCommand(t *testing.T) {
 		{[]string{"--index", index, "--queries", q, "--gt", badGT}, []string{"bad.bin"}},
 		{[]string{"--index", index, "--queries", q, "--nprobe", "0"}, []string{"--nprobe"}},
 		{[]string{"--index", index, "--queries", q, "--io", "floppy"}, []string{"floppy"}},
+		{[]string{"--index", index, "--queries", q, "--nq", "-1"}, []string{"--nq -1"}},
+		{[]string{"--index", index, "--queries", q, "--head-list", "-1"}, []string{"--head-list -1"}},
+		{[]string{"--index", index, "--queries", q, "--max-postings", "-1"}, []string{"--max-postings -1"}},
+		{[]string{"--index", index, "--queries", q, "--in-flight", "-2"}, []string{"--in-flight -2"}},
+		{[]string{"--index", index, "--queries", q, "--first-round", "-3"}, []string{"--first-round -3"}},
+		{[]string{"--index", index, "--queries", q, "--eps", "Inf", "--json"}, []string{"--eps +Inf", "finite"}},
 		{[]string{"--index", index, "--queries", q, "--sweep", "colour=1,2"}, []string{"colour"}},
 		{[]string{"--index", index}, []string{"--queries"}},
 	} {

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -103,6 +104,9 @@ func runSearch(c *cli.Context) error {
 		return err
 	}
 	defer ix.Close()
+	if c.Int("nq") < 0 {
+		return fmt.Errorf("--nq %d: must not be negative (0 = all queries)", c.Int("nq"))
+	}
 	qm, err := datasets.LoadVectors(c.String("queries"), 0, c.Int("nq"))
 	if err != nil {
 		return err
@@ -133,8 +137,13 @@ func runSearch(c *cli.Context) error {
 		}
 		gt.NQ = qm.N
 	}
-	if c.Int("in-flight") < 0 {
-		return fmt.Errorf("--in-flight %d: must be at least 1 (0 = the default %d)", c.Int("in-flight"), spann.DefaultInFlight)
+	for _, name := range []string{"in-flight", "head-list", "max-postings", "first-round"} {
+		if v := c.Int(name); v < 0 {
+			return fmt.Errorf("--%s %d: must not be negative (0 = the default)", name, v)
+		}
+	}
+	if e := c.Float64("eps"); math.IsNaN(e) || math.IsInf(e, 0) {
+		return fmt.Errorf("--eps %v: must be a finite number (negative = no pruning)", e)
 	}
 	base := spann.SearchParams{NProbe: c.Int("nprobe"), Eps: c.Float64("eps"), HeadList: c.Int("head-list"),
 		MaxPostings: c.Int("max-postings"), InFlight: c.Int("in-flight"), FirstRound: c.Int("first-round"), KthSlack: c.Float64("kth-slack")}
