@@ -217,7 +217,9 @@ func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {
 	heads := datasets.Rows[T](ix.heads.Vectors)
 	g, err := memindex.Load(graph, sp, heads, ix.dim)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(ix.dir, build.GraphFile), err)
+		// memindex reports bad structure and checksums as plain errors:
+		// for an index file they mean a damaged file.
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, filepath.Join(ix.dir, build.GraphFile), err)
 	}
 	return &engineT[T]{ix: ix, sp: sp, graph: g, heads: heads}, nil
 }

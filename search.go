@@ -16,14 +16,13 @@ import (
 // SearchParams are the per-query knobs.
 type SearchParams struct {
 	// NProbe is how many nearest heads the head graph returns; their
-	// postings are the candidates to read. Default 64.
+	// postings are the candidates to read. 0 = 64.
 	NProbe int
-	// Eps prunes heads: head i is kept only if d(q,c_i) ≤ d1 + Eps·|d1|,
+	// Eps > 0 prunes heads: head i is kept only if d(q,c_i) ≤ d1 + Eps·|d1|,
 	// d1 being the nearest head's distance. Distances are the kernels'
 	// (squared for L2, so Eps bounds squared distances: Eps 0.21 keeps heads
-	// up to 1.1× the nearest head's Euclidean distance). Negative disables
-	// pruning. Default 0.6 is chosen by the zero value only through
-	// DefaultSearchParams.
+	// up to 1.1× the nearest head's Euclidean distance). 0 or negative: no
+	// pruning (the default; a fixed NProbe did better on realsift).
 	Eps float64
 	// HeadList is the head-graph search list (≥ NProbe); 0 = NProbe +
 	// max(8, NProbe/2). On realsift-1M at NProbe 16, lists of 16/24/32/48
@@ -59,9 +58,11 @@ type SearchParams struct {
 // buffer, about 4 KiB per page read, so more only costs memory).
 const DefaultInFlight = 8
 
-// DefaultSearchParams returns the defaults: NProbe 64, pruning off.
+// DefaultSearchParams returns the defaults, which are also what the zero
+// SearchParams means: NProbe 64, no pruning, one round, the default head
+// list and queries in flight.
 func DefaultSearchParams() SearchParams {
-	return SearchParams{NProbe: 64, Eps: -1}
+	return SearchParams{NProbe: 64}
 }
 
 // Neighbor is one result: a base row id and its distance to the query.
@@ -438,7 +439,7 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		bound := heads[0].Dist + float32(p.Eps)*abs32(heads[0].Dist)
 		n, postings := 0, 0
 		for ; n < len(heads); n++ {
-			if p.Eps >= 0 && heads[n].Dist > bound {
+			if p.Eps > 0 && heads[n].Dist > bound {
 				break
 			}
 			if ix.entries[heads[n].ID].Count > 0 {

@@ -189,8 +189,8 @@ func TestOpenRejectsDamagedIndex(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(d, name))
 		b[len(b)/2] ^= 0x40
 		os.WriteFile(filepath.Join(d, name), b, 0o644)
-		if _, err := Open(d, Options{}); err == nil {
-			t.Errorf("flipped byte in %s accepted", name)
+		if _, err := Open(d, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), name) {
+			t.Errorf("flipped byte in %s: %v, want ErrCorrupt naming the file", name, err)
 		}
 		d2 := copyIndex()
 		os.Remove(filepath.Join(d2, name))
@@ -484,5 +484,34 @@ func TestRebuildUnderOpenIndex(t *testing.T) {
 	}
 	if !slices.Equal(before.IDs, after.IDs) || !slices.Equal(before.Dists, after.Dists) {
 		t.Fatal("answers changed after another index was renamed over the open one")
+	}
+}
+
+// The zero SearchParams means the documented defaults (no pruning: it reads
+// as many postings as DefaultSearchParams), and a bad k is an error, not a
+// panic, in SearchBatch too.
+func TestZeroParamsAndBadK(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 2000, 10, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	var zero, def SearchStats
+	a, err := ix.SearchInto(f.q.Row(0), 10, SearchParams{}, nil, &zero)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ix.SearchInto(f.q.Row(0), 10, DefaultSearchParams(), nil, &def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) || zero.Postings != def.Postings || zero.Postings < 32 {
+		t.Fatalf("zero params read %d postings, defaults %d (answers equal: %v)", zero.Postings, def.Postings, slices.Equal(a, b))
+	}
+	for _, k := range []int{-1, 0} {
+		if _, err := ix.SearchBatch(f.q.Data, k, SearchParams{}, 1); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("k=%d", k)) {
+			t.Errorf("SearchBatch k=%d: %v", k, err)
+		}
 	}
 }

@@ -185,6 +185,15 @@ func TestSearchCommand(t *testing.T) {
 	fsub := filepath.Join(dir, "f")
 	os.Mkdir(fsub, 0o755)
 	_, qf := gen(t, fsub, datasets.Float32, 100, 5, 16)
+	// Ground truth naming ids past the index's 3,000 vectors.
+	foreignGT := filepath.Join(dir, "foreign.bin")
+	{
+		g, _ := datasets.ReadGroundTruth(gt)
+		g.IDs[5*g.K+2] = 3000
+		if err := datasets.WriteGroundTruth(foreignGT, g); err != nil {
+			t.Fatal(err)
+		}
+	}
 	badGT := filepath.Join(dir, "bad.bin")
 	os.WriteFile(badGT, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9}, 0o644)
 	for _, c := range []struct {
@@ -201,6 +210,7 @@ func TestSearchCommand(t *testing.T) {
 		{[]string{"--index", index, "--queries", q, "--k", "0"}, []string{"--k 0"}},
 		{[]string{"--index", index, "--queries", q, "--k", "3001"}, []string{"--k 3001", "3000"}},
 		{[]string{"--index", index, "--queries", q, "--gt", badGT}, []string{"bad.bin"}},
+		{[]string{"--index", index, "--queries", q, "--gt", foreignGT}, []string{"foreign.bin", "query 5, rank 2", "id 3000"}},
 		{[]string{"--index", index, "--queries", q, "--nprobe", "0"}, []string{"--nprobe"}},
 		{[]string{"--index", index, "--queries", q, "--io", "floppy"}, []string{"floppy"}},
 		{[]string{"--index", index, "--queries", q, "--nq", "-1"}, []string{"--nq -1"}},

@@ -32,7 +32,7 @@ func searchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "threads", Value: 1, Usage: "concurrent query workers (0 = all cores)"},
 		&cli.IntFlag{Name: "nprobe", Value: 64, Usage: "nearest heads whose postings are candidates"},
 		&cli.Float64Flag{Name: "eps", Value: -1, Usage: "prune heads with d(q,c) > d1 + eps·|d1|, d1 the nearest head's distance; " +
-			"distances are SQUARED for l2 (eps 0.21 ≈ 1.1× the Euclidean distance); negative = no pruning"},
+			"distances are SQUARED for l2 (eps 0.21 ≈ 1.1× the Euclidean distance); 0 or negative = no pruning"},
 		&cli.IntFlag{Name: "head-list", Usage: "head-graph search list (0 = nprobe + max(8, nprobe/2))"},
 		&cli.IntFlag{Name: "max-postings", Usage: "read at most this many postings per query after pruning (0 = no cap)"},
 		&cli.IntFlag{Name: "first-round", Usage: "two-round stopping rule: read the postings of this many nearest heads first, then only those of the other nprobe candidates whose head distance is within --kth-slack of the k-th distance found (0 = one round: every candidate)"},
@@ -136,6 +136,13 @@ func runSearch(c *cli.Context) error {
 			return fmt.Errorf("%s: ground truth has %d neighbours per query, fewer than --k %d", p, gt.K, k)
 		}
 		gt.NQ = qm.N
+		// Ground truth of another base (ids the index does not have) would
+		// be scored as misses, silently: refuse it.
+		for i, id := range gt.IDs[:gt.NQ*gt.K] {
+			if id < 0 || int(id) >= ix.N() {
+				return fmt.Errorf("%s: query %d, rank %d: id %d is not one of the index's %d vectors (ground truth of another base?)", p, i/gt.K, i%gt.K, id, ix.N())
+			}
+		}
 	}
 	for _, name := range []string{"in-flight", "head-list", "max-postings", "first-round"} {
 		if v := c.Int(name); v < 0 {
@@ -143,7 +150,7 @@ func runSearch(c *cli.Context) error {
 		}
 	}
 	if e := c.Float64("eps"); math.IsNaN(e) || math.IsInf(e, 0) {
-		return fmt.Errorf("--eps %v: must be a finite number (negative = no pruning)", e)
+		return fmt.Errorf("--eps %v: must be a finite number (0 or negative = no pruning)", e)
 	}
 	base := spann.SearchParams{NProbe: c.Int("nprobe"), Eps: c.Float64("eps"), HeadList: c.Int("head-list"),
 		MaxPostings: c.Int("max-postings"), InFlight: c.Int("in-flight"), FirstRound: c.Int("first-round"), KthSlack: c.Float64("kth-slack")}
