@@ -20,9 +20,10 @@ func newApp() *cli.App {
 		UsageText: "spann-search --index DIR --queries Q [--k 10] [--gt GT] [--out R.ibin] [options]\n" +
 			"spann-search groundtruth --base B --queries Q --k 100 --out GT\n" +
 			"spann-search recall --gt GT --results R.ibin --k 10\n" +
-			"spann-search plot --out F.png [NAME=]SWEEP.csv ...",
+			"spann-search plot --out F.png [NAME=]SWEEP.csv ...\n" +
+			"spann-search check --index DIR",
 		Flags:    searchFlags(),
 		Action:   runSearch,
-		Commands: []*cli.Command{groundtruthCommand(), recallCommand(), plotCommand()},
+		Commands: []*cli.Command{groundtruthCommand(), recallCommand(), plotCommand(), checkCommand()},
 	}
 }

@@ -162,6 +162,10 @@ func TestSearchCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if err := run("check", "--index", index, "--json"); err != nil {
+		t.Fatalf("check of a sound index: %v", err)
+	}
+
 	// Damaged copies of the index.
 	damaged := func(name string, remove bool) string {
 		d := filepath.Join(t.TempDir(), "ix")
@@ -221,6 +225,7 @@ func TestSearchCommand(t *testing.T) {
 		{[]string{"--index", index, "--queries", q, "--eps", "Inf", "--json"}, []string{"--eps +Inf", "finite"}},
 		{[]string{"--index", index, "--queries", q, "--sweep", "colour=1,2"}, []string{"colour"}},
 		{[]string{"--index", index}, []string{"--queries"}},
+		{[]string{"check", "--index", damaged("postings.bin", false)}, []string{"problem", "postings.bin"}},
 	} {
 		err := run(c.args...)
 		if err == nil {

@@ -1,0 +1,145 @@
+package spann
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/posting"
+)
+
+// CheckReport is what Check found in an index.
+type CheckReport struct {
+	Files        int     `json:"files"`    // files whose whole-content checksum matched the manifest
+	Postings     int     `json:"postings"` // postings read and decoded
+	Vectors      int     `json:"vectors"`  // indexed vectors (the manifest's n)
+	Heads        int     `json:"heads"`
+	Entries      int64   `json:"posting_entries"` // (head, vector) pairs stored in postings
+	ReplicasMean float64 `json:"replicas_mean"`   // entries per stored non-head vector
+	// Unreachable counts vectors that are neither a head nor in any
+	// posting: no search can ever return them. It must be 0.
+	Unreachable     int      `json:"unreachable"`
+	UnreachableIDs  []uint32 `json:"unreachable_ids,omitempty"` // the first few
+	HeadsInPostings int      `json:"heads_in_postings"`         // heads stored again in a posting (harmless, wasted pages)
+	Problems        []string `json:"problems,omitempty"`
+}
+
+// OK reports whether the index passed every check.
+func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
+
+// ErrCheckFailed is returned by Check when it found problems; the report
+// lists them.
+var ErrCheckFailed = errors.New("spann: index check failed")
+
+// maxListed bounds the ids and problems a report lists one by one.
+const maxListed = 20
+
+// Check verifies the whole index in dir, beyond what Open checks: every
+// file's full checksum against the manifest, every posting read and
+// decoded (its CRC, header, ids and vector count), and every vector
+// accounted for, as a head or in at least one posting. It reads every byte
+// of the index once. It returns the report, and ErrCheckFailed (wrapped,
+// with the first problem) when anything is wrong; an index that cannot be
+// opened at all returns Open's error.
+func Check(dir string) (*CheckReport, error) {
+	ix, err := Open(dir, Options{IO: "pread"})
+	if err != nil {
+		return nil, err
+	}
+	defer ix.Close()
+	r := &CheckReport{Vectors: ix.N(), Heads: ix.heads.Len()}
+	problem := func(format string, a ...any) {
+		if len(r.Problems) < maxListed {
+			r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
+		}
+	}
+	for _, f := range ix.Manifest.Files {
+		if err := ix.Manifest.CheckFile(dir, f.Name, true); err != nil {
+			problem("%v", err)
+			continue
+		}
+		r.Files++
+	}
+	copies, err := ix.countCopies(r, problem)
+	if err != nil {
+		return r, err
+	}
+	isHead := make([]bool, r.Vectors)
+	for _, id := range ix.heads.IDs {
+		if int(id) >= r.Vectors {
+			problem("%s: head id %d is not below n = %d", build.HeadsFile, id, r.Vectors)
+			continue
+		}
+		isHead[id] = true
+		if copies[id] > 0 {
+			r.HeadsInPostings++
+		}
+	}
+	stored := 0
+	for id, c := range copies {
+		switch {
+		case c > 0 && !isHead[id]:
+			stored++
+		case c == 0 && !isHead[id]:
+			r.Unreachable++
+			if len(r.UnreachableIDs) < maxListed {
+				r.UnreachableIDs = append(r.UnreachableIDs, uint32(id))
+			}
+		}
+	}
+	if stored > 0 {
+		r.ReplicasMean = float64(r.Entries) / float64(stored)
+	}
+	if r.Unreachable > 0 {
+		problem("%d vectors are neither heads nor in any posting (first: %v): no search can return them", r.Unreachable, r.UnreachableIDs)
+	}
+	if !r.OK() {
+		return r, fmt.Errorf("%w: %s: %s", ErrCheckFailed, dir, r.Problems[0])
+	}
+	return r, nil
+}
+
+// countCopies decodes every posting in file order and returns how many
+// postings hold each vector (saturating at 255).
+func (ix *Index) countCopies(r *CheckReport, problem func(string, ...any)) ([]uint8, error) {
+	f, err := os.Open(ix.postings)
+	if err != nil {
+		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
+	}
+	defer f.Close()
+	dec, err := posting.NewDecoder(ix.rowBytes)
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	dec.SetTable(ix.table)
+	copies := make([]uint8, ix.N())
+	var buf []byte
+	for h, e := range ix.entries {
+		if cap(buf) < int(e.Bytes) {
+			buf = make([]byte, e.Bytes)
+		}
+		b := buf[:e.Bytes]
+		if _, err := f.ReadAt(b, int64(e.Offset)); err != nil {
+			return nil, fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
+		}
+		ids, _, err := dec.Decode(b, e)
+		if err != nil {
+			problem("%s: posting %d: %v", ix.postings, h, err)
+			continue
+		}
+		r.Postings++
+		r.Entries += int64(len(ids))
+		for _, id := range ids {
+			if int(id) >= len(copies) {
+				problem("%s: posting %d holds id %d, not below n = %d", ix.postings, h, id, len(copies))
+				continue
+			}
+			if copies[id] < 255 {
+				copies[id]++
+			}
+		}
+	}
+	return copies, nil
+}

@@ -1,0 +1,66 @@
+package spann
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/posting"
+)
+
+func TestCheck(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 5, 16, posting.DefaultCodec)
+	r, err := Check(f.index)
+	if err != nil {
+		t.Fatalf("a sound index: %v (%+v)", err, r)
+	}
+	if !r.OK() || r.Files != 4 || r.Vectors != 3000 || r.Heads != 300 || r.Postings != 300 || r.Unreachable != 0 || r.HeadsInPostings != 0 {
+		t.Fatalf("report %+v", r)
+	}
+	if r.Entries < int64(r.Vectors-r.Heads) || r.ReplicasMean < 1 || r.ReplicasMean > 4 {
+		t.Fatalf("entries %d, replicas %.2f", r.Entries, r.ReplicasMean)
+	}
+
+	// A flipped byte inside a posting: the file checksum and that posting
+	// are reported, and so are the vectors only it held.
+	d := filepath.Join(t.TempDir(), "ix")
+	os.Mkdir(d, 0o755)
+	ents, _ := os.ReadDir(f.index)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(f.index, e.Name()))
+		if e.Name() == build.PostingsFile {
+			b[posting.PageSize+30] ^= 0x08
+		}
+		os.WriteFile(filepath.Join(d, e.Name()), b, 0o644)
+	}
+	r, err = Check(d)
+	if !errors.Is(err, ErrCheckFailed) || r == nil || r.OK() || r.Files != 3 || r.Postings != 299 {
+		t.Fatalf("damaged posting: %v, %+v", err, r)
+	}
+	joined := strings.Join(r.Problems, "\n")
+	for _, want := range []string{"postings.bin checksum", "posting 0", "crc"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("problems %q do not mention %q", joined, want)
+		}
+	}
+
+	// A posting limit that drops vectors leaves some unreachable.
+	lossy := filepath.Join(f.dir, "lossy")
+	if _, err := Build(context.Background(), BuildOptions{Base: f.base, Out: lossy, Metric: vec.L2, HeadRatio: 0.02,
+		Replicas: 1, PostingLimit: 3, Codec: posting.DefaultCodec, Threads: 2, Seed: 3, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = Check(lossy)
+	if !errors.Is(err, ErrCheckFailed) || r.Unreachable == 0 || len(r.UnreachableIDs) == 0 || !strings.Contains(err.Error(), "neither heads nor in any posting") {
+		t.Fatalf("lossy build: %v, %+v", err, r)
+	}
+	if _, err := Check(filepath.Join(f.dir, "nothing")); err == nil || errors.Is(err, ErrCheckFailed) {
+		t.Fatalf("missing index: %v", err)
+	}
+}

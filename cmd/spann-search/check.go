@@ -1,0 +1,52 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	spann "github.com/gospann/spann"
+	"github.com/gospann/spann/internal/cmdutil"
+)
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "verify a whole index: every file's checksum, every posting, every vector reachable",
+		Description: "Reads every byte of the index once: checks each file's full CRC32C against the manifest, " +
+			"decodes every posting (its CRC, header, ids and count) and counts each vector's copies. Every " +
+			"vector must be a head or in at least one posting, else no search can return it. Prints a summary " +
+			"(or one JSON object with --json) and exits non-zero on any problem.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "index", Required: true, Usage: "index directory made by spann-build"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object on stdout"},
+		},
+		Action: func(c *cli.Context) error {
+			start := time.Now()
+			r, err := spann.Check(c.String("index"))
+			if r == nil {
+				return err
+			}
+			if c.Bool("json") {
+				if jerr := cmdutil.PrintJSON(os.Stdout, r); jerr != nil {
+					return jerr
+				}
+			} else {
+				fmt.Printf("files: %d checksums match the manifest\n", r.Files)
+				fmt.Printf("postings: %d decoded, %d entries, %.2f replicas per stored vector\n", r.Postings, r.Entries, r.ReplicasMean)
+				fmt.Printf("vectors: %d, heads %d (%d of them also in a posting), unreachable %d\n", r.Vectors, r.Heads, r.HeadsInPostings, r.Unreachable)
+				for _, p := range r.Problems {
+					fmt.Println("problem:", p)
+				}
+				fmt.Printf("checked in %.1f s\n", time.Since(start).Seconds())
+			}
+			if errors.Is(err, spann.ErrCheckFailed) {
+				return fmt.Errorf("%s: %d problem(s), first: %s", c.String("index"), len(r.Problems), r.Problems[0])
+			}
+			return err
+		},
+	}
+}
