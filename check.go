@@ -65,10 +65,21 @@ func Check(dir string) (*CheckReport, error) {
 	if err != nil {
 		return r, err
 	}
-	isHead := make([]bool, r.Vectors)
-	for _, id := range ix.heads.IDs {
-		if int(id) >= r.Vectors {
-			problem("%s: head id %d is not below n = %d", build.HeadsFile, id, r.Vectors)
+	r.account(copies, ix.heads.IDs, problem)
+	if !r.OK() {
+		return r, fmt.Errorf("%w: %s: %s", ErrCheckFailed, dir, r.Problems[0])
+	}
+	return r, nil
+}
+
+// account fills the report's vector figures from each vector's number of
+// posting copies and the head ids: every vector must be a head or in a
+// posting.
+func (r *CheckReport) account(copies []uint8, heads []uint32, problem func(string, ...any)) {
+	isHead := make([]bool, len(copies))
+	for _, id := range heads {
+		if int(id) >= len(copies) {
+			problem("%s: head id %d is not below n = %d", build.HeadsFile, id, len(copies))
 			continue
 		}
 		isHead[id] = true
@@ -94,10 +105,6 @@ func Check(dir string) (*CheckReport, error) {
 	if r.Unreachable > 0 {
 		problem("%d vectors are neither heads nor in any posting (first: %v): no search can return them", r.Unreachable, r.UnreachableIDs)
 	}
-	if !r.OK() {
-		return r, fmt.Errorf("%w: %s: %s", ErrCheckFailed, dir, r.Problems[0])
-	}
-	return r, nil
 }
 
 // countCopies decodes every posting in file order and returns how many

@@ -3,8 +3,10 @@ package spann
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,15 +52,29 @@ func TestCheck(t *testing.T) {
 		}
 	}
 
-	// A posting limit that drops vectors leaves some unreachable.
+	// A posting limit far below the postings' sizes still loses no vector:
+	// each vector's nearest head keeps it past the limit.
 	lossy := filepath.Join(f.dir, "lossy")
-	if _, err := Build(context.Background(), BuildOptions{Base: f.base, Out: lossy, Metric: vec.L2, HeadRatio: 0.02,
-		Replicas: 1, PostingLimit: 3, Codec: posting.DefaultCodec, Threads: 2, Seed: 3, MemoryBudget: 256 << 20}); err != nil {
+	st, err := Build(context.Background(), BuildOptions{Base: f.base, Out: lossy, Metric: vec.L2, HeadRatio: 0.02,
+		Replicas: 4, RNGFactor: 4, ReplicaEps: -1, PostingLimit: 3, Codec: posting.DefaultCodec, Threads: 2, Seed: 3, MemoryBudget: 256 << 20})
+	if err != nil {
 		t.Fatal(err)
 	}
-	r, err = Check(lossy)
-	if !errors.Is(err, ErrCheckFailed) || r.Unreachable == 0 || len(r.UnreachableIDs) == 0 || !strings.Contains(err.Error(), "neither heads nor in any posting") {
-		t.Fatalf("lossy build: %v, %+v", err, r)
+	if st.Dropped == 0 || st.KeptPastLimit == 0 || st.Unstored != 0 {
+		t.Fatalf("tight limit: dropped %d, kept past the limit %d, stored nowhere %d", st.Dropped, st.KeptPastLimit, st.Unstored)
+	}
+	if r, err = Check(lossy); err != nil || r.Unreachable != 0 {
+		t.Fatalf("tight limit: %v, %+v", err, r)
+	}
+
+	// The accounting itself: vectors 1 and 4 in no posting and not heads.
+	var acc CheckReport
+	var probs []string
+	acc.Entries = 3
+	acc.account([]uint8{1, 0, 2, 0, 0}, []uint32{3}, func(f string, a ...any) { probs = append(probs, fmt.Sprintf(f, a...)) })
+	if acc.Unreachable != 2 || !slices.Equal(acc.UnreachableIDs, []uint32{1, 4}) || acc.ReplicasMean != 1.5 ||
+		len(probs) != 1 || !strings.Contains(probs[0], "2 vectors are neither heads nor in any posting") {
+		t.Fatalf("accounting: %+v, problems %q", acc, probs)
 	}
 	if _, err := Check(filepath.Join(f.dir, "nothing")); err == nil || errors.Is(err, ErrCheckFailed) {
 		t.Fatalf("missing index: %v", err)

@@ -42,7 +42,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "metric", Value: "l2", Usage: "l2, ip or cosine (cosine: float32 only, vectors normalised at ingest)"},
 			&cli.Float64Flag{Name: "head-ratio", Value: 0.12, Usage: "fraction of the vectors that become heads, in (0,1)"},
 			&cli.IntFlag{Name: "replicas", Value: 8, Usage: "most heads a vector is stored under"},
-			&cli.IntFlag{Name: "posting-limit", Value: 96, Usage: "most vectors per posting (the closest to the head are kept)"},
+			&cli.IntFlag{Name: "posting-limit", Value: 96, Usage: "vectors per posting: the closest to the head are kept, plus any vector whose nearest head it is (so no vector is lost)"},
 			&cli.Float64Flag{Name: "rng-factor", Value: 1, Usage: "RNG rule: skip head c when factor·d(c,c') < d(x,c) for a chosen head c' (squared distances)"},
 			&cli.Float64Flag{Name: "replica-eps", Value: -1, Usage: "only heads within d1+eps·|d1| of the vector (d1: nearest head); negative = no bound"},
 			&cli.IntFlag{Name: "candidates", Value: 64, Usage: "candidate heads searched per vector"},
@@ -123,7 +123,8 @@ func runBuild(c *cli.Context) error {
 		return cmdutil.PrintJSON(os.Stdout, st)
 	}
 	fmt.Printf("built %s: %d %s vectors of dim %d (%s), %d heads\n", o.Out, st.N, st.Type, st.Dim, st.Metric, st.Heads)
-	fmt.Printf("  replicas per stored vector: mean %.2f, max %d; dropped by --posting-limit: %d\n", st.ReplicasMean, st.ReplicasMax, st.Dropped)
+	fmt.Printf("  replicas per stored vector: mean %.2f, max %d; dropped by --posting-limit: %d (kept past it as their nearest head: %d; vectors in no posting: %d)\n",
+		st.ReplicasMean, st.ReplicasMax, st.Dropped, st.KeptPastLimit, st.Unstored)
 	fmt.Printf("  posting sizes: min %d, mean %.1f, p99 %d, max %d; %.2f pages each on average\n",
 		st.PostingMin, st.PostingMean, st.PostingP99, st.PostingMax, st.PagesMean)
 	names := make([]string, 0, len(st.FileBytes))

@@ -79,30 +79,35 @@ type Options struct {
 
 // Stats is the build summary (printed by spann-build, stored in the manifest).
 type Stats struct {
-	N            int                `json:"n"`
-	Dim          int                `json:"dim"`
-	Type         string             `json:"type"`
-	Metric       string             `json:"metric"`
-	Heads        int                `json:"heads"`
-	Postings     int                `json:"postings"`
-	ReplicasMean float64            `json:"replicas_mean"`
-	ReplicasMax  int                `json:"replicas_max"`
-	PostingMin   int                `json:"posting_min"`
-	PostingMean  float64            `json:"posting_mean"`
-	PostingP99   int                `json:"posting_p99"`
-	PostingMax   int                `json:"posting_max"`
-	Dropped      int64              `json:"dropped_by_posting_limit"`
-	PagesMean    float64            `json:"pages_per_posting_mean"`
-	FileBytes    map[string]int64   `json:"file_bytes"`
-	TotalBytes   int64              `json:"total_bytes"`
-	Seconds      map[string]float64 `json:"seconds"`
-	TotalSeconds float64            `json:"total_seconds"`
-	PeakRSS      int64              `json:"peak_rss_bytes"`
-	PhasePeakRSS map[string]int64   `json:"phase_peak_rss_sampled_bytes"`
-	MemoryBudget int64              `json:"memory_budget_bytes"`
-	SpillBuckets int                `json:"spill_buckets"`
-	Threads      int                `json:"threads"`
-	Codec        string             `json:"codec"`
+	N            int     `json:"n"`
+	Dim          int     `json:"dim"`
+	Type         string  `json:"type"`
+	Metric       string  `json:"metric"`
+	Heads        int     `json:"heads"`
+	Postings     int     `json:"postings"`
+	ReplicasMean float64 `json:"replicas_mean"`
+	ReplicasMax  int     `json:"replicas_max"`
+	PostingMin   int     `json:"posting_min"`
+	PostingMean  float64 `json:"posting_mean"`
+	PostingP99   int     `json:"posting_p99"`
+	PostingMax   int     `json:"posting_max"`
+	Dropped      int64   `json:"dropped_by_posting_limit"`
+	// KeptPastLimit counts vectors a posting holds beyond the limit because
+	// that head is their nearest; Unstored, vectors in no posting that are
+	// not heads (always 0: the build fails otherwise).
+	KeptPastLimit int64              `json:"kept_past_posting_limit"`
+	Unstored      int64              `json:"vectors_stored_nowhere"`
+	PagesMean     float64            `json:"pages_per_posting_mean"`
+	FileBytes     map[string]int64   `json:"file_bytes"`
+	TotalBytes    int64              `json:"total_bytes"`
+	Seconds       map[string]float64 `json:"seconds"`
+	TotalSeconds  float64            `json:"total_seconds"`
+	PeakRSS       int64              `json:"peak_rss_bytes"`
+	PhasePeakRSS  map[string]int64   `json:"phase_peak_rss_sampled_bytes"`
+	MemoryBudget  int64              `json:"memory_budget_bytes"`
+	SpillBuckets  int                `json:"spill_buckets"`
+	Threads       int                `json:"threads"`
+	Codec         string             `json:"codec"`
 }
 
 func (o *Options) fill() error {
@@ -493,9 +498,10 @@ func writeFile(path string, write func(w io.Writer) error) error {
 
 // assignment is one (head, vector) pair found by a worker.
 type assignment struct {
-	head int32
-	row  int32 // row within the block
-	dist float32
+	head    int32
+	row     int32 // row within the block
+	dist    float32
+	nearest bool // head is the row's nearest (first) replica
 }
 
 // assignAndWrite streams the base, finds every vector's replica heads and
@@ -597,8 +603,10 @@ func (b *builder[T]) assignAndWrite() error {
 					v := rows[r*b.dim : (r+1)*b.dim]
 					cands := s.Search(v, o.CandidateHeads, o.AssignSearchList)
 					chosen = ChooseReplicas(cands, o.Replicas, float32(o.RNGFactor), float32(o.ReplicaEps), headDist, chosen[:0])
-					for _, h := range chosen {
-						outs[t] = append(outs[t], assignment{head: h, row: int32(r), dist: distOf(cands, h)})
+					for k, h := range chosen {
+						// chosen[0] is the nearest candidate: the RNG rule
+						// never skips the first.
+						outs[t] = append(outs[t], assignment{head: h, row: int32(r), dist: distOf(cands, h), nearest: k == 0})
 					}
 				}
 			}(t, lo, hi)
@@ -620,7 +628,7 @@ func (b *builder[T]) assignAndWrite() error {
 				cntRow++
 				// rows, not raw: for cosine the stored vectors are the
 				// normalised ones that search scores against.
-				if err := sp.add(a.head, uint32(start)+uint32(a.row), a.dist, rowBytes[int(a.row)*rb:int(a.row+1)*rb]); err != nil {
+				if err := sp.add(a.head, uint32(start)+uint32(a.row), a.dist, rowBytes[int(a.row)*rb:int(a.row+1)*rb], a.nearest); err != nil {
 					return err
 				}
 			}
@@ -679,7 +687,8 @@ func (b *builder[T]) writePostings(sp *spill) error {
 	var ids []uint32
 	var rows []byte
 	var buf []byte
-	var dropped int64
+	var dropped, pastLimit int64
+	stored := make([]uint64, (b.base.N+63)/64) // bit per vector kept in some posting
 	bar := progress.New("write postings", int64(nh))
 	head := 0
 	for bk := 0; bk < len(sp.files); bk++ {
@@ -696,9 +705,17 @@ func (b *builder[T]) writePostings(sp *spill) error {
 		for ; head < hiHead; head++ {
 			ids, rows = ids[:0], rows[:0]
 			for i < m && int(bucket.head(i)) == head {
-				if len(ids) < b.o.PostingLimit {
-					ids = append(ids, bucket.id(i))
+				// The limit keeps a head's closest vectors, except that a
+				// vector's nearest head always takes it: no vector loses
+				// its last replica to the cap.
+				if len(ids) < b.o.PostingLimit || bucket.nearest(i) {
+					if len(ids) >= b.o.PostingLimit {
+						pastLimit++
+					}
+					id := bucket.id(i)
+					ids = append(ids, id)
 					rows = append(rows, bucket.row(i)...)
+					stored[id/64] |= 1 << (id % 64)
 				} else {
 					dropped++
 				}
@@ -726,7 +743,18 @@ func (b *builder[T]) writePostings(sp *spill) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", PostingsFile, err)
 	}
-	b.stats.Dropped = dropped
+	b.stats.Dropped, b.stats.KeptPastLimit = dropped, pastLimit
+	for _, id := range b.headID {
+		stored[id/64] |= 1 << (id % 64) // heads are found through the graph
+	}
+	for id := 0; id < b.base.N; id++ {
+		if stored[id/64]&(1<<(id%64)) == 0 {
+			b.stats.Unstored++
+		}
+	}
+	if b.stats.Unstored > 0 {
+		return fmt.Errorf("%d vectors would be in no posting and are not heads (a bug: every vector's nearest head keeps it)", b.stats.Unstored)
+	}
 	b.stats.Postings = nh
 	b.postingStats(entries, sizes)
 

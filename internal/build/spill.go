@@ -18,7 +18,9 @@ import (
 //
 // Record layout (little-endian), recordBytes = 12 + rowBytes:
 //
-//	0   uint32  head id
+//	0   uint32  head id in bits 0-30; bit 31 set when this head is the
+//	            vector's nearest (its first replica), which the posting
+//	            limit never drops
 //	4   uint32  vector id (base row)
 //	8   float32 distance from the vector to the head
 //	12  rowBytes the vector's raw elements
@@ -57,10 +59,17 @@ func (s *spill) recordBytes() int { return 12 + s.rowBytes }
 
 func (s *spill) bucketOf(head int32) int { return int(head) / s.headsPerBucket }
 
-// add appends one assignment.
-func (s *spill) add(head int32, id uint32, dist float32, row []byte) error {
+// nearestBit marks a vector's nearest head in a record's head field.
+const nearestBit = 1 << 31
+
+// add appends one assignment; nearest says head is the vector's nearest.
+func (s *spill) add(head int32, id uint32, dist float32, row []byte, nearest bool) error {
 	b := s.bucketOf(head)
-	binary.LittleEndian.PutUint32(s.rec[0:], uint32(head))
+	field := uint32(head)
+	if nearest {
+		field |= nearestBit
+	}
+	binary.LittleEndian.PutUint32(s.rec[0:], field)
 	binary.LittleEndian.PutUint32(s.rec[4:], id)
 	binary.LittleEndian.PutUint32(s.rec[8:], math.Float32bits(dist))
 	copy(s.rec[12:], row)
@@ -100,7 +109,10 @@ func (b *bucket) raw(j int32) []byte {
 	rb := 12 + b.rowBytes
 	return b.data[int(j)*rb : int(j+1)*rb]
 }
-func (b *bucket) head(i int) int32 { return int32(binary.LittleEndian.Uint32(b.rec(i))) }
+func (b *bucket) head(i int) int32 {
+	return int32(binary.LittleEndian.Uint32(b.rec(i)) &^ nearestBit)
+}
+func (b *bucket) nearest(i int) bool { return binary.LittleEndian.Uint32(b.rec(i))&nearestBit != 0 }
 func (b *bucket) id(i int) uint32  { return binary.LittleEndian.Uint32(b.rec(i)[4:]) }
 func (b *bucket) dist(i int) float32 {
 	return math.Float32frombits(binary.LittleEndian.Uint32(b.rec(i)[8:]))
@@ -136,7 +148,7 @@ func (s *spill) loadBucket(b int, buf []byte) (*bucket, []byte, error) {
 	}
 	key := func(j int32) (uint32, float32, uint32) {
 		r := bk.raw(j)
-		return binary.LittleEndian.Uint32(r), math.Float32frombits(binary.LittleEndian.Uint32(r[8:])), binary.LittleEndian.Uint32(r[4:])
+		return binary.LittleEndian.Uint32(r) &^ nearestBit, math.Float32frombits(binary.LittleEndian.Uint32(r[8:])), binary.LittleEndian.Uint32(r[4:])
 	}
 	slices.SortFunc(bk.order, func(x, y int32) int {
 		hx, dx, ix := key(x)
