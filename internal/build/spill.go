@@ -113,7 +113,7 @@ func (b *bucket) head(i int) int32 {
 	return int32(binary.LittleEndian.Uint32(b.rec(i)) &^ nearestBit)
 }
 func (b *bucket) nearest(i int) bool { return binary.LittleEndian.Uint32(b.rec(i))&nearestBit != 0 }
-func (b *bucket) id(i int) uint32  { return binary.LittleEndian.Uint32(b.rec(i)[4:]) }
+func (b *bucket) id(i int) uint32    { return binary.LittleEndian.Uint32(b.rec(i)[4:]) }
 func (b *bucket) dist(i int) float32 {
 	return math.Float32frombits(binary.LittleEndian.Uint32(b.rec(i)[8:]))
 }
