@@ -54,7 +54,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "tmp-dir", Usage: "directory for assignment spill files (default: inside the build directory)"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed gives the same index"},
 			&cli.IntFlag{Name: "crop", Usage: "use only the first N base vectors (0 = all)"},
-			&cli.BoolFlag{Name: "force", Usage: "replace --out if it exists"},
+			&cli.BoolFlag{Name: "force", Usage: "replace --out if it is a spann index or an empty directory (anything else is refused); the swap is atomic"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
 		},

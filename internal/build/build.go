@@ -19,7 +19,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -185,8 +184,13 @@ func Run(ctx context.Context, o Options) (*Stats, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(o.Out); err == nil && !o.Force {
-		return nil, fmt.Errorf("%s already exists (use --force to replace it)", o.Out)
+	if _, err := os.Stat(o.Out); err == nil {
+		if !o.Force {
+			return nil, fmt.Errorf("%s already exists (use --force to replace it)", o.Out)
+		}
+		if err := replaceable(o.Out); err != nil {
+			return nil, err
+		}
 	}
 	base, err := datasets.OpenVectors(o.Base, o.Type)
 	if err != nil {
@@ -326,15 +330,18 @@ func lockBuildDir(dir string) (*os.File, error) {
 func removeStaleBuilds(parent, name string) {
 	matches, _ := filepath.Glob(filepath.Join(parent, "."+name+".building-*"))
 	for _, dir := range matches {
-		if strings.HasSuffix(dir, ".old") {
-			continue
-		}
+		// An old index swapped out by a --force build that died before
+		// deleting it (kept under this name, or ".old" on filesystems
+		// without RENAME_EXCHANGE) is removed like a dead build: its lock,
+		// from its own build, is held by nobody.
 		f, err := os.Open(filepath.Join(dir, buildLockName))
 		if err != nil {
 			if os.IsNotExist(err) {
-				// Died before taking the lock (or not ours): only remove
-				// it if it is clearly old.
-				if st, serr := os.Stat(dir); serr == nil && time.Since(st.ModTime()) > time.Hour {
+				// Died before taking the lock, or an index made without
+				// one: only remove it if it is clearly old, or if it is a
+				// complete index parked here by a replace.
+				_, merr := indexfile.ReadManifest(dir)
+				if st, serr := os.Stat(dir); serr == nil && (merr == nil || time.Since(st.ModTime()) > time.Hour) {
 					os.RemoveAll(dir)
 				}
 			}
@@ -830,27 +837,65 @@ func (b *builder[T]) writeManifest() error {
 	return indexfile.WriteManifest(b.tmp, m)
 }
 
+// replaceable checks that --force may replace out: it must be a spann
+// index (a valid manifest) or an empty directory, never anything else a
+// user may have put there.
+func replaceable(out string) error {
+	st, err := os.Stat(out)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("refusing to replace %s: it is a file, not an index directory", out)
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	if _, err := indexfile.ReadManifest(out); err != nil {
+		return fmt.Errorf("refusing to replace %s: it is not a spann index (%v) and not empty", out, err)
+	}
+	return nil
+}
+
 // commitDir moves the finished build into place. With force, an existing
-// target is moved aside first and deleted after the rename.
+// index is swapped out atomically (renameat2 RENAME_EXCHANGE), so that at
+// every instant either the complete old index or the complete new one is
+// at out; the old one, now at tmp, is then deleted (a kill before that
+// leaves it in a build directory that the next build's cleanup removes).
+// Filesystems without the exchange get two renames, old aside first.
 func commitDir(tmp, out string, force bool) error {
-	var old string
 	if _, err := os.Stat(out); err == nil {
 		if !force {
 			return fmt.Errorf("%s already exists (use --force to replace it)", out)
 		}
-		old = tmp + ".old"
+		if err := replaceable(out); err != nil {
+			return err
+		}
+		err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, out, unix.RENAME_EXCHANGE)
+		if err == nil {
+			os.RemoveAll(tmp) // the old index
+			return indexfile.SyncDir(filepath.Dir(filepath.Clean(out)))
+		}
+		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EXDEV) {
+			return fmt.Errorf("swap the finished index with %s: %w", out, err)
+		}
+		old := tmp + ".old"
 		if err := os.Rename(out, old); err != nil {
 			return fmt.Errorf("move the old %s aside: %w", out, err)
 		}
+		if err := os.Rename(tmp, out); err != nil {
+			os.Rename(old, out)
+			return fmt.Errorf("rename the finished index to %s: %w", out, err)
+		}
+		os.RemoveAll(old)
+		return indexfile.SyncDir(filepath.Dir(filepath.Clean(out)))
 	}
 	if err := os.Rename(tmp, out); err != nil {
-		if old != "" {
-			os.Rename(old, out)
-		}
 		return fmt.Errorf("rename the finished index to %s: %w", out, err)
-	}
-	if old != "" {
-		os.RemoveAll(old)
 	}
 	return indexfile.SyncDir(filepath.Dir(filepath.Clean(out)))
 }

@@ -244,3 +244,56 @@ func TestBuildBadParameters(t *testing.T) {
 		t.Error("missing base accepted")
 	}
 }
+
+// --force replaces only a spann index or an empty directory; anything else
+// is refused with nothing touched. A parked old index left by a replace
+// that died is removed by the next build.
+func TestForceReplacesOnlyIndexes(t *testing.T) {
+	progress.Quiet = true
+	dir := t.TempDir()
+	base := genBase(t, dir, 2000, 8)
+	opts := func(out string) Options {
+		return Options{Base: base, Out: out, Threads: 2, Seed: 1, MemoryBudget: 256 << 20, Force: true}
+	}
+	// A user's directory with a file in it.
+	user := filepath.Join(dir, "photos")
+	os.Mkdir(user, 0o755)
+	os.WriteFile(filepath.Join(user, "holiday.jpg"), []byte("precious"), 0o644)
+	if _, err := Run(context.Background(), opts(user)); err == nil || !strings.Contains(err.Error(), "not a spann index") {
+		t.Fatalf("force over a user directory: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(user, "holiday.jpg")); err != nil || string(b) != "precious" {
+		t.Fatalf("the user's file was touched: %v", err)
+	}
+	// A plain file.
+	file := filepath.Join(dir, "notes.txt")
+	os.WriteFile(file, []byte("x"), 0o644)
+	if _, err := Run(context.Background(), opts(file)); err == nil || !strings.Contains(err.Error(), "is a file") {
+		t.Fatalf("force over a file: %v", err)
+	}
+	// An empty directory, then the index built there, are replaced.
+	empty := filepath.Join(dir, "empty")
+	os.Mkdir(empty, 0o755)
+	for i := 0; i < 2; i++ {
+		if _, err := Run(context.Background(), opts(empty)); err != nil {
+			t.Fatalf("force over %s (round %d): %v", empty, i, err)
+		}
+		if _, err := indexfile.ReadManifest(empty); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertNoLeftovers(t, dir)
+	// An old index parked by a replace that was killed before deleting it
+	// (a build directory holding a complete index, its lock free) goes at
+	// the next build of the same output, as does the ".old" form.
+	for _, name := range []string{".empty.building-123", ".empty.building-456.old"} {
+		parked := filepath.Join(dir, name)
+		if err := os.CopyFS(parked, os.DirFS(empty)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Run(context.Background(), opts(empty)); err != nil {
+		t.Fatal(err)
+	}
+	assertNoLeftovers(t, dir)
+}
