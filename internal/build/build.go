@@ -328,20 +328,28 @@ func lockBuildDir(dir string) (*os.File, error) {
 // the same output that died (kill -9, power loss): those whose lock nobody
 // holds. A build still running keeps its lock and its directory.
 func removeStaleBuilds(parent, name string) {
-	matches, _ := filepath.Glob(filepath.Join(parent, "."+name+".building-*"))
+	removeDeadDirs(filepath.Join(parent, "."+name+".building-*"), true)
+}
+
+// spillPrefix names the spill directories a build makes in --tmp-dir.
+const spillPrefix = "spann-spill-"
+
+// removeDeadDirs removes the directories matching pattern whose build lock
+// nobody holds. One without a lock file is removed only when it is clearly
+// old (an hour), or, with parkedIndexes, when it holds a complete index (an
+// old index swapped out by a --force build that died before deleting it).
+func removeDeadDirs(pattern string, parkedIndexes bool) {
+	matches, _ := filepath.Glob(pattern)
 	for _, dir := range matches {
-		// An old index swapped out by a --force build that died before
-		// deleting it (kept under this name, or ".old" on filesystems
-		// without RENAME_EXCHANGE) is removed like a dead build: its lock,
-		// from its own build, is held by nobody.
 		f, err := os.Open(filepath.Join(dir, buildLockName))
 		if err != nil {
 			if os.IsNotExist(err) {
-				// Died before taking the lock, or an index made without
-				// one: only remove it if it is clearly old, or if it is a
-				// complete index parked here by a replace.
-				_, merr := indexfile.ReadManifest(dir)
-				if st, serr := os.Stat(dir); serr == nil && (merr == nil || time.Since(st.ModTime()) > time.Hour) {
+				parked := false
+				if parkedIndexes {
+					_, merr := indexfile.ReadManifest(dir)
+					parked = merr == nil
+				}
+				if st, serr := os.Stat(dir); serr == nil && st.IsDir() && (parked || time.Since(st.ModTime()) > time.Hour) {
 					os.RemoveAll(dir)
 				}
 			}
@@ -540,11 +548,20 @@ func (b *builder[T]) assignAndWrite() error {
 	}
 	spillDir := b.tmp
 	if o.TmpDir != "" {
-		// A directory of our own inside --tmp-dir, removed when done.
-		d, err := os.MkdirTemp(o.TmpDir, "spann-spill-")
+		// A directory of our own inside --tmp-dir, locked like the build
+		// directory and removed when done; those of builds that died are
+		// removed here (their lock is free).
+		removeDeadDirs(filepath.Join(o.TmpDir, spillPrefix+"*"), false)
+		d, err := os.MkdirTemp(o.TmpDir, spillPrefix)
 		if err != nil {
 			return fmt.Errorf("--tmp-dir: %w", err)
 		}
+		lock, err := lockBuildDir(d)
+		if err != nil {
+			os.RemoveAll(d)
+			return fmt.Errorf("--tmp-dir: %w", err)
+		}
+		defer lock.Close()
 		defer os.RemoveAll(d)
 		spillDir = d
 	}

@@ -297,3 +297,42 @@ func TestForceReplacesOnlyIndexes(t *testing.T) {
 	}
 	assertNoLeftovers(t, dir)
 }
+
+// Spill directories in --tmp-dir left by builds that died (their lock free)
+// are removed by the next build; one whose lock is held (a build still
+// running) is left alone.
+func TestDeadSpillDirsRemoved(t *testing.T) {
+	progress.Quiet = true
+	dir := t.TempDir()
+	base := genBase(t, dir, 2000, 8)
+	tmp := t.TempDir()
+	dead := filepath.Join(tmp, spillPrefix+"dead")
+	live := filepath.Join(tmp, spillPrefix+"live")
+	for _, d := range []string{dead, live} {
+		os.Mkdir(d, 0o755)
+		os.WriteFile(filepath.Join(d, "assign-00000.spill"), make([]byte, 4096), 0o644)
+	}
+	deadLock, err := lockBuildDir(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadLock.Close() // the build died: its lock is released
+	liveLock, err := lockBuildDir(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liveLock.Close()
+	if _, err := Run(context.Background(), Options{Base: base, Out: filepath.Join(dir, "idx"), Threads: 2, Seed: 1,
+		MemoryBudget: 256 << 20, TmpDir: tmp}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("dead spill directory still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(live, "assign-00000.spill")); err != nil {
+		t.Errorf("a running build's spill directory was touched: %v", err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 1 {
+		t.Errorf("--tmp-dir holds %d entries after the build, want only the live one", len(ents))
+	}
+}
