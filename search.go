@@ -58,6 +58,18 @@ type SearchParams struct {
 // buffer, about 4 KiB per page read, so more only costs memory).
 const DefaultInFlight = 8
 
+// InFlightDepth is the number of queries per worker SearchBatch keeps in
+// flight with p: InFlight, or its default when 0.
+func (p SearchParams) InFlightDepth() int {
+	switch {
+	case p.InFlight > 0:
+		return p.InFlight
+	case p.FirstRound > 0:
+		return 2 * DefaultInFlight
+	}
+	return DefaultInFlight
+}
+
 // DefaultSearchParams returns the defaults, which are also what the zero
 // SearchParams means: NProbe 64, no pruning, one round, the default head
 // list and queries in flight.
@@ -162,12 +174,7 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 	if p.InFlight < 0 {
 		return fmt.Errorf("in-flight=%d: must be positive (0 = default %d)", p.InFlight, DefaultInFlight)
 	}
-	if p.InFlight == 0 {
-		p.InFlight = DefaultInFlight
-		if p.FirstRound > 0 {
-			p.InFlight *= 2
-		}
-	}
+	p.InFlight = p.InFlightDepth()
 	if math.IsNaN(p.Eps) {
 		return fmt.Errorf("eps is NaN")
 	}

@@ -282,13 +282,7 @@ func summarize(res *spann.BatchResult, gt *datasets.GroundTruth, p spann.SearchP
 	n := float64(nq)
 	st := res.Stats
 	wall := res.Wall.Seconds()
-	inFlight := p.InFlight
-	if inFlight == 0 {
-		inFlight = spann.DefaultInFlight
-		if p.FirstRound > 0 {
-			inFlight *= 2
-		}
-	}
+	inFlight := p.InFlightDepth()
 	r := row{NProbe: p.NProbe, Eps: p.Eps, MaxPostings: p.MaxPostings, InFlight: inFlight, FirstRound: p.FirstRound, KthSlack: p.KthSlack, Threads: threads, Queries: nq, K: res.K,
 		QPS: n / wall, MeanUS: float64(sum.Nanoseconds()) / 1e3 / n,
 		P50US: pct(0.5), P90US: pct(0.9), P99US: pct(0.99), P999US: pct(0.999),
