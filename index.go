@@ -1,7 +1,6 @@
 package spann
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -109,12 +108,21 @@ func Open(dir string, opts Options) (*Index, error) {
 	if ix.heads.Type != typ || ix.heads.Dim != m.Dim || ix.heads.Len() != m.Heads {
 		return nil, fmt.Errorf("%s: %w: heads file disagrees with the manifest", dir, ErrCorrupt)
 	}
-	dirBytes, err := load(build.DirectoryFile)
+	// The directory and the graph are streamed through their checksums
+	// rather than read whole: at Open, memory is the peak a small machine
+	// must have.
+	dirFile, err := m.OpenChecked(dir, build.DirectoryFile)
 	if err != nil {
 		return nil, err
 	}
-	if ix.entries, err = posting.ReadDirectory(bytes.NewReader(dirBytes)); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, build.DirectoryFile), err)
+	if ix.entries, err = posting.ReadDirectorySized(dirFile, dirFile.Size()); err != nil {
+		dirFile.Close()
+		// posting reports damage with its own ErrCorrupt; for an index
+		// file it is this package's.
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, filepath.Join(dir, build.DirectoryFile), err)
+	}
+	if err := dirFile.Verify(); err != nil {
+		return nil, err
 	}
 	if len(ix.entries) != m.Heads {
 		return nil, fmt.Errorf("%s: %w: %d postings for %d heads", dir, ErrCorrupt, len(ix.entries), m.Heads)
@@ -153,8 +161,6 @@ func Open(dir string, opts Options) (*Index, error) {
 		}
 		ix.maxRead = max(ix.maxRead, e.ReadBytes())
 	}
-	// The graph is streamed through its checksum rather than read whole:
-	// at Open, memory is the peak a small machine must have.
 	graph, err := m.OpenChecked(dir, build.GraphFile)
 	if err != nil {
 		return nil, err

@@ -38,7 +38,7 @@ func ReadGroundTruthCols(path string, cols int) (*GroundTruth, error) {
 	g := &GroundTruth{NQ: nq, K: cols, IDs: make([]int32, nq*cols), Dists: make([]float32, nq*cols)}
 	// The file is two nq×k matrices, ids then distances; each is read in
 	// blocks of whole rows and cropped to cols.
-	rowsPerBlock := max(1, (1<<20)/(4*k))
+	rowsPerBlock := max(1, (64<<10)/(4*k)) // small: it is garbage once read
 	block := make([]byte, rowsPerBlock*4*k)
 	for m, dst := range [][]byte{Bytes(g.IDs), Bytes(g.Dists)} {
 		base := 8 + int64(m)*int64(nq)*int64(k)*4

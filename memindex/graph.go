@@ -1,7 +1,6 @@
 package memindex
 
 import (
-	"encoding/binary"
 	"fmt"
 	"runtime"
 
@@ -103,28 +102,14 @@ type Graph[T vec.Elem] struct {
 	n       int
 	degree  int
 	entry   int32
-	// counts[i] is the number of out-neighbours of node i. While building
-	// they are stored in adj[i*degree : i*degree+counts[i]] (fixed-size
-	// slots, so that the build can rewrite one node's list without moving
-	// the others). A finished or loaded graph is packed instead: adj is
-	// nil, node i's list is packed[idBytes*offsets[i] : idBytes*offsets[i+1]],
-	// each id little-endian in idBytes bytes (3 while n <= 2^24, else 4).
-	// Packing saves the unused slots (a quarter of the adjacency at the
-	// default degree) and 3-byte ids a quarter of the rest: on realsift-1M's
-	// 120,000 heads, 16.9 MB of adjacency becomes 12.7 MB.
-	counts  []int32
-	adj     []int32
-	packed  []byte
-	idBytes int
-	offsets []int
-}
-
-// idBytesFor is the packed id width for a graph of n nodes.
-func idBytesFor(n int) int {
-	if n <= 1<<24 {
-		return 3
-	}
-	return 4
+	// While building, node i's out-neighbours are stored in
+	// adj[i*degree : i*degree+counts[i]] (fixed-size slots, so that the
+	// build can rewrite one node's list without moving the others). A
+	// finished or loaded graph is packed instead: adj and counts are nil
+	// and the lists are in lists (see adjacency).
+	counts []int32
+	adj    []int32
+	lists  *adjacency
 }
 
 // nbrs returns node i's out-neighbours in the building layout.
@@ -133,49 +118,41 @@ func (g *Graph[T]) nbrs(i int32) []int32 {
 	return g.adj[base : base+int(g.counts[i])]
 }
 
-// appendNbrs appends node i's out-neighbours to dst, in either layout.
+// appendNbrs appends node i's out-neighbours to dst, in either layout
+// (ascending by id once packed).
 func (g *Graph[T]) appendNbrs(dst []int32, i int32) []int32 {
-	if g.packed == nil {
+	if g.lists == nil {
 		return append(dst, g.nbrs(i)...)
 	}
-	p := g.packed[g.idBytes*g.offsets[i] : g.idBytes*g.offsets[i+1]]
-	if g.idBytes == 3 {
-		for j := 0; j+2 < len(p); j += 3 {
-			dst = append(dst, int32(uint32(p[j])|uint32(p[j+1])<<8|uint32(p[j+2])<<16))
-		}
-		return dst
-	}
-	for j := 0; j+3 < len(p); j += 4 {
-		dst = append(dst, int32(binary.LittleEndian.Uint32(p[j:])))
-	}
-	return dst
+	return g.lists.appendList(dst, i)
 }
 
-// putID writes id into b in idBytes bytes.
-func putID(b []byte, id int32, idBytes int) {
-	b[0], b[1], b[2] = byte(id), byte(id>>8), byte(id>>16)
-	if idBytes == 4 {
-		b[3] = byte(id >> 24)
+// count returns node i's out-degree, in either layout.
+func (g *Graph[T]) count(i int32) int {
+	if g.lists == nil {
+		return int(g.counts[i])
 	}
+	return g.lists.count(i)
 }
 
 // pack switches a finished graph from fixed slots to packed lists.
 func (g *Graph[T]) pack() {
-	if g.packed != nil {
+	if g.lists != nil {
 		return
 	}
-	offsets := make([]int, g.n+1)
-	for i, c := range g.counts {
-		offsets[i+1] = offsets[i] + int(c)
+	edges := 0
+	for _, c := range g.counts {
+		edges += int(c)
 	}
-	w := idBytesFor(g.n)
-	packed := make([]byte, w*offsets[g.n])
+	b := newAdjacencyBuilder(g.n, edges)
 	for i := 0; i < g.n; i++ {
-		for j, nb := range g.nbrs(int32(i)) {
-			putID(packed[w*(offsets[i]+j):], nb, w)
-		}
+		b.add(g.nbrs(int32(i)))
 	}
-	g.adj, g.packed, g.idBytes, g.offsets = nil, packed, w, offsets
+	lists, err := b.finish()
+	if err != nil {
+		panic(err) // every node was added above
+	}
+	g.adj, g.counts, g.lists = nil, nil, &lists
 }
 
 // Len returns the number of nodes (vectors).
@@ -194,7 +171,7 @@ func (g *Graph[T]) Entry() int32 { return g.entry }
 // built the slice aliases it and must not be modified; once it is packed
 // (built or loaded) the slice is a new copy.
 func (g *Graph[T]) Neighbors(i int32) []int32 {
-	if g.packed == nil {
+	if g.lists == nil {
 		return g.nbrs(i)
 	}
 	return g.appendNbrs(nil, i)

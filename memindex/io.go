@@ -54,7 +54,14 @@ func (g *Graph[T]) WriteTo(w io.Writer) (int64, error) {
 	if _, err := out.Write(hdr[:]); err != nil {
 		return cw.n, fmt.Errorf("memindex write header: %w", err)
 	}
-	if err := writeInt32s(out, g.counts); err != nil {
+	counts := g.counts
+	if counts == nil {
+		counts = make([]int32, g.n)
+		for i := range counts {
+			counts[i] = int32(g.count(int32(i)))
+		}
+	}
+	if err := writeInt32s(out, counts); err != nil {
 		return cw.n, fmt.Errorf("memindex write counts: %w", err)
 	}
 	var nbs []int32
@@ -124,40 +131,37 @@ func Load[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int) (*Grap
 	if entry >= uint32(n) {
 		return nil, fmt.Errorf("memindex load: entry point %d not below n = %d", entry, n)
 	}
-	g := &Graph[T]{
-		sp:      sp,
-		vectors: vectors,
-		dim:     dim,
-		n:       n,
-		degree:  int(degree),
-		entry:   int32(entry),
-		counts:  make([]int32, n),
-		offsets: make([]int, n+1),
-	}
-	if err := cr.readInt32s(g.counts); err != nil {
+	g := &Graph[T]{sp: sp, vectors: vectors, dim: dim, n: n, degree: int(degree), entry: int32(entry)}
+	counts := make([]int32, n)
+	if err := cr.readInt32s(counts); err != nil {
 		return nil, fmt.Errorf("memindex load counts: %w", err)
 	}
-	for i, c := range g.counts {
+	edges := 0
+	for i, c := range counts {
 		if c < 0 || int(c) > g.degree {
 			return nil, fmt.Errorf("memindex load: node %d has %d neighbours, degree is %d", i, c, g.degree)
 		}
-		g.offsets[i+1] = g.offsets[i] + int(c)
+		edges += int(c)
 	}
-	g.idBytes = idBytesFor(n)
-	g.packed = make([]byte, g.idBytes*g.offsets[n])
+	b := newAdjacencyBuilder(n, edges)
 	nbs := make([]int32, g.degree)
 	for i := 0; i < n; i++ {
-		nbs := nbs[:g.counts[i]]
+		nbs := nbs[:counts[i]]
 		if err := cr.readInt32s(nbs); err != nil {
 			return nil, fmt.Errorf("memindex load neighbours of %d: %w", i, err)
 		}
-		for j, nb := range nbs {
+		for _, nb := range nbs {
 			if nb < 0 || int(nb) >= n {
 				return nil, fmt.Errorf("memindex load: node %d has neighbour %d, not in [0, %d)", i, nb, n)
 			}
-			putID(g.packed[g.idBytes*(g.offsets[i]+j):], nb, g.idBytes)
 		}
+		b.add(nbs)
 	}
+	lists, err := b.finish()
+	if err != nil {
+		return nil, fmt.Errorf("memindex load: %w", err)
+	}
+	g.lists = &lists
 	want := crc.Sum32()
 	var sum [4]byte
 	if _, err := io.ReadFull(cr.r, sum[:]); err != nil {

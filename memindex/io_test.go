@@ -37,7 +37,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.entry != g.entry || h.degree != g.degree || !slices.Equal(h.counts, g.counts) {
+	if h.entry != g.entry || h.degree != g.degree || !bytes.Equal(h.lists.data, g.lists.data) || !slices.Equal(h.lists.rel, g.lists.rel) {
 		t.Fatal("loaded graph header or counts differ")
 	}
 	for i := 0; i < n; i++ {

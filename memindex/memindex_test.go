@@ -161,12 +161,12 @@ func TestBuildIndependentOfThreads(t *testing.T) {
 	g2 := mustBuild(t, sp, data, dim, Params{Degree: 12, Threads: 2, Seed: 4})
 	g3 := mustBuild(t, sp, data, dim, Params{Degree: 12, Threads: 5, Seed: 4})
 	for _, g := range []*Graph[uint8]{g2, g3} {
-		if !slices.Equal(g1.counts, g.counts) || !bytes.Equal(g1.packed, g.packed) || g1.entry != g.entry {
+		if !bytes.Equal(g1.lists.data, g.lists.data) || !slices.Equal(g1.lists.rel, g.lists.rel) || g1.entry != g.entry {
 			t.Fatal("graphs built with different thread counts differ")
 		}
 	}
 	g4 := mustBuild(t, sp, data, dim, Params{Degree: 12, Threads: 2, Seed: 5})
-	if bytes.Equal(g1.packed, g4.packed) {
+	if bytes.Equal(g1.lists.data, g4.lists.data) {
 		t.Error("different seeds gave identical graphs; the seed is not used")
 	}
 }
@@ -341,33 +341,65 @@ func TestConcurrentSearchers(t *testing.T) {
 	}
 }
 
-// Packed adjacency round-trips ids at the edges of both widths.
-func TestPackedIDs(t *testing.T) {
-	if idBytesFor(1<<24) != 3 || idBytesFor(1<<24+1) != 4 {
-		t.Fatalf("widths: %d for 2^24 nodes, %d for 2^24+1", idBytesFor(1<<24), idBytesFor(1<<24+1))
+// Packed adjacency round-trips lists of every shape: empty, unsorted,
+// duplicated, ids needing 1 to 5 varint bytes, and enough nodes to span
+// several offset blocks.
+func TestPackedLists(t *testing.T) {
+	const n = 3*blockNodes + 5
+	lists := make([][]int32, n)
+	lists[0] = []int32{0, 1, 1<<24 - 1, 1 << 24, 1<<31 - 1}
+	lists[1] = nil
+	lists[2] = []int32{7, 7, 3}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 3; i < n; i++ {
+		for j := rng.IntN(40); j > 0; j-- {
+			lists[i] = append(lists[i], int32(rng.IntN(n)))
+		}
 	}
-	for _, w := range []int{3, 4} {
-		lists := [][]int32{{0, 1, 1<<24 - 1}, {}, {7}}
-		if w == 4 {
-			lists[0] = append(lists[0], 1<<24, 1<<31-1)
+	edges := 0
+	for _, l := range lists {
+		edges += len(l)
+	}
+	// List 0's ids go past n, to exercise 4- and 5-byte varints: the data
+	// then outgrows its preallocated bound, which append handles.
+	b := newAdjacencyBuilder(n, edges)
+	for _, l := range lists {
+		b.add(l)
+	}
+	if _, err := (&adjacencyBuilder{n: 2}).finish(); err == nil {
+		t.Error("finish of an incomplete adjacency succeeded")
+	}
+	a, err := b.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Graph[uint8]{n: n, lists: &a}
+	for i, l := range lists {
+		want := slices.Sorted(slices.Values(l))
+		if got := g.appendNbrs(nil, int32(i)); !slices.Equal(got, want) {
+			t.Errorf("node %d: %v, want %v", i, got, want)
 		}
-		g := &Graph[uint8]{idBytes: w, offsets: make([]int, len(lists)+1)}
-		for i, l := range lists {
-			g.offsets[i+1] = g.offsets[i] + len(l)
+		if got := g.count(int32(i)); got != len(l) {
+			t.Errorf("node %d: count %d, want %d", i, got, len(l))
 		}
-		g.packed = make([]byte, w*g.offsets[len(lists)])
-		for i, l := range lists {
-			for j, id := range l {
-				putID(g.packed[w*(g.offsets[i]+j):], id, w)
-			}
+	}
+	if varintBound(1) != 1 || varintBound(128) != 1 || varintBound(129) != 2 || varintBound(1<<31) != 5 {
+		t.Errorf("varint bounds %d %d %d %d", varintBound(1), varintBound(128), varintBound(129), varintBound(1<<31))
+	}
+	// Ids below n never outgrow the bound, so the data is never copied.
+	small := newAdjacencyBuilder(200, 3)
+	for i := 0; i < 200; i++ {
+		if i == 5 {
+			small.add([]int32{199, 0, 128})
+		} else {
+			small.add(nil)
 		}
-		for i, l := range lists {
-			if got := g.appendNbrs(nil, int32(i)); !slices.Equal(got, l) {
-				t.Errorf("width %d node %d: %v, want %v", w, i, got, l)
-			}
-			if got := g.Neighbors(int32(i)); !slices.Equal(got, l) && len(l) > 0 {
-				t.Errorf("width %d node %d: Neighbors %v, want %v", w, i, got, l)
-			}
-		}
+	}
+	sa, err := small.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(sa.data) != 6 || len(sa.data) != 4 { // 0, 128 (2 bytes), 71
+		t.Errorf("small adjacency: %d bytes of cap %d, want 4 of 6", len(sa.data), cap(sa.data))
 	}
 }

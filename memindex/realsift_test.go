@@ -197,8 +197,8 @@ func groundTruth(t *testing.T, sp vec.Space[uint8], vectors, qs []uint8, dim, m 
 
 func meanDegree[T vec.Elem](g *Graph[T]) float64 {
 	sum := 0
-	for _, c := range g.counts {
-		sum += int(c)
+	for i := 0; i < g.n; i++ {
+		sum += g.count(int32(i))
 	}
 	return float64(sum) / float64(g.n)
 }

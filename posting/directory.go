@@ -89,7 +89,26 @@ func putEntry(b []byte, e Entry) {
 // ReadDirectory reads a directory file written by WriteDirectory. Corrupt or
 // truncated input gives an error wrapping ErrCorrupt; memory is only
 // allocated for entries actually present in r, whatever the header claims.
+// When r reports its remaining length (a bytes.Reader does), the entries
+// are allocated once at their exact count, as by ReadDirectorySized.
 func ReadDirectory(r io.Reader) ([]Entry, error) {
+	size := int64(-1)
+	if lr, ok := r.(interface{ Len() int }); ok {
+		size = int64(lr.Len())
+	}
+	return ReadDirectorySized(r, size)
+}
+
+// ReadDirectorySized is ReadDirectory for a directory file of size bytes
+// (negative if unknown). With the size known the entries are allocated
+// once, at their exact count: growing the slice instead would leave
+// garbage several times its size, which counts in an opening search
+// process's peak memory.
+func ReadDirectorySized(r io.Reader, size int64) ([]Entry, error) {
+	room := uint64(1 << 16)
+	if size >= 0 {
+		room = uint64(max(size-dirHeaderSize, 0)) / dirEntrySize
+	}
 	crc := crc32.New(castagnoli)
 	br := bufio.NewReaderSize(r, 64<<10)
 	var hdr [dirHeaderSize]byte
@@ -110,7 +129,7 @@ func ReadDirectory(r io.Reader) ([]Entry, error) {
 	if n > dirMaxEntries {
 		return nil, fmt.Errorf("directory: %d entries: %w", n, ErrCorrupt)
 	}
-	entries := make([]Entry, 0, min(n, 1<<16))
+	entries := make([]Entry, 0, min(n, room))
 	var rec [dirEntrySize]byte
 	for i := uint64(0); i < n; i++ {
 		if err := readFull(br, crc, rec[:]); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
@@ -19,7 +20,6 @@ import (
 	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/cmdutil"
-	"github.com/gospann/spann/internal/plot"
 )
 
 func searchFlags() []cli.Flag {
@@ -45,6 +45,7 @@ func searchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "plot", Usage: "draw recall@k against QPS of the sweep into this .png (needs --gt)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary (or the sweep rows) as JSON on stdout"},
 		&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the searches to this file"},
+		&cli.StringFlag{Name: "memprofile", Usage: "write a pprof heap profile (live and allocated memory, open included) to this file after the searches"},
 	}
 }
 
@@ -98,7 +99,7 @@ func runSearch(c *cli.Context) error {
 	// Searching allocates nothing per query, so the collector has almost no
 	// work; a low GOGC keeps the heap near the live set (heads, graph,
 	// directory) instead of letting per-batch result arrays double it.
-	debug.SetGCPercent(25)
+	debug.SetGCPercent(10)
 	ix, err := spann.Open(c.String("index"), spann.Options{IO: c.String("io")})
 	if err != nil {
 		return err
@@ -194,8 +195,18 @@ func runSearch(c *cli.Context) error {
 			printRowLine(r, len(rows) == 1, gt != nil)
 		}
 	}
+	if mp := c.String("memprofile"); mp != "" {
+		if err := writeHeapProfile(mp); err != nil {
+			return err
+		}
+	}
 	if out := c.String("out"); out != "" {
 		if err := datasets.WriteResults(out, &datasets.Results{N: qm.N, K: k, IDs: last.IDs}); err != nil {
+			return err
+		}
+	}
+	if so := c.String("sweep-out"); so != "" {
+		if err := writeRows(so, rows); err != nil {
 			return err
 		}
 	}
@@ -203,23 +214,7 @@ func runSearch(c *cli.Context) error {
 		if gt == nil {
 			return fmt.Errorf("--plot needs --gt: recall is on its x axis")
 		}
-		name, _, _ := strings.Cut(c.String("sweep"), "=")
-		if name == "" {
-			name = "nprobe"
-		}
-		var pts []plot.Point
-		for _, r := range rows {
-			label := map[string]string{"nprobe": strconv.Itoa(r.NProbe), "eps": fmt.Sprint(r.Eps), "max-postings": strconv.Itoa(r.MaxPostings), "in-flight": strconv.Itoa(r.InFlight),
-				"first-round": strconv.Itoa(r.FirstRound), "kth-slack": fmt.Sprint(r.KthSlack)}[name]
-			pts = append(pts, plot.Point{Recall: r.RecallK, QPS: r.QPS, Label: label})
-		}
-		title := fmt.Sprintf("%s, %s, sweep over %s", c.String("index"), plural(threads, "thread"), name)
-		if err := plot.RecallQPS(pp, title, k, []plot.Series{{Name: "spann " + rows[0].Backend, Points: pts}}); err != nil {
-			return err
-		}
-	}
-	if so := c.String("sweep-out"); so != "" {
-		if err := writeRows(so, rows); err != nil {
+		if err := plotRows(pp, c.String("sweep-out"), rows, c.String("index"), threads, k); err != nil {
 			return err
 		}
 	}
@@ -233,6 +228,39 @@ func runSearch(c *cli.Context) error {
 		printRow(rows[0], gt != nil, ix.Info())
 	}
 	return nil
+}
+
+// plotRows draws the sweep's rows into png through spann-plot, from the
+// sweep CSV if one was written, else from a temporary copy.
+func plotRows(png, sweepCSV string, rows []row, index string, threads, k int) error {
+	if sweepCSV == "" {
+		tmp, err := os.CreateTemp("", "spann-sweep-*.csv")
+		if err != nil {
+			return err
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		if err := writeRows(tmp.Name(), rows); err != nil {
+			return err
+		}
+		sweepCSV = tmp.Name()
+	}
+	title := fmt.Sprintf("%s, %s", index, plural(threads, "thread"))
+	return plotSweep(png, sweepCSV, "spann "+rows[0].Backend, title, k)
+}
+
+// writeHeapProfile writes the heap profile to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC() // the profile shows the heap as of the last collection
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
 }
 
 func parseSweep(s string, base spann.SearchParams) ([]spann.SearchParams, error) {

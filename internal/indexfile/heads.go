@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"unsafe"
 
 	"github.com/gospann/spann/datasets"
 )
@@ -131,9 +132,19 @@ func ParseHeads(data []byte) (*Heads, error) {
 		return nil, fmt.Errorf("%w: heads file is %d bytes, its header implies %d", ErrCorrupt, len(data), want)
 	}
 	idBytes := data[headsHeaderSize : headsHeaderSize+4*nh]
-	ids := make([]uint32, nh)
+	// The ids are used in place when they are 4-byte aligned (they are in
+	// os.ReadFile's buffer; a little-endian machine is assumed throughout,
+	// as by datasets.Rows): a copy would be resident for the index's life.
+	var ids []uint32
+	if uintptr(unsafe.Pointer(&idBytes[0]))%4 == 0 {
+		ids = unsafe.Slice((*uint32)(unsafe.Pointer(&idBytes[0])), nh)
+	} else {
+		ids = make([]uint32, nh)
+		for i := range ids {
+			ids[i] = binary.LittleEndian.Uint32(idBytes[4*i:])
+		}
+	}
 	for i := range ids {
-		ids[i] = binary.LittleEndian.Uint32(idBytes[4*i:])
 		if i > 0 && ids[i] <= ids[i-1] {
 			return nil, fmt.Errorf("%w: head ids not strictly ascending at %d", ErrCorrupt, i)
 		}

@@ -244,7 +244,7 @@ func (m *Manifest) OpenChecked(dir, name string) (*CheckedReader, error) {
 		return nil, fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, path, st.Size(), info.Bytes)
 	}
 	h := crc32.New(castagnoli)
-	return &CheckedReader{Reader: bufio.NewReaderSize(io.TeeReader(f, h), 1<<20), f: f, h: h, info: info, path: path}, nil
+	return &CheckedReader{Reader: bufio.NewReaderSize(io.TeeReader(f, h), 64<<10), f: f, h: h, info: info, path: path}, nil
 }
 
 // CheckedReader streams an index file while checksumming it.
@@ -271,6 +271,9 @@ func (c *CheckedReader) Verify() error {
 
 // Close closes the file without verifying.
 func (c *CheckedReader) Close() error { return c.f.Close() }
+
+// Size returns the file's size in bytes (checked against the manifest).
+func (c *CheckedReader) Size() int64 { return c.info.Bytes }
 
 // FileCRC returns the CRC32C of a whole file.
 func FileCRC(path string) (uint32, error) {

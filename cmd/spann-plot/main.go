@@ -1,3 +1,9 @@
+// Command spann-plot draws sweep CSV files (spann-search --sweep-out, or
+// other systems' figures) as labelled recall/QPS curves on one figure.
+//
+// It is a program of its own so that spann-search stays small: the plotting
+// library parses a dozen embedded fonts when it is loaded, and every page
+// it touches would count in the search process's resident set.
 package main
 
 import (
@@ -10,13 +16,17 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gospann/spann/internal/cmdutil"
 	"github.com/gospann/spann/internal/plot"
 )
 
-func plotCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "plot",
+func main() { cmdutil.Main(newApp()) }
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:      "spann-plot",
 		Usage:     "draw several sweep CSV files as labelled recall/QPS curves on one figure",
+		UsageText: "spann-plot --out F.png [--title T] [--k 10] [NAME=]SWEEP.csv ...",
 		ArgsUsage: "[NAME=]SWEEP.csv ...",
 		Description: "Each file is one curve, named NAME (or the file name without .csv). A file needs a header row " +
 			"with a recall column (\"recall\" or \"recall@K\") and a \"qps\" column, as --sweep-out writes; " +
@@ -34,7 +44,7 @@ func plotCommand() *cli.Command {
 
 func runPlot(c *cli.Context) error {
 	if c.NArg() == 0 {
-		return fmt.Errorf("plot: give at least one sweep CSV file")
+		return fmt.Errorf("give at least one sweep CSV file")
 	}
 	var series []plot.Series
 	for _, arg := range c.Args().Slice() {
