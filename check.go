@@ -35,8 +35,9 @@ var ErrCheckFailed = errors.New("spann: index check failed")
 // maxListed bounds the ids and problems a report lists one by one.
 const maxListed = 20
 
-// Check verifies the whole index in dir, beyond what Open checks: every
-// file's full checksum against the manifest, every posting read and
+// Check verifies the whole index in dir, beyond what Open checks (the
+// build id in every file's header, the small files' checksums): every
+// file's full SHA-256 against the manifest, every posting read and
 // decoded (its CRC, header, ids and vector count), and every vector
 // accounted for, as a head or in at least one posting. It reads every byte
 // of the index once. It returns the report, and ErrCheckFailed (wrapped,

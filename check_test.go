@@ -46,7 +46,7 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("damaged posting: %v, %+v", err, r)
 	}
 	joined := strings.Join(r.Problems, "\n")
-	for _, want := range []string{"postings.bin checksum", "posting 0", "crc"} {
+	for _, want := range []string{"postings.bin has SHA-256", "posting 0", "crc"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("problems %q do not mention %q", joined, want)
 		}

@@ -61,6 +61,7 @@ type Index struct {
 // Info describes an open index.
 type Info struct {
 	Dir      string
+	BuildID  string // the build's id, as in manifest.json
 	Type     string
 	Metric   string
 	Dim      int
@@ -105,6 +106,9 @@ func Open(dir string, opts Options) (*Index, error) {
 	if ix.heads, err = indexfile.ParseHeads(headBytes); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, build.HeadsFile), err)
 	}
+	if err := m.CheckID(dir, build.HeadsFile, ix.heads.BuildID); err != nil {
+		return nil, err
+	}
 	if ix.heads.Type != typ || ix.heads.Dim != m.Dim || ix.heads.Len() != m.Heads {
 		return nil, fmt.Errorf("%s: %w: heads file disagrees with the manifest", dir, ErrCorrupt)
 	}
@@ -115,7 +119,8 @@ func Open(dir string, opts Options) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ix.entries, err = posting.ReadDirectorySized(dirFile, dirFile.Size()); err != nil {
+	pdir, err := posting.ReadDirectorySized(dirFile, dirFile.Size())
+	if err != nil {
 		dirFile.Close()
 		// posting reports damage with its own ErrCorrupt; for an index
 		// file it is this package's.
@@ -124,6 +129,10 @@ func Open(dir string, opts Options) (*Index, error) {
 	if err := dirFile.Verify(); err != nil {
 		return nil, err
 	}
+	if err := m.CheckID(dir, build.DirectoryFile, pdir.BuildID); err != nil {
+		return nil, err
+	}
+	ix.entries = pdir.Entries
 	if len(ix.entries) != m.Heads {
 		return nil, fmt.Errorf("%s: %w: %d postings for %d heads", dir, ErrCorrupt, len(ix.entries), m.Heads)
 	}
@@ -150,7 +159,7 @@ func Open(dir string, opts Options) (*Index, error) {
 	} else if size != pinfo.Bytes {
 		return nil, fmt.Errorf("%s: %w: %s is %d bytes, the manifest says %d", dir, ErrCorrupt, ix.postings, size, pinfo.Bytes)
 	}
-	if ix.table, err = readPostingsHeader(ix.pfile, ix.rowBytes); err != nil {
+	if ix.table, err = readPostingsHeader(ix.pfile, ix.rowBytes, m, dir); err != nil {
 		return nil, err
 	}
 	for i, e := range ix.entries {
@@ -190,9 +199,9 @@ func Open(dir string, opts Options) (*Index, error) {
 	return ix, nil
 }
 
-// readPostingsHeader checks page 0 of the postings file (magic, version,
+// readPostingsHeader checks page 0 of the postings file (magic, version, build id,
 // CRC, row size) and returns its shared Huffman table, if it has one.
-func readPostingsHeader(f *iouring.File, rowBytes int) (*posting.Table, error) {
+func readPostingsHeader(f *iouring.File, rowBytes int, m *indexfile.Manifest, dir string) (*posting.Table, error) {
 	page, err := iouring.AlignedBuffer(posting.PageSize) // O_DIRECT needs an aligned buffer
 	if err != nil {
 		return nil, err
@@ -212,6 +221,9 @@ func readPostingsHeader(f *iouring.File, rowBytes int) (*posting.Table, error) {
 	if int(h.RowBytes) != rowBytes {
 		return nil, fmt.Errorf("%s: %w: postings of %d-byte vectors, the manifest says %d", f.Path(), ErrCorrupt, h.RowBytes, rowBytes)
 	}
+	if err := m.CheckID(dir, build.PostingsFile, h.BuildID); err != nil {
+		return nil, err
+	}
 	return h.Table, nil
 }
 
@@ -227,6 +239,9 @@ func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {
 		// for an index file they mean a damaged file.
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, filepath.Join(ix.dir, build.GraphFile), err)
 	}
+	if err := ix.Manifest.CheckID(ix.dir, build.GraphFile, g.Tag); err != nil {
+		return nil, err
+	}
 	return &engineT[T]{ix: ix, sp: sp, graph: g, heads: heads}, nil
 }
 
@@ -234,7 +249,7 @@ func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {
 func (ix *Index) Info() Info {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	return Info{Dir: ix.dir, Type: ix.typ.String(), Metric: ix.metric.String(), Dim: ix.dim, N: ix.Manifest.N,
+	return Info{Dir: ix.dir, BuildID: ix.Manifest.BuildID, Type: ix.typ.String(), Metric: ix.metric.String(), Dim: ix.dim, N: ix.Manifest.N,
 		Heads: ix.heads.Len(), Backend: ix.backend, Fallback: ix.note}
 }
 

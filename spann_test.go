@@ -16,6 +16,7 @@ import (
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/eval"
 	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/progress"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
@@ -513,5 +514,79 @@ func TestZeroParamsAndBadK(t *testing.T) {
 		if _, err := ix.SearchBatch(f.q.Data, k, SearchParams{}, 1); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("k=%d", k)) {
 			t.Errorf("SearchBatch k=%d: %v", k, err)
 		}
+	}
+}
+
+// Finding 1 of issue 8: files of two builds of the same base, with the same
+// parameters and seed (so that they differ only in their build id), never
+// open as one index. Copying one file across is caught, naming the file;
+// and when the manifest is edited to carry the copied file's SHA-256 too,
+// the build id in the file's header still gives it away.
+func TestMixedBuildsRefused(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 1500, 5, 8, posting.DefaultCodec)
+	other := filepath.Join(t.TempDir(), "other")
+	otherID := indexfile.BuildID{0xee, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	if _, err := Build(context.Background(), BuildOptions{Base: f.base, Out: other, Metric: vec.L2, HeadRatio: 0.1,
+		Replicas: 4, PostingLimit: 1 << 20, Codec: posting.DefaultCodec, Threads: 2, Seed: 3, MemoryBudget: 256 << 20,
+		BuildID: otherID}); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := indexfile.ReadManifest(f.index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := indexfile.ReadManifest(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mine.BuildID == theirs.BuildID || theirs.BuildID != otherID.String() {
+		t.Fatalf("build ids %s and %s", mine.BuildID, theirs.BuildID)
+	}
+	mix := func(name string, fixManifest bool) string {
+		d := filepath.Join(t.TempDir(), "ix")
+		os.Mkdir(d, 0o755)
+		ents, _ := os.ReadDir(f.index)
+		for _, e := range ents {
+			src := filepath.Join(f.index, e.Name())
+			if e.Name() == name {
+				src = filepath.Join(other, name)
+			}
+			b, _ := os.ReadFile(src)
+			os.WriteFile(filepath.Join(d, e.Name()), b, 0o644)
+		}
+		if fixManifest {
+			m := *mine
+			m.Files = slices.Clone(mine.Files)
+			info, _ := theirs.File(name)
+			for i := range m.Files {
+				if m.Files[i].Name == name {
+					m.Files[i] = info
+				}
+			}
+			if err := indexfile.WriteManifest(d, &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	for _, name := range []string{build.HeadsFile, build.GraphFile, build.DirectoryFile, build.PostingsFile} {
+		for _, fix := range []bool{false, true} {
+			_, err := Open(mix(name, fix), Options{})
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s of another build (manifest fixed: %v): %v, want ErrCorrupt naming the file", name, fix, err)
+				continue
+			}
+			if (fix || name == build.PostingsFile) && !strings.Contains(err.Error(), "is from build "+otherID.String()) {
+				t.Errorf("%s of another build (manifest fixed: %v): %v, want the build id check", name, fix, err)
+			}
+		}
+	}
+	// Same files, both whole: each opens.
+	for _, d := range []string{f.index, other} {
+		ix, err := Open(d, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		ix.Close()
 	}
 }

@@ -47,14 +47,14 @@
 // (≈1,400-1,600 distances per search). The Alpha, BuildList and Passes
 // comparisons above were made at Degree 32.
 //
-// # On-disk format (version 1)
+// # On-disk format (version 2)
 //
 // Written by Graph.WriteTo, read by Load. The vectors are not stored; the
 // caller supplies them to Load. All integers are little-endian.
 //
 //	offset  size  field
 //	0       8     magic "SPMEMGR\x00"
-//	8       4     format version, uint32 = 1
+//	8       4     format version, uint32 = 2 (Load also reads 1)
 //	12      1     element type: 1 float32, 2 uint8, 3 int8
 //	13      1     metric (vec.Metric: 1 L2, 2 IP, 3 Cosine)
 //	14      2     reserved, zero
@@ -62,8 +62,11 @@
 //	24      4     dim, uint32 (must equal the vectors' dimension)
 //	28      4     degree, uint32, the maximum out-degree, in [1, 4096]
 //	32      4     entry point, uint32, < n
-//	36      4·n   counts: out-degree of node 0..n-1, uint32 each, ≤ degree
-//	36+4n   4·E   neighbour ids, int32 each, node 0's list, then node 1's, …
+//	36      16    tag: the caller's opaque bytes (Graph.Tag; the index's
+//	              build id). Version 1 has no tag: every later offset is 16
+//	              smaller and Load reports a zero tag.
+//	52      4·n   counts: out-degree of node 0..n-1, uint32 each, ≤ degree
+//	52+4n   4·E   neighbour ids, int32 each, node 0's list, then node 1's, …
 //	              (CSR without offsets: E = sum of counts; every id < n)
 //	end-4   4     CRC32C (Castagnoli) of every preceding byte, uint32
 //

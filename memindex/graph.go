@@ -96,6 +96,11 @@ func (p Params) withDefaults() (Params, error) {
 // slice is referenced, not copied; the caller must not modify it while the
 // Graph is in use.
 type Graph[T vec.Elem] struct {
+	// Tag is opaque data stored in the file's header by WriteTo and set by
+	// Load (zero for version 1 files): the index stores its build id here,
+	// so that a graph file from another build is recognised.
+	Tag [16]byte
+
 	sp      vec.Space[T]
 	vectors []T
 	dim     int

@@ -14,9 +14,12 @@ import (
 
 // File layout: see doc.go ("On-disk format").
 const (
-	fileMagic   = "SPMEMGR\x00"
-	fileVersion = 1
-	headerSize  = 36
+	fileMagic    = "SPMEMGR\x00"
+	fileVersion1 = 1 // no tag
+	fileVersion2 = 2 // a 16-byte tag after the version 1 header
+	fileVersion  = fileVersion2
+	headerSize   = 36 // version 1 header; version 2 adds tagSize
+	tagSize      = 16
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -52,6 +55,9 @@ func (g *Graph[T]) WriteTo(w io.Writer) (int64, error) {
 	binary.LittleEndian.PutUint32(hdr[28:], uint32(g.degree))
 	binary.LittleEndian.PutUint32(hdr[32:], uint32(g.entry))
 	if _, err := out.Write(hdr[:]); err != nil {
+		return cw.n, fmt.Errorf("memindex write header: %w", err)
+	}
+	if _, err := out.Write(g.Tag[:]); err != nil {
 		return cw.n, fmt.Errorf("memindex write header: %w", err)
 	}
 	counts := g.counts
@@ -105,8 +111,9 @@ func Load[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int) (*Grap
 	if string(hdr[0:8]) != fileMagic {
 		return nil, fmt.Errorf("memindex load: bad magic %q", hdr[0:8])
 	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != fileVersion {
-		return nil, fmt.Errorf("memindex load: unsupported format version %d (want %d)", v, fileVersion)
+	version := binary.LittleEndian.Uint32(hdr[8:])
+	if version != fileVersion1 && version != fileVersion2 {
+		return nil, fmt.Errorf("memindex load: unsupported format version %d (want %d or %d)", version, fileVersion1, fileVersion2)
 	}
 	if k := hdr[12]; k != elemKind[T]() {
 		return nil, fmt.Errorf("memindex load: element kind %d, want %d", k, elemKind[T]())
@@ -132,6 +139,11 @@ func Load[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int) (*Grap
 		return nil, fmt.Errorf("memindex load: entry point %d not below n = %d", entry, n)
 	}
 	g := &Graph[T]{sp: sp, vectors: vectors, dim: dim, n: n, degree: int(degree), entry: int32(entry)}
+	if version == fileVersion2 {
+		if err := cr.readFull(g.Tag[:]); err != nil {
+			return nil, fmt.Errorf("memindex load header: %w", err)
+		}
+	}
 	counts := make([]int32, n)
 	if err := cr.readInt32s(counts); err != nil {
 		return nil, fmt.Errorf("memindex load counts: %w", err)

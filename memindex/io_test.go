@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gospann/spann/internal/vec"
@@ -106,16 +107,49 @@ func TestLoadValidatesIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := buf.Bytes()
-	firstID := headerSize + 4*g.n
+	firstID := headerSize + tagSize + 4*g.n
 	binary.LittleEndian.PutUint32(b[firstID:], uint32(g.n))
 	resum(b)
 	if _, err := Load(bytes.NewReader(b), sp, data, dim); err == nil {
 		t.Error("neighbour id ≥ n accepted")
 	}
-	binary.LittleEndian.PutUint32(b[headerSize:], uint32(g.degree+1)) // count > degree
+	binary.LittleEndian.PutUint32(b[headerSize+tagSize:], uint32(g.degree+1)) // count > degree
 	resum(b)
 	if _, err := Load(bytes.NewReader(b), sp, data, dim); err == nil {
 		t.Error("neighbour count > degree accepted")
+	}
+}
+
+// The tag round-trips; a version 1 file (no tag) still loads, with a zero
+// tag and the same lists.
+func TestTagAndVersion1(t *testing.T) {
+	g, sp, data, dim := smallGraph(t)
+	g.Tag = [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	var buf bytes.Buffer
+	if _, err := g.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Load(bytes.NewReader(buf.Bytes()), sp, data, dim)
+	if err != nil || h.Tag != g.Tag {
+		t.Fatalf("tag %x, want %x (%v)", h.Tag, g.Tag, err)
+	}
+	b := buf.Bytes()
+	v1 := append(bytes.Clone(b[:headerSize]), b[headerSize+tagSize:]...)
+	binary.LittleEndian.PutUint32(v1[8:], fileVersion1)
+	resum(v1)
+	h1, err := Load(bytes.NewReader(v1), sp, data, dim)
+	if err != nil || h1.Tag != ([16]byte{}) {
+		t.Fatalf("version 1: tag %x, %v", h1.Tag, err)
+	}
+	for i := 0; i < g.n; i++ {
+		if !slices.Equal(g.Neighbors(int32(i)), h1.Neighbors(int32(i))) {
+			t.Fatalf("version 1 node %d: neighbours differ", i)
+		}
+	}
+	binary.LittleEndian.PutUint32(v1[8:], 3)
+	resum(v1)
+	if _, err := Load(bytes.NewReader(v1), sp, data, dim); err == nil || !strings.Contains(err.Error(), "unsupported format version 3") {
+		t.Errorf("version 3: %v", err)
 	}
 }
 

@@ -33,8 +33,12 @@ func Describe(w io.Writer, fileBytes []byte) error {
 	d.line(13, 16, "reserved")
 	d.line(16, 20, fmt.Sprintf("rowBytes %d", binary.LittleEndian.Uint32(fileBytes[16:])))
 	d.line(20, 24, fmt.Sprintf("page size %d", binary.LittleEndian.Uint32(fileBytes[20:])))
-	zero := uint64(24)
-	if binary.LittleEndian.Uint32(fileBytes[8:]) == fileVersion3 {
+	zero, zeroTo := uint64(24), uint64(fileHdrCRCOff)
+	version := binary.LittleEndian.Uint32(fileBytes[8:])
+	if version >= fileVersion4 {
+		zeroTo = fileHdrIDOff
+	}
+	if version == fileVersion3 || version == fileVersion4 {
 		n := uint64(binary.LittleEndian.Uint32(fileBytes[fileHdrTableLen:]))
 		d.line(fileHdrTableLen, fileHdrTableOff, fmt.Sprintf("shared Huffman table bytes %d", n))
 		if n > 0 && n <= MaxTableBytes {
@@ -42,7 +46,10 @@ func Describe(w io.Writer, fileBytes []byte) error {
 		}
 		zero = fileHdrTableOff + min(n, MaxTableBytes)
 	}
-	d.line(zero, fileHdrCRCOff, "reserved (zero)")
+	d.line(zero, zeroTo, "reserved (zero)")
+	if zeroTo == fileHdrIDOff {
+		d.line(fileHdrIDOff, fileHdrCRCOff, "build id")
+	}
 	d.line(fileHdrCRCOff, PageSize, "CRC32C of [0,4092)")
 	if err != nil {
 		return fmt.Errorf("describe: %w", err)

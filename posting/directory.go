@@ -13,11 +13,14 @@ import (
 //
 //	off      size  field
 //	0        8     magic "SPANNDIR"
-//	8        4     format version, uint32 (2; readers accept 1 and 2)
+//	8        4     format version, uint32 (3; readers accept 1, 2 and 3)
 //	12       4     zero
 //	16       8     entry count N, uint64
-//	24       16*N  entries, each: offset uint64, bytes uint32, count uint32
-//	24+16N   4     CRC32C (Castagnoli) of bytes [0, 24+16N)
+//	24       16    version 3: the index's build id (absent before: H = 24)
+//	H        16*N  entries, each: offset uint64, bytes uint32, count uint32
+//	H+16N    4     CRC32C (Castagnoli) of bytes [0, H+16N)
+//
+// H, the header size, is 40 in version 3.
 //
 // Entries are in posting (head) order. ReadDirectory checks (checkEntries)
 // that the first extent starts at or after PageSize, every later one at or
@@ -27,7 +30,8 @@ import (
 // A version 1 directory must also have page-aligned offsets.
 const (
 	dirMagic      = "SPANNDIR"
-	dirHeaderSize = 24
+	dirHeaderSize = 24 // versions 1 and 2; version 3 adds the build id
+	dirIDSize     = 16
 	dirEntrySize  = 16
 	// dirMaxEntries bounds N so that a corrupt count is caught before any
 	// arithmetic on it can overflow.
@@ -39,17 +43,25 @@ const (
 const (
 	dirVersion1 = 1 // page-aligned extents (postings file version 1)
 	dirVersion2 = 2 // packed extents (postings file version 2)
-	dirVersion  = dirVersion2
+	dirVersion3 = 3 // version 2 and the build id
+	dirVersion  = dirVersion3
 )
 
-// WriteDirectory writes entries as a (current version) directory file to w.
-func WriteDirectory(w io.Writer, entries []Entry) error {
-	return writeDirectory(w, entries, dirVersion)
+// Directory is a decoded directory file.
+type Directory struct {
+	BuildID [16]byte // the build that wrote it (zero before version 3)
+	Entries []Entry  // one per posting, in posting (head) order
+}
+
+// WriteDirectory writes entries as a (current version) directory file of
+// build id to w.
+func WriteDirectory(w io.Writer, entries []Entry, id [16]byte) error {
+	return writeDirectory(w, entries, dirVersion, id)
 }
 
 // writeDirectory writes a directory of the given version; tests use it to
-// make version 1 files.
-func writeDirectory(w io.Writer, entries []Entry, version uint32) error {
+// make older files (which have no id).
+func writeDirectory(w io.Writer, entries []Entry, version uint32, id [16]byte) error {
 	if err := checkEntries(entries, version); err != nil {
 		return fmt.Errorf("write directory: %w", err)
 	}
@@ -61,6 +73,11 @@ func writeDirectory(w io.Writer, entries []Entry, version uint32) error {
 	binary.LittleEndian.PutUint64(hdr[16:], uint64(len(entries)))
 	if _, err := bw.Write(hdr[:]); err != nil {
 		return fmt.Errorf("write directory: %w", err)
+	}
+	if version >= dirVersion3 {
+		if _, err := bw.Write(id[:]); err != nil {
+			return fmt.Errorf("write directory: %w", err)
+		}
 	}
 	var rec [dirEntrySize]byte
 	for _, e := range entries {
@@ -91,7 +108,7 @@ func putEntry(b []byte, e Entry) {
 // allocated for entries actually present in r, whatever the header claims.
 // When r reports its remaining length (a bytes.Reader does), the entries
 // are allocated once at their exact count, as by ReadDirectorySized.
-func ReadDirectory(r io.Reader) ([]Entry, error) {
+func ReadDirectory(r io.Reader) (Directory, error) {
 	size := int64(-1)
 	if lr, ok := r.(interface{ Len() int }); ok {
 		size = int64(lr.Len())
@@ -104,7 +121,16 @@ func ReadDirectory(r io.Reader) ([]Entry, error) {
 // once, at their exact count: growing the slice instead would leave
 // garbage several times its size, which counts in an opening search
 // process's peak memory.
-func ReadDirectorySized(r io.Reader, size int64) ([]Entry, error) {
+func ReadDirectorySized(r io.Reader, size int64) (Directory, error) {
+	d, err := readDirectory(r, size)
+	if err != nil {
+		return Directory{}, err
+	}
+	return d, nil
+}
+
+func readDirectory(r io.Reader, size int64) (Directory, error) {
+	var d Directory
 	room := uint64(1 << 16)
 	if size >= 0 {
 		room = uint64(max(size-dirHeaderSize, 0)) / dirEntrySize
@@ -113,27 +139,32 @@ func ReadDirectorySized(r io.Reader, size int64) ([]Entry, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var hdr [dirHeaderSize]byte
 	if err := readFull(br, crc, hdr[:]); err != nil {
-		return nil, fmt.Errorf("directory header: %w", err)
+		return d, fmt.Errorf("directory header: %w", err)
 	}
 	if string(hdr[:8]) != dirMagic {
-		return nil, fmt.Errorf("directory: bad magic %q: %w", hdr[:8], ErrCorrupt)
+		return d, fmt.Errorf("directory: bad magic %q: %w", hdr[:8], ErrCorrupt)
 	}
 	version := binary.LittleEndian.Uint32(hdr[8:])
-	if version != dirVersion1 && version != dirVersion2 {
-		return nil, fmt.Errorf("directory: unsupported version %d: %w", version, ErrCorrupt)
+	if version < dirVersion1 || version > dirVersion3 {
+		return d, fmt.Errorf("directory: unsupported version %d: %w", version, ErrCorrupt)
 	}
 	if binary.LittleEndian.Uint32(hdr[12:]) != 0 {
-		return nil, fmt.Errorf("directory: nonzero reserved field: %w", ErrCorrupt)
+		return d, fmt.Errorf("directory: nonzero reserved field: %w", ErrCorrupt)
 	}
 	n := binary.LittleEndian.Uint64(hdr[16:])
 	if n > dirMaxEntries {
-		return nil, fmt.Errorf("directory: %d entries: %w", n, ErrCorrupt)
+		return d, fmt.Errorf("directory: %d entries: %w", n, ErrCorrupt)
+	}
+	if version >= dirVersion3 {
+		if err := readFull(br, crc, d.BuildID[:]); err != nil {
+			return d, fmt.Errorf("directory header: %w", err)
+		}
 	}
 	entries := make([]Entry, 0, min(n, room))
 	var rec [dirEntrySize]byte
 	for i := uint64(0); i < n; i++ {
 		if err := readFull(br, crc, rec[:]); err != nil {
-			return nil, fmt.Errorf("directory entry %d of %d: %w", i, n, err)
+			return d, fmt.Errorf("directory entry %d of %d: %w", i, n, err)
 		}
 		entries = append(entries, Entry{
 			Offset: binary.LittleEndian.Uint64(rec[0:]),
@@ -143,18 +174,19 @@ func ReadDirectorySized(r io.Reader, size int64) ([]Entry, error) {
 	}
 	var sum [4]byte
 	if err := readFull(br, nil, sum[:]); err != nil {
-		return nil, fmt.Errorf("directory checksum: %w", err)
+		return d, fmt.Errorf("directory checksum: %w", err)
 	}
 	if got, want := binary.LittleEndian.Uint32(sum[:]), crc.Sum32(); got != want {
-		return nil, fmt.Errorf("directory: crc %08x, computed %08x: %w", got, want, ErrCorrupt)
+		return d, fmt.Errorf("directory: crc %08x, computed %08x: %w", got, want, ErrCorrupt)
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
-		return nil, fmt.Errorf("directory: trailing bytes after checksum: %w", ErrCorrupt)
+		return d, fmt.Errorf("directory: trailing bytes after checksum: %w", ErrCorrupt)
 	}
 	if err := checkEntries(entries, version); err != nil {
-		return nil, fmt.Errorf("directory: %w: %w", err, ErrCorrupt)
+		return d, fmt.Errorf("directory: %w: %w", err, ErrCorrupt)
 	}
-	return entries, nil
+	d.Entries = entries
+	return d, nil
 }
 
 // readFull fills b from r, feeding it to h when h is non-nil; a short read
@@ -176,7 +208,7 @@ func readFull(r io.Reader, h hash.Hash32, b []byte) error {
 // file order after the header page, each touching only the pages its size
 // needs; version 1 also requires page-aligned offsets.
 func checkEntries(entries []Entry, version uint32) error {
-	if version != dirVersion1 && version != dirVersion2 {
+	if version < dirVersion1 || version > dirVersion3 {
 		return fmt.Errorf("unsupported version %d", version)
 	}
 	next := uint64(PageSize)

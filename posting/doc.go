@@ -107,12 +107,13 @@
 //
 //	off      size  field
 //	0        8     magic "SPANNDIR"
-//	8        4     format version, uint32 (2; see Versions)
+//	8        4     format version, uint32 (3; see Versions)
 //	12       4     zero
 //	16       8     entry count N, uint64
-//	24       16*N  entries in posting order: offset uint64, bytes uint32,
-//	               count uint32 (the fields of Entry)
-//	24+16N   4     CRC32C of bytes [0, 24+16N), uint32
+//	24       16    the index's build id (version 3; absent before, H = 24)
+//	H        16*N  entries in posting order: offset uint64, bytes uint32,
+//	               count uint32 (the fields of Entry); H = 40
+//	H+16N    4     CRC32C of bytes [0, H+16N), uint32
 //
 // Nothing follows the checksum. Readers also check that the first extent
 // starts at or after 4096, each later one at or after the end
@@ -132,14 +133,20 @@
 //	1  every extent starts on a page boundary and is padded to whole pages
 //	   (on realsift-1M postings about 28% of the file was padding).
 //	2  minimal-span packing, as described above; Finish pads the file.
-//	3  (postings file only) page 0 holds the shared Huffman table's length
-//	   and bytes; extents are laid out as in version 2.
+//	3  postings file: page 0 holds the shared Huffman table's length and
+//	   bytes; extents are laid out as in version 2.
+//	   directory: the build id follows the entry count.
+//	4  (postings file only) as 3, and bytes [4076, 4092) of page 0 hold
+//	   the build id.
 //
 // Readers accept all: a version 1 file obeys every version 2 rule (its
 // extents happen to be aligned), a version 2 header is a version 3 header
-// without a table, and a version 1 directory must in addition have
-// page-aligned offsets. Writers write postings files of version 3 and
-// directories of version 2 (the directory did not change).
+// without a table, a version 3 header is a version 4 header with a zero
+// build id, and a version 1 directory must in addition have page-aligned
+// offsets. Writers write postings files of version 4 and directories of
+// version 3. The build id ties the files of one index together: the
+// reader reports it and the index refuses files whose id differs from its
+// manifest's.
 //
 // # Concurrency
 //

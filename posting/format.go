@@ -24,8 +24,11 @@ const (
 	// fileVersion3: as version 2, and page 0 holds the length of a shared
 	// Huffman table (0 = none) and the table (codec huff-shared).
 	fileVersion3 = 3
+	// fileVersion4: as version 3, and the 16 bytes before the header CRC
+	// hold the index's build id.
+	fileVersion4 = 4
 	// fileVersion is what the Writer writes.
-	fileVersion = fileVersion3
+	fileVersion = fileVersion4
 )
 
 // Postings-file header (page 0). See doc.go for the prose layout.
@@ -33,8 +36,9 @@ const (
 	fileMagic       = "SPANNPST"
 	fileHdrCRCOff   = PageSize - 4
 	fileHdrMagicLen = 8
-	fileHdrTableLen = 24 // version 3: uint32 length of the shared table
-	fileHdrTableOff = 28 // version 3: the shared table
+	fileHdrTableLen = 24                 // version 3: uint32 length of the shared table
+	fileHdrTableOff = 28                 // version 3: the shared table
+	fileHdrIDOff    = fileHdrCRCOff - 16 // version 4: the build id
 )
 
 // Extent header. See doc.go for the prose layout.
@@ -97,21 +101,24 @@ type FileHeader struct {
 	Version  uint32
 	Codec    Codec // codec the writer used; every extent also names its own
 	RowBytes uint32
-	Table    *Table // the shared Huffman table (version 3, codec huff-shared), else nil
+	Table    *Table   // the shared Huffman table (version 3, codec huff-shared), else nil
+	BuildID  [16]byte // the build that wrote the file (zero before version 4)
 }
 
 // encodeFileHeader lays out page 0:
 //
 //	off  size field
 //	0    8    magic "SPANNPST"
-//	8    4    format version, uint32 LE (3; readers accept 1, 2 and 3)
+//	8    4    format version, uint32 LE (4; readers accept 1 to 4)
 //	12   1    codec id of the writer
 //	13   3    zero
 //	16   4    rowBytes, uint32 LE
 //	20   4    page size, uint32 LE (4096)
-//	24   4    version 3: L, bytes of the shared Huffman table (0 = none)
-//	28   L    version 3: the shared table (huff0's serialisation)
+//	24   4    version ≥ 3: L, bytes of the shared Huffman table (0 = none)
+//	28   L    version ≥ 3: the shared table (huff0's serialisation)
 //	28+L …    zero (versions 1 and 2: zero from 24)
+//	4076 16   version 4: the index's build id (earlier versions: zero or
+//	          table bytes)
 //	4092 4    CRC32C (Castagnoli) of bytes [0, 4092), uint32 LE
 func encodeFileHeader(h FileHeader) []byte {
 	p := make([]byte, PageSize)
@@ -123,6 +130,9 @@ func encodeFileHeader(h FileHeader) []byte {
 	if h.Table != nil {
 		binary.LittleEndian.PutUint32(p[fileHdrTableLen:], uint32(len(h.Table.raw)))
 		copy(p[fileHdrTableOff:fileHdrCRCOff], h.Table.raw)
+	}
+	if h.Version >= fileVersion4 {
+		copy(p[fileHdrIDOff:fileHdrCRCOff], h.BuildID[:])
 	}
 	binary.LittleEndian.PutUint32(p[fileHdrCRCOff:], crc32c(p[:fileHdrCRCOff]))
 	return p
@@ -146,8 +156,8 @@ func ReadFileHeader(page []byte) (FileHeader, error) {
 		Codec:    Codec(p[12]),
 		RowBytes: binary.LittleEndian.Uint32(p[16:]),
 	}
-	if h.Version < fileVersion1 || h.Version > fileVersion3 {
-		return h, fmt.Errorf("file header: unsupported version %d (want 1 to %d): %w", h.Version, fileVersion3, ErrCorrupt)
+	if h.Version < fileVersion1 || h.Version > fileVersion4 {
+		return h, fmt.Errorf("file header: unsupported version %d (want 1 to %d): %w", h.Version, fileVersion4, ErrCorrupt)
 	}
 	if ps := binary.LittleEndian.Uint32(p[20:]); ps != PageSize {
 		return h, fmt.Errorf("file header: page size %d, want %d: %w", ps, PageSize, ErrCorrupt)
@@ -158,11 +168,15 @@ func ReadFileHeader(page []byte) (FileHeader, error) {
 	if h.RowBytes == 0 || h.RowBytes > MaxRowsBytes {
 		return h, fmt.Errorf("file header: rowBytes %d out of range: %w", h.RowBytes, ErrCorrupt)
 	}
-	zeroFrom := 24
-	if h.Version == fileVersion3 {
+	zeroFrom, zeroTo := 24, fileHdrCRCOff
+	if h.Version >= fileVersion4 {
+		copy(h.BuildID[:], p[fileHdrIDOff:fileHdrCRCOff])
+		zeroTo = fileHdrIDOff
+	}
+	if h.Version >= fileVersion3 {
 		n := binary.LittleEndian.Uint32(p[fileHdrTableLen:])
-		if n > MaxTableBytes {
-			return h, fmt.Errorf("file header: shared table of %d bytes exceeds %d: %w", n, MaxTableBytes, ErrCorrupt)
+		if room := uint32(zeroTo - fileHdrTableOff); n > room {
+			return h, fmt.Errorf("file header: shared table of %d bytes exceeds %d: %w", n, room, ErrCorrupt)
 		}
 		if n > 0 {
 			t, err := ParseTable(p[fileHdrTableOff : fileHdrTableOff+n])
@@ -176,7 +190,7 @@ func ReadFileHeader(page []byte) (FileHeader, error) {
 	if h.Codec == CodecHuffShared && h.Table == nil {
 		return h, fmt.Errorf("file header: codec %s without a shared table: %w", h.Codec, ErrCorrupt)
 	}
-	for i := 13; i < fileHdrCRCOff; i++ {
+	for i := 13; i < zeroTo; i++ {
 		if (i < 16 || i >= zeroFrom) && p[i] != 0 {
 			return h, fmt.Errorf("file header: nonzero reserved byte at %d: %w", i, ErrCorrupt)
 		}

@@ -88,7 +88,7 @@ func writeFile(t testing.TB, ps []posting, rowBytes int, c Codec) ([]byte, []Ent
 	for _, p := range ps {
 		sample = append(sample, p.rows...)
 	}
-	w, err := NewWriter(&buf, rowBytes, c, testTable(t, c, sample))
+	w, err := NewWriter(&buf, rowBytes, c, testTable(t, c, sample), testID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,25 +358,25 @@ func TestPackingProperty(t *testing.T) {
 		}
 		decodeAll(t, file, entries, ps, 1)
 		var buf bytes.Buffer
-		if err := WriteDirectory(&buf, entries); err != nil {
+		if err := WriteDirectory(&buf, entries, testID); err != nil {
 			t.Fatal(err)
 		}
 		got, err := ReadDirectory(&buf)
-		if err != nil || !slices.Equal(got, entries) {
+		if err != nil || !slices.Equal(got.Entries, entries) || got.BuildID != testID {
 			t.Fatalf("seed %d: directory round trip: %v", seed, err)
 		}
 	}
 }
 
 func TestWriterRejectsBadInput(t *testing.T) {
-	if _, err := NewWriter(&bytes.Buffer{}, 0, CodecNone, nil); err == nil {
+	if _, err := NewWriter(&bytes.Buffer{}, 0, CodecNone, nil, testID); err == nil {
 		t.Fatal("rowBytes 0 accepted")
 	}
-	if _, err := NewWriter(&bytes.Buffer{}, 4, Codec(200), nil); err == nil {
+	if _, err := NewWriter(&bytes.Buffer{}, 4, Codec(200), nil, testID); err == nil {
 		t.Fatal("unknown codec accepted")
 	}
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, 4, CodecHuff, nil)
+	w, err := NewWriter(&buf, 4, CodecHuff, nil, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func (f *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestWriterStickyWriteError(t *testing.T) {
-	w, err := NewWriter(&failWriter{n: 1}, 4, CodecNone, nil)
+	w, err := NewWriter(&failWriter{n: 1}, 4, CodecNone, nil, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +430,7 @@ func TestWriterStickyWriteError(t *testing.T) {
 
 func TestFinishPads(t *testing.T) {
 	// Header and one extent succeed; the final padding fails.
-	w, err := NewWriter(&failWriter{n: 2}, 4, CodecNone, nil)
+	w, err := NewWriter(&failWriter{n: 2}, 4, CodecNone, nil, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +449,7 @@ func TestFinishPads(t *testing.T) {
 	}
 	// Finish twice pads once.
 	var buf bytes.Buffer
-	w, _ = NewWriter(&buf, 4, CodecNone, nil)
+	w, _ = NewWriter(&buf, 4, CodecNone, nil, testID)
 	if _, err := w.Add([]uint32{1}, make([]byte, 4)); err != nil {
 		t.Fatal(err)
 	}
@@ -564,18 +564,18 @@ func TestDirectoryRoundTrip(t *testing.T) {
 	_, entries := smallFile(t, CodecHuff)
 	for _, es := range [][]Entry{nil, entries} {
 		var buf bytes.Buffer
-		if err := WriteDirectory(&buf, es); err != nil {
+		if err := WriteDirectory(&buf, es, testID); err != nil {
 			t.Fatal(err)
 		}
-		if buf.Len() != dirHeaderSize+dirEntrySize*len(es)+4 {
+		if buf.Len() != dirHeaderSize+dirIDSize+dirEntrySize*len(es)+4 {
 			t.Fatalf("directory of %d entries is %d bytes", len(es), buf.Len())
 		}
 		got, err := ReadDirectory(bytes.NewReader(buf.Bytes()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(got, es) {
-			t.Fatalf("got %v, want %v", got, es)
+		if !slices.Equal(got.Entries, es) || got.BuildID != testID {
+			t.Fatalf("got %v, want %v with id %x", got, es, testID)
 		}
 		raw := buf.Bytes()
 		for pos := range raw {
@@ -605,14 +605,14 @@ func TestDirectoryRoundTrip(t *testing.T) {
 		"page mid-way": {{Offset: PageSize + 1, Bytes: PageSize}},
 		"huge offset":  {{Offset: 1<<62 + PageSize, Bytes: 100}},
 	} {
-		if err := WriteDirectory(&bytes.Buffer{}, bad); err == nil {
+		if err := WriteDirectory(&bytes.Buffer{}, bad, testID); err == nil {
 			t.Errorf("%s: WriteDirectory accepted %v", name, bad)
 		}
 	}
 	// Packed entries: unaligned, sharing pages, touching exactly their
 	// minimum pages.
 	packed := []Entry{{Offset: PageSize + 1, Bytes: 100}, {Offset: PageSize + 101, Bytes: 28}, {Offset: PageSize + 129, Bytes: 2*PageSize - 129}}
-	if err := WriteDirectory(&bytes.Buffer{}, packed); err != nil {
+	if err := WriteDirectory(&bytes.Buffer{}, packed, testID); err != nil {
 		t.Errorf("packed entries rejected: %v", err)
 	}
 }
@@ -623,27 +623,27 @@ func TestDirectoryRoundTrip(t *testing.T) {
 func TestVersion1(t *testing.T) {
 	aligned := []Entry{{Offset: PageSize, Bytes: 100, Count: 3}, {Offset: 2 * PageSize, Bytes: PageSize + 1, Count: 9}, {Offset: 4 * PageSize, Bytes: 28}}
 	var buf bytes.Buffer
-	if err := writeDirectory(&buf, aligned, dirVersion1); err != nil {
+	if err := writeDirectory(&buf, aligned, dirVersion1, testID); err != nil {
 		t.Fatal(err)
 	}
 	if v := binary.LittleEndian.Uint32(buf.Bytes()[8:]); v != 1 {
 		t.Fatalf("wrote version %d", v)
 	}
 	got, err := ReadDirectory(bytes.NewReader(buf.Bytes()))
-	if err != nil || !slices.Equal(got, aligned) {
+	if err != nil || !slices.Equal(got.Entries, aligned) || got.BuildID != ([16]byte{}) {
 		t.Fatalf("version 1 directory: %v, %v", got, err)
 	}
 	unaligned := []Entry{{Offset: PageSize + 8, Bytes: 100}}
-	if err := writeDirectory(&bytes.Buffer{}, unaligned, dirVersion1); err == nil {
+	if err := writeDirectory(&bytes.Buffer{}, unaligned, dirVersion1, testID); err == nil {
 		t.Fatal("unaligned version 1 directory written")
 	}
-	if err := writeDirectory(&bytes.Buffer{}, unaligned, 3); err == nil {
-		t.Fatal("version 3 directory written")
+	if err := writeDirectory(&bytes.Buffer{}, unaligned, 4, testID); err == nil {
+		t.Fatal("version 4 directory written")
 	}
 	// Same bytes with the version patched to 1 (and the CRC fixed up):
 	// rejected by the reader too.
 	buf.Reset()
-	if err := WriteDirectory(&buf, unaligned); err != nil {
+	if err := WriteDirectory(&buf, unaligned, testID); err != nil {
 		t.Fatal(err)
 	}
 	raw := buf.Bytes()
@@ -653,7 +653,7 @@ func TestVersion1(t *testing.T) {
 		t.Fatalf("unaligned version 1 directory read: %v", err)
 	}
 
-	for v, ok := range map[uint32]bool{0: false, 1: true, 2: true, 3: true, 4: false} {
+	for v, ok := range map[uint32]bool{0: false, 1: true, 2: true, 3: true, 4: true, 5: false} {
 		h, err := ReadFileHeader(encodeFileHeader(FileHeader{Version: v, Codec: CodecHuff, RowBytes: 128}))
 		if ok && (err != nil || h.Version != v) {
 			t.Errorf("file version %d: %+v %v", v, h, err)
@@ -661,6 +661,21 @@ func TestVersion1(t *testing.T) {
 		if !ok && !errors.Is(err, ErrCorrupt) {
 			t.Errorf("file version %d accepted: %v", v, err)
 		}
+	}
+}
+
+// The build id round-trips through the version 4 file header; a table
+// long enough to reach the id's bytes is refused.
+func TestFileHeaderBuildID(t *testing.T) {
+	h, err := ReadFileHeader(encodeFileHeader(FileHeader{Version: fileVersion4, Codec: CodecHuff, RowBytes: 128, BuildID: testID}))
+	if err != nil || h.BuildID != testID {
+		t.Fatalf("build id %x, want %x (%v)", h.BuildID, testID, err)
+	}
+	p := encodeFileHeader(FileHeader{Version: fileVersion4, Codec: CodecHuff, RowBytes: 128, BuildID: testID})
+	binary.LittleEndian.PutUint32(p[fileHdrTableLen:], MaxTableBytes+1)
+	putCRC(p[fileHdrCRCOff:], crc32c(p[:fileHdrCRCOff]))
+	if _, err := ReadFileHeader(p); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "exceeds") {
+		t.Errorf("table over the id: %v", err)
 	}
 }
 
@@ -692,7 +707,7 @@ func TestParseCodec(t *testing.T) {
 // page after them, so it is pushed to the next page boundary.
 func tinyFile(t testing.TB) []byte {
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, 4, CodecNone, nil)
+	w, err := NewWriter(&buf, 4, CodecNone, nil, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,7 +731,7 @@ func tinyFile(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	var zbuf bytes.Buffer
-	zw, err := NewWriter(&zbuf, 4, CodecZstd, nil)
+	zw, err := NewWriter(&zbuf, 4, CodecZstd, nil, testID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -821,19 +836,19 @@ func FuzzDecode(f *testing.F) {
 func FuzzReadDirectory(f *testing.F) {
 	_, entries := smallFile(f, CodecNone)
 	var buf bytes.Buffer
-	if err := WriteDirectory(&buf, entries); err != nil {
+	if err := WriteDirectory(&buf, entries, testID); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())
 	buf.Reset()
 	aligned := []Entry{{Offset: PageSize, Bytes: 100, Count: 3}, {Offset: 2 * PageSize, Bytes: 28}}
-	if err := writeDirectory(&buf, aligned, dirVersion1); err != nil {
+	if err := writeDirectory(&buf, aligned, dirVersion1, testID); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())
 	f.Add([]byte("SPANNDIR"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		es, err := ReadDirectory(bytes.NewReader(b))
+		d, err := ReadDirectory(bytes.NewReader(b))
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
@@ -842,7 +857,7 @@ func FuzzReadDirectory(f *testing.F) {
 		}
 		// Accepted input re-encodes to itself under its own version.
 		var out bytes.Buffer
-		if err := writeDirectory(&out, es, binary.LittleEndian.Uint32(b[8:])); err != nil {
+		if err := writeDirectory(&out, d.Entries, binary.LittleEndian.Uint32(b[8:]), d.BuildID); err != nil {
 			t.Fatalf("accepted directory does not re-encode: %v", err)
 		}
 		if !bytes.Equal(out.Bytes(), b) {
@@ -952,7 +967,7 @@ func TestSharedTable(t *testing.T) {
 		{CodecHuff, tb, "takes a shared table"},
 		{CodecHuffShared, back, "parsed, not trained"},
 	} {
-		if _, err := NewWriter(&bytes.Buffer{}, 128, c.codec, c.table); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := NewWriter(&bytes.Buffer{}, 128, c.codec, c.table, testID); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewWriter(%s, table %v): %v, want %q", c.codec, c.table != nil, err, c.want)
 		}
 	}
@@ -961,7 +976,7 @@ func TestSharedTable(t *testing.T) {
 	ps := []posting{{distinctIDs(rng, 60), clusteredRows(rng, 60, 128)}, {distinctIDs(rng, 9), clusteredRows(rng, 9, 128)}}
 	file, entries := writeFile(t, ps, 128, CodecHuffShared)
 	h, err := ReadFileHeader(file)
-	if err != nil || h.Table == nil || h.Version != fileVersion3 || h.Codec != CodecHuffShared {
+	if err != nil || h.Table == nil || h.Version != fileVersion4 || h.Codec != CodecHuffShared || h.BuildID != testID {
 		t.Fatalf("header %+v, %v", h, err)
 	}
 	decodeAll(t, file, entries, ps, 128)

@@ -177,7 +177,7 @@ func encodedPostings(tb testing.TB, ps []realPosting, rowBytes int, c Codec, lvl
 	for i := 0; i < len(ps) && len(sample) < 200_000; i += 10 {
 		sample = append(sample, ps[i].rows...)
 	}
-	w, err := NewWriter(&buf, rowBytes, c, testTable(tb, c, sample))
+	w, err := NewWriter(&buf, rowBytes, c, testTable(tb, c, sample), testID)
 	if err != nil {
 		tb.Fatal(err)
 	}

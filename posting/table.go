@@ -14,7 +14,7 @@ var ErrNoTable = errors.New("posting: sample does not compress; no shared Huffma
 
 // MaxTableBytes bounds a serialised shared table: it must fit page 0 of the
 // postings file with the header fields and the CRC.
-const MaxTableBytes = fileHdrCRCOff - fileHdrTableOff
+const MaxTableBytes = fileHdrIDOff - fileHdrTableOff
 
 // Table is the Huffman code that every posting of a file stored with
 // CodecHuffShared uses: it lives once in the file header instead of once

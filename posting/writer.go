@@ -43,8 +43,8 @@ type Writer struct {
 // NewWriter writes the file header to w and returns a Writer for postings
 // of rowBytes-byte vectors stored with codec. CodecHuffShared needs table,
 // the file's shared code (TrainTable), which goes into the header; the
-// other codecs take nil.
-func NewWriter(w io.Writer, rowBytes int, codec Codec, table *Table) (*Writer, error) {
+// other codecs take nil. id, the index's build id, goes into the header too.
+func NewWriter(w io.Writer, rowBytes int, codec Codec, table *Table, id [16]byte) (*Writer, error) {
 	if rowBytes <= 0 || rowBytes > MaxRowsBytes {
 		return nil, fmt.Errorf("posting writer: rowBytes %d out of range", rowBytes)
 	}
@@ -59,7 +59,7 @@ func NewWriter(w io.Writer, rowBytes int, codec Codec, table *Table) (*Writer, e
 	}
 	pw := &Writer{w: w, rowBytes: rowBytes, codec: codec}
 	pw.enc.table = table
-	hdr := encodeFileHeader(FileHeader{Version: fileVersion, Codec: codec, RowBytes: uint32(rowBytes), Table: table})
+	hdr := encodeFileHeader(FileHeader{Version: fileVersion, Codec: codec, RowBytes: uint32(rowBytes), Table: table, BuildID: id})
 	if _, err := w.Write(hdr); err != nil {
 		return nil, fmt.Errorf("posting writer: file header: %w", err)
 	}

@@ -16,7 +16,8 @@ func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
 		Usage: "verify a whole index: every file's checksum, every posting, every vector reachable",
-		Description: "Reads every byte of the index once: checks each file's full CRC32C against the manifest, " +
+		Description: "Reads every byte of the index once: checks that every file is of the manifest's build (the build id in " +
+			"its header) and that its full SHA-256 is the manifest's, " +
 			"decodes every posting (its CRC, header, ids and count) and counts each vector's copies. Every " +
 			"vector must be a head or in at least one posting, else no search can return it. Prints a summary " +
 			"(or one JSON object with --json) and exits non-zero on any problem.",

@@ -62,6 +62,10 @@ type Options struct {
 	TmpDir         string
 	Seed           int64
 	Force          bool
+	// BuildID identifies the build in every file it writes; zero (the
+	// default) draws a random one. Tests set it to compare builds byte by
+	// byte.
+	BuildID indexfile.BuildID
 
 	Graph memindex.Params
 	// AssignSearchList is the head-graph search list used to find each
@@ -115,6 +119,13 @@ func (o *Options) fill() error {
 	}
 	if o.Metric == 0 {
 		o.Metric = vec.L2
+	}
+	if o.BuildID.IsZero() {
+		id, err := indexfile.NewBuildID()
+		if err != nil {
+			return err
+		}
+		o.BuildID = id
 	}
 	if o.HeadRatio == 0 {
 		o.HeadRatio = 0.12
@@ -220,6 +231,7 @@ type builder[T vec.Elem] struct {
 	dim    int
 	tmp    string // the index being built; renamed to o.Out at the end
 	stats  *Stats
+	id     indexfile.BuildID
 	heads  []T      // head vectors, row i = head i
 	headID []uint32 // base row of head i, ascending
 	graph  *memindex.Graph[T]
@@ -259,7 +271,7 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 			os.RemoveAll(tmp)
 		}
 	}()
-	b := &builder[T]{o: o, ctx: ctx, base: base, sp: sp, dim: base.Dim, tmp: tmp,
+	b := &builder[T]{o: o, id: o.BuildID, ctx: ctx, base: base, sp: sp, dim: base.Dim, tmp: tmp,
 		stats: &Stats{N: base.N, Dim: base.Dim, Type: base.Type.String(), Metric: o.Metric.String(),
 			Seconds: map[string]float64{}, FileBytes: map[string]int64{}, PhasePeakRSS: map[string]int64{}, MemoryBudget: o.MemoryBudget,
 			Threads: o.Threads, Codec: o.Codec.String()}}
@@ -436,8 +448,8 @@ func (b *builder[T]) selectHeads(nHeads int) error {
 	}
 	b.heads = datasets.Rows[T](heads)
 	b.stats.Heads = len(idx)
-	size, _, err := indexfile.WriteHeads(filepath.Join(b.tmp, HeadsFile), &indexfile.Heads{
-		Type: b.base.Type, Dim: b.dim, IDs: b.headID, Vectors: heads})
+	size, err := indexfile.WriteHeads(filepath.Join(b.tmp, HeadsFile), &indexfile.Heads{
+		BuildID: b.id, Type: b.base.Type, Dim: b.dim, IDs: b.headID, Vectors: heads})
 	if err != nil {
 		return err
 	}
@@ -481,6 +493,7 @@ func (b *builder[T]) buildGraph() error {
 		return err
 	}
 	b.graph = g
+	g.Tag = b.id
 	return writeFile(filepath.Join(b.tmp, GraphFile), func(w io.Writer) error {
 		_, err := g.WriteTo(w)
 		return err
@@ -702,7 +715,7 @@ func (b *builder[T]) writePostings(sp *spill) error {
 	if err != nil {
 		return err
 	}
-	pw, err := posting.NewWriter(bw, rb, b.o.Codec, table)
+	pw, err := posting.NewWriter(bw, rb, b.o.Codec, table, b.id)
 	if err != nil {
 		return err
 	}
@@ -783,7 +796,7 @@ func (b *builder[T]) writePostings(sp *spill) error {
 	b.postingStats(entries, sizes)
 
 	return writeFile(filepath.Join(b.tmp, DirectoryFile), func(w io.Writer) error {
-		return posting.WriteDirectory(w, entries)
+		return posting.WriteDirectory(w, entries, b.id)
 	})
 }
 
@@ -834,7 +847,7 @@ func (b *builder[T]) postingStats(entries []posting.Entry, sizes []int) {
 func (b *builder[T]) writeManifest() error {
 	o := b.o
 	m := &indexfile.Manifest{
-		Base: o.Base, Type: b.base.Type.String(), Dim: b.dim, Metric: o.Metric.String(), N: b.base.N,
+		BuildID: b.id.String(), Base: o.Base, Type: b.base.Type.String(), Dim: b.dim, Metric: o.Metric.String(), N: b.base.N,
 		Heads: len(b.headID),
 		Params: indexfile.BuildParams{HeadRatio: o.HeadRatio, Replicas: o.Replicas, PostingLimit: o.PostingLimit,
 			RNGFactor: o.RNGFactor, ReplicaEps: o.ReplicaEps, CandidateHeads: o.CandidateHeads, Codec: o.Codec.String(),

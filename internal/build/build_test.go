@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,10 +33,11 @@ func readPostings(t *testing.T, dir string, rowBytes int) (map[uint32][]int, [][
 		t.Fatal(err)
 	}
 	defer df.Close()
-	entries, err := posting.ReadDirectory(df)
+	pdir, err := posting.ReadDirectory(df)
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries := pdir.Entries
 	data, err := os.ReadFile(filepath.Join(dir, PostingsFile))
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +68,9 @@ func TestBuildSmall(t *testing.T) {
 	dir := t.TempDir()
 	base := genBase(t, dir, 4000, 16)
 	out := filepath.Join(dir, "idx")
+	id := indexfile.BuildID{7, 7, 7, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	st, err := Run(context.Background(), Options{Base: base, Out: out, HeadRatio: 0.1, Replicas: 4, PostingLimit: 40,
-		Codec: posting.DefaultCodec, Threads: 2, Seed: 1, MemoryBudget: 256 << 20})
+		Codec: posting.DefaultCodec, Threads: 2, Seed: 1, MemoryBudget: 256 << 20, BuildID: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +128,8 @@ func TestBuildSmall(t *testing.T) {
 	bm, _ := datasets.LoadVectors(base, 0, 0)
 	data, _ := os.ReadFile(filepath.Join(out, PostingsFile))
 	df, _ := os.Open(filepath.Join(out, DirectoryFile))
-	entries, _ := posting.ReadDirectory(df)
+	pdir, _ := posting.ReadDirectory(df)
+	entries := pdir.Entries
 	df.Close()
 	hdr, err := posting.ReadFileHeader(data)
 	if err != nil {
@@ -142,12 +146,13 @@ func TestBuildSmall(t *testing.T) {
 			t.Fatalf("posting 5 row %d is not base row %d", i, id)
 		}
 	}
-	// Same seed, same index bytes (thread scheduling does not leak in),
-	// also when the assignments spill to --tmp-dir in several buckets.
+	// Same seed and build id, same index bytes in every file (neither the
+	// thread count nor scheduling leaks in), also when the assignments
+	// spill to --tmp-dir in several buckets.
 	out2 := filepath.Join(dir, "idx2")
 	spillTo := t.TempDir()
 	o2 := Options{Base: base, Out: out2, HeadRatio: 0.1, Replicas: 4, PostingLimit: 40,
-		Codec: posting.DefaultCodec, Threads: 2, Seed: 1, MemoryBudget: 256 << 20, TmpDir: spillTo, maxBucketBytes: 20 << 10}
+		Codec: posting.DefaultCodec, Threads: 1, Seed: 1, MemoryBudget: 256 << 20, TmpDir: spillTo, maxBucketBytes: 20 << 10, BuildID: id}
 	st2, err := Run(context.Background(), o2)
 	if err != nil {
 		t.Fatal(err)
@@ -158,12 +163,23 @@ func TestBuildSmall(t *testing.T) {
 	if ents, _ := os.ReadDir(spillTo); len(ents) != 0 {
 		t.Fatalf("--tmp-dir left %d entries", len(ents))
 	}
-	for _, name := range []string{HeadsFile, PostingsFile, DirectoryFile} {
-		a, _ := os.ReadFile(filepath.Join(out, name))
-		b, _ := os.ReadFile(filepath.Join(out2, name))
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s differs between two builds with the same seed", name)
+	for _, name := range []string{HeadsFile, GraphFile, PostingsFile, DirectoryFile} {
+		a, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
 		}
+		b, err := os.ReadFile(filepath.Join(out2, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two builds with the same seed (threads 2 and 1)", name)
+		}
+	}
+	m1, err1 := indexfile.ReadManifest(out)
+	m2, err2 := indexfile.ReadManifest(out2)
+	if err1 != nil || err2 != nil || !slices.Equal(m1.Files, m2.Files) || m1.BuildID != id.String() {
+		t.Errorf("manifests list different files or the wrong build id: %v %v %+v %+v", err1, err2, m1, m2)
 	}
 	// An existing output is refused without Force and replaced with it.
 	if _, err := Run(context.Background(), Options{Base: base, Out: out, Seed: 1}); err == nil || !strings.Contains(err.Error(), "already exists") {
@@ -172,8 +188,8 @@ func TestBuildSmall(t *testing.T) {
 	if _, err := Run(context.Background(), Options{Base: base, Out: out, HeadRatio: 0.2, Seed: 1, Force: true, Threads: 2}); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := indexfile.ReadManifest(out)
-	if err != nil || m2.Heads != 800 {
+	m3, err := indexfile.ReadManifest(out)
+	if err != nil || m3.Heads != 800 {
 		t.Fatalf("forced rebuild: %v", err)
 	}
 	assertNoLeftovers(t, dir)

@@ -17,12 +17,25 @@
 // # manifest.json
 //
 // A JSON object (see Manifest) with "magic": "spann-index", the format's
-// major and minor version, the data's element type, dimension, metric and
-// row count, every build parameter, build statistics, and for every other
-// file its size and CRC32C (Castagnoli). Its own integrity is protected by the
-// "checksum" field: the CRC32C, as 8 lowercase hex digits, of the file's
-// bytes with the checksum value replaced by eight zeros ("00000000"). Readers
-// refuse a newer major version and accept a newer minor one.
+// major (2) and minor (0) version, the build id ("build_id", 32 lowercase
+// hex digits, random per build and never zero), the data's element type,
+// dimension, metric and row count, every build parameter, build
+// statistics, and for every other file its size and SHA-256 ("sha256", 64
+// lowercase hex digits). Its own integrity is protected by the "checksum"
+// field: the CRC32C, as 8 lowercase hex digits, of the file's bytes with the
+// checksum value replaced by eight zeros ("00000000"). Readers refuse any
+// other major version (ErrVersion: major 1 had no build id) and accept a
+// newer minor one.
+//
+// # Build identity
+//
+// Every file of an index carries the build id in its header: heads.bin at
+// bytes 32-48, graph.bin at 36-52 (memindex's tag), directory.bin at 24-40,
+// postings.bin at 4076-4092 of page 0. Open compares each with the
+// manifest's and refuses, naming the file, any file of another build. The
+// manifest's whole-file SHA-256 replaced major 1's CRC32C: for a file that
+// ends in its own CRC32C, the CRC32C of the whole file is the same constant
+// for every content, so it tied nothing together.
 //
 // # heads.bin
 //
@@ -30,15 +43,16 @@
 //
 //	offset        size            field
 //	0             8               magic "SPNHEADS"
-//	8             2               major version (1)
+//	8             2               major version (2; major 1 is read too)
 //	10            2               minor version (0)
 //	12            1               element type: 1 float32, 2 uint8, 3 int8
 //	13            3               zero
 //	16            4               uint32 dim
 //	20            4               uint32 number of heads h
 //	24            8               zero
-//	32            4*h             uint32 base row id of each head, ascending
-//	32+4h         h*dim*elem      the head vectors, row-major, in id order
+//	32            16              build id (major 1: absent, H = 32)
+//	H = 48        4*h             uint32 base row id of each head, ascending
+//	H+4h          h*dim*elem      the head vectors, row-major, in id order
 //	end-4         4               CRC32C of every preceding byte
 //
 // Head i of the graph and of the posting directory is row i of this file.

@@ -24,15 +24,19 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Heads format constants: part of the on-disk format; never change.
 const (
-	headsMagic      = "SPNHEADS"
-	headsMajor      = 1
+	headsMagic = "SPNHEADS"
+	// headsMajor 2 added the build id (bytes 32-48); ParseHeads also reads
+	// major 1, whose header ends at 32 and whose build id is zero.
+	headsMajor      = 2
 	headsMinor      = 0
-	headsHeaderSize = 32
+	headsHeaderSize = 48
+	headsV1Header   = 32
 )
 
 // Heads holds the head vectors in memory: Vectors is row i = head i, the
 // vector of base row IDs[i].
 type Heads struct {
+	BuildID BuildID // the build that wrote the file (zero in major 1)
 	Type    datasets.ElemType
 	Dim     int
 	IDs     []uint32
@@ -43,15 +47,15 @@ type Heads struct {
 func (h *Heads) Len() int { return len(h.IDs) }
 
 // WriteHeads writes h to path (created or truncated) and returns the file's
-// size and CRC32C.
-func WriteHeads(path string, h *Heads) (int64, uint32, error) {
+// size.
+func WriteHeads(path string, h *Heads) (int64, error) {
 	rb := h.Dim * h.Type.Size()
 	if len(h.Vectors) != len(h.IDs)*rb {
-		return 0, 0, fmt.Errorf("write %s: %d heads but %d vector bytes", path, len(h.IDs), len(h.Vectors))
+		return 0, fmt.Errorf("write %s: %d heads but %d vector bytes", path, len(h.IDs), len(h.Vectors))
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
@@ -62,6 +66,7 @@ func WriteHeads(path string, h *Heads) (int64, uint32, error) {
 	hdr[12] = byte(h.Type)
 	binary.LittleEndian.PutUint32(hdr[16:], uint32(h.Dim))
 	binary.LittleEndian.PutUint32(hdr[20:], uint32(len(h.IDs)))
+	copy(hdr[32:], h.BuildID[:])
 	bw.Write(hdr[:])
 	var idb [4]byte
 	for _, id := range h.IDs {
@@ -71,22 +76,20 @@ func WriteHeads(path string, h *Heads) (int64, uint32, error) {
 	bw.Write(h.Vectors)
 	if err := bw.Flush(); err != nil {
 		f.Close()
-		return 0, 0, fmt.Errorf("write %s: %w", path, err)
+		return 0, fmt.Errorf("write %s: %w", path, err)
 	}
-	sum := crc.Sum32()
 	var tail [4]byte
-	binary.LittleEndian.PutUint32(tail[:], sum)
+	binary.LittleEndian.PutUint32(tail[:], crc.Sum32())
 	if _, err := f.Write(tail[:]); err != nil {
 		f.Close()
-		return 0, 0, fmt.Errorf("write %s: %w", path, err)
+		return 0, fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return 0, 0, fmt.Errorf("sync %s: %w", path, err)
+		return 0, fmt.Errorf("sync %s: %w", path, err)
 	}
 	size := int64(headsHeaderSize + 4*len(h.IDs) + len(h.Vectors) + 4)
-	fileCRC := crc32.Update(sum, castagnoli, tail[:])
-	return size, fileCRC, f.Close()
+	return size, f.Close()
 }
 
 // ReadHeads reads and validates a heads file.
@@ -105,7 +108,7 @@ func ReadHeads(path string) (*Heads, error) {
 // ParseHeads decodes a heads file held in memory. The returned Heads refer to
 // data (no copy).
 func ParseHeads(data []byte) (*Heads, error) {
-	if len(data) < headsHeaderSize+4 {
+	if len(data) < headsV1Header+4 {
 		return nil, fmt.Errorf("%w: heads file of %d bytes is shorter than its header", ErrCorrupt, len(data))
 	}
 	if string(data[:8]) != headsMagic {
@@ -115,8 +118,18 @@ func ParseHeads(data []byte) (*Heads, error) {
 	if got, want := crc32.Checksum(body, castagnoli), binary.LittleEndian.Uint32(tail); got != want {
 		return nil, fmt.Errorf("%w: heads checksum mismatch (stored %08x, computed %08x)", ErrCorrupt, want, got)
 	}
-	if major := binary.LittleEndian.Uint16(data[8:]); major != headsMajor {
-		return nil, fmt.Errorf("%w: heads format %d, this program reads %d", ErrVersion, major, headsMajor)
+	hdrSize := headsHeaderSize
+	var id BuildID
+	switch major := binary.LittleEndian.Uint16(data[8:]); major {
+	case headsMajor:
+		if len(data) < headsHeaderSize+4 {
+			return nil, fmt.Errorf("%w: heads file of %d bytes is shorter than its header", ErrCorrupt, len(data))
+		}
+		copy(id[:], data[32:headsHeaderSize])
+	case 1:
+		hdrSize = headsV1Header
+	default:
+		return nil, fmt.Errorf("%w: heads format %d, this program reads 1 and %d", ErrVersion, major, headsMajor)
 	}
 	typ := datasets.ElemType(data[12])
 	if typ != datasets.Float32 && typ != datasets.Uint8 && typ != datasets.Int8 {
@@ -127,11 +140,11 @@ func ParseHeads(data []byte) (*Heads, error) {
 	if dim <= 0 || dim > datasets.MaxDim || nh <= 0 {
 		return nil, fmt.Errorf("%w: heads header dim=%d count=%d", ErrCorrupt, dim, nh)
 	}
-	want := int64(headsHeaderSize) + 4*int64(nh) + int64(nh)*int64(dim)*int64(typ.Size()) + 4
+	want := int64(hdrSize) + 4*int64(nh) + int64(nh)*int64(dim)*int64(typ.Size()) + 4
 	if int64(len(data)) != want {
 		return nil, fmt.Errorf("%w: heads file is %d bytes, its header implies %d", ErrCorrupt, len(data), want)
 	}
-	idBytes := data[headsHeaderSize : headsHeaderSize+4*nh]
+	idBytes := data[hdrSize : hdrSize+4*nh]
 	// The ids are used in place when they are 4-byte aligned (they are in
 	// os.ReadFile's buffer; a little-endian machine is assumed throughout,
 	// as by datasets.Rows): a copy would be resident for the index's life.
@@ -149,13 +162,13 @@ func ParseHeads(data []byte) (*Heads, error) {
 			return nil, fmt.Errorf("%w: head ids not strictly ascending at %d", ErrCorrupt, i)
 		}
 	}
-	vecs := data[headsHeaderSize+4*nh : len(data)-4]
+	vecs := data[hdrSize+4*nh : len(data)-4]
 	if typ == datasets.Float32 {
-		// Rows[float32] needs 4-byte alignment; the offset is 32+4h, so it
+		// Rows[float32] needs 4-byte alignment; the offset is 48+4h (32+4h in major 1), so it
 		// holds whenever data itself is aligned (os.ReadFile's buffer is).
 		if err := datasets.CheckFinite(typ, vecs, dim, 0); err != nil {
 			return nil, fmt.Errorf("%w: head %v", ErrCorrupt, err)
 		}
 	}
-	return &Heads{Type: typ, Dim: dim, IDs: ids, Vectors: vecs}, nil
+	return &Heads{BuildID: id, Type: typ, Dim: dim, IDs: ids, Vectors: vecs}, nil
 }

@@ -1,6 +1,8 @@
 package indexfile
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"os"
@@ -12,7 +14,7 @@ import (
 )
 
 func sampleHeads() *Heads {
-	h := &Heads{Type: datasets.Uint8, Dim: 3, IDs: []uint32{2, 5, 9}}
+	h := &Heads{BuildID: testID, Type: datasets.Uint8, Dim: 3, IDs: []uint32{2, 5, 9}}
 	for i := 0; i < 9; i++ {
 		h.Vectors = append(h.Vectors, byte(i*7))
 	}
@@ -22,23 +24,27 @@ func sampleHeads() *Heads {
 func TestHeadsRoundTripAndCorruption(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "heads.bin")
-	size, crc, err := WriteHeads(p, sampleHeads())
+	size, err := WriteHeads(p, sampleHeads())
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(p)
-	if int64(len(raw)) != size || size != 32+12+9+4 {
+	if int64(len(raw)) != size || size != 48+12+9+4 {
 		t.Fatalf("size %d, file %d", size, len(raw))
-	}
-	if c, _ := FileCRC(p); c != crc {
-		t.Fatalf("returned crc %08x, file crc %08x", crc, c)
 	}
 	h, err := ReadHeads(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Len() != 3 || h.IDs[2] != 9 || h.Vectors[8] != 56 || h.Dim != 3 {
+	if h.Len() != 3 || h.IDs[2] != 9 || h.Vectors[8] != 56 || h.Dim != 3 || h.BuildID != testID {
 		t.Fatalf("round trip: %+v", h)
+	}
+	// Major 1 (no build id) still reads, with a zero id.
+	v1 := append(bytes.Clone(raw[:32]), raw[48:len(raw)-4]...)
+	binary.LittleEndian.PutUint16(v1[8:], 1)
+	v1 = binary.LittleEndian.AppendUint32(v1, crc32.Checksum(v1, castagnoli))
+	if h1, err := ParseHeads(v1); err != nil || !h1.BuildID.IsZero() || h1.IDs[1] != 5 || h1.Vectors[8] != 56 {
+		t.Fatalf("major 1: %+v %v", h1, err)
 	}
 	for i := range raw {
 		bad := append([]byte(nil), raw...)
@@ -56,9 +62,19 @@ func TestHeadsRoundTripAndCorruption(t *testing.T) {
 
 func sampleManifest() *Manifest {
 	return &Manifest{Type: "uint8", Dim: 128, Metric: "l2", N: 1000, Heads: 120,
-		Params: BuildParams{HeadRatio: 0.12, Replicas: 8, Codec: "zstd"},
-		Stats:  map[string]any{"seconds": 1.5},
-		Files:  []FileInfo{{Name: "heads.bin", Bytes: 57, CRC32C: "0badf00d"}}}
+		Params:  BuildParams{HeadRatio: 0.12, Replicas: 8, Codec: "zstd"},
+		Stats:   map[string]any{"seconds": 1.5},
+		BuildID: testID.String(),
+		Files:   []FileInfo{{Name: "heads.bin", Bytes: 57, SHA256: strings.Repeat("ab", 32)}}}
+}
+
+var testID = BuildID{0xb1, 0x1d, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xff}
+
+// resign rewrites a manifest's checksum after an edit, so that only the
+// edit can be what a parser objects to.
+func resign(data, oldSum string) string {
+	zeroed := strings.Replace(data, `"checksum": "`+oldSum+`"`, `"checksum": "00000000"`, 1)
+	return strings.Replace(data, oldSum, CRCString(crc32.Checksum([]byte(zeroed), castagnoli)), 1)
 }
 
 func TestManifest(t *testing.T) {
@@ -73,7 +89,7 @@ func TestManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.N != 1000 || m.Params.Replicas != 8 || m.Files[0].CRC32C != "0badf00d" {
+	if m.N != 1000 || m.Params.Replicas != 8 || m.Files[0].SHA256 != strings.Repeat("ab", 32) || m.ID() != testID {
 		t.Fatalf("round trip: %+v", m)
 	}
 	raw, _ := os.ReadFile(filepath.Join(dir, ManifestName))
@@ -83,12 +99,29 @@ func TestManifest(t *testing.T) {
 	}
 	newer := sampleManifest()
 	data, _ := EncodeManifest(newer)
-	data2 := strings.Replace(string(data), `"format_major": 1`, `"format_major": 2`, 1)
-	// Re-sign so that only the version is wrong.
-	var zeroed = strings.Replace(data2, `"checksum": "`+newer.Checksum+`"`, `"checksum": "00000000"`, 1)
-	data2 = strings.Replace(data2, newer.Checksum, CRCString(crc32.Checksum([]byte(zeroed), castagnoli)), 1)
-	if _, err := ParseManifest([]byte(data2)); !errors.Is(err, ErrVersion) {
-		t.Fatalf("newer major version: %v", err)
+	for _, c := range []struct{ from, to, want string }{
+		{`"format_major": 2`, `"format_major": 3`, "index format 3.0"},
+		{`"format_major": 2`, `"format_major": 1`, "index format 1.0"},
+		{`"build_id": "` + testID.String() + `"`, `"build_id": ""`, "build id"},
+		{`"build_id": "` + testID.String() + `"`, `"build_id": "` + strings.Repeat("0", 32) + `"`, "must not be zero"},
+		{strings.Repeat("ab", 32), "0badf00d", "heads.bin: sha256"},
+	} {
+		edited := resign(strings.Replace(string(data), c.from, c.to, 1), newer.Checksum)
+		_, err := ParseManifest([]byte(edited))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s -> %s: %v, want %q", c.from, c.to, err, c.want)
+		}
+		if strings.HasPrefix(c.from, `"format`) && !errors.Is(err, ErrVersion) {
+			t.Errorf("%s: %v is not ErrVersion", c.to, err)
+		}
+	}
+	other := testID
+	other[0]++
+	if err := m.CheckID("d", "graph.bin", other); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "d/graph.bin is from build "+other.String()) {
+		t.Errorf("CheckID of another build: %v", err)
+	}
+	if err := m.CheckID("d", "graph.bin", testID); err != nil {
+		t.Errorf("CheckID of this build: %v", err)
 	}
 	if _, err := ParseManifest([]byte("{}")); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("empty object: %v", err)

@@ -3,6 +3,9 @@ package indexfile
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash"
@@ -17,17 +20,54 @@ const (
 	ManifestName  = "manifest.json"
 	manifestMagic = "spann-index"
 	// ManifestMajor is bumped by incompatible changes to any index file.
-	ManifestMajor = 1
+	// Major 2 added the build id and replaced each file's CRC32C by its
+	// SHA-256 (a file ending in its own CRC32C always had the same
+	// whole-file CRC, so the manifest tied nothing together).
+	ManifestMajor = 2
 	// ManifestMinor is bumped by compatible additions.
 	ManifestMinor = 0
 	zeroChecksum  = "00000000"
 )
 
-// FileInfo records one index file's size and CRC32C.
+// FileInfo records one index file's size and SHA-256.
 type FileInfo struct {
 	Name   string `json:"name"`
 	Bytes  int64  `json:"bytes"`
-	CRC32C string `json:"crc32c"`
+	SHA256 string `json:"sha256"` // lowercase hex
+}
+
+// BuildID identifies one build of an index: every file it writes carries
+// it in its header, and the manifest records it, so that files of
+// different builds are never mixed.
+type BuildID [16]byte
+
+// NewBuildID returns a random build id.
+func NewBuildID() (BuildID, error) {
+	var id BuildID
+	if _, err := rand.Read(id[:]); err != nil {
+		return id, fmt.Errorf("build id: %w", err)
+	}
+	return id, nil
+}
+
+// String returns the id as 32 lowercase hex digits, as the manifest has it.
+func (id BuildID) String() string { return hex.EncodeToString(id[:]) }
+
+// IsZero reports whether id is unset (files written before build ids).
+func (id BuildID) IsZero() bool { return id == BuildID{} }
+
+// ParseBuildID parses 32 hex digits.
+func ParseBuildID(s string) (BuildID, error) {
+	var id BuildID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("build id %q: want %d hex digits", s, 2*len(id))
+	}
+	copy(id[:], b)
+	if id.IsZero() {
+		return id, fmt.Errorf("build id %q: must not be zero", s)
+	}
+	return id, nil
 }
 
 // BuildParams are the parameters an index was built with.
@@ -53,6 +93,7 @@ type Manifest struct {
 	Magic       string         `json:"magic"`
 	FormatMajor int            `json:"format_major"`
 	FormatMinor int            `json:"format_minor"`
+	BuildID     string         `json:"build_id"` // BuildID.String()
 	Base        string         `json:"base"`
 	Type        string         `json:"type"`
 	Dim         int            `json:"dim"`
@@ -174,11 +215,35 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if m.N <= 0 || m.Dim <= 0 || m.Heads <= 0 || m.Heads > m.N {
 		return nil, fmt.Errorf("%w: manifest n=%d dim=%d heads=%d", ErrCorrupt, m.N, m.Dim, m.Heads)
 	}
+	if _, err := ParseBuildID(m.BuildID); err != nil {
+		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
+	}
+	for _, f := range m.Files {
+		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("%w: manifest: %s: sha256 %q is not %d hex digits", ErrCorrupt, f.Name, f.SHA256, 2*sha256.Size)
+		}
+	}
 	return &m, nil
 }
 
+// ID returns the manifest's build id (validated by ParseManifest).
+func (m *Manifest) ID() BuildID {
+	id, _ := ParseBuildID(m.BuildID)
+	return id
+}
+
+// CheckID reports files of another build: got is the id read from the
+// header of dir/name.
+func (m *Manifest) CheckID(dir, name string, got BuildID) error {
+	if want := m.ID(); got != want {
+		return fmt.Errorf("%w: %s is from build %s, the manifest is build %s: the index mixes files of different builds",
+			ErrCorrupt, filepath.Join(dir, name), got, want)
+	}
+	return nil
+}
+
 // CheckFile verifies that dir/name has the size and (when full is set) the
-// CRC32C recorded in the manifest.
+// SHA-256 recorded in the manifest.
 func (m *Manifest) CheckFile(dir, name string, full bool) error {
 	info, ok := m.File(name)
 	if !ok {
@@ -195,12 +260,12 @@ func (m *Manifest) CheckFile(dir, name string, full bool) error {
 	if !full {
 		return nil
 	}
-	c, err := FileCRC(path)
+	sum, err := FileSHA256(path)
 	if err != nil {
 		return err
 	}
-	if CRCString(c) != info.CRC32C {
-		return fmt.Errorf("%w: %s checksum %s, the manifest says %s", ErrCorrupt, path, CRCString(c), info.CRC32C)
+	if sum != info.SHA256 {
+		return fmt.Errorf("%w: %s has SHA-256 %s, the manifest says %s", ErrCorrupt, path, sum, info.SHA256)
 	}
 	return nil
 }
@@ -214,15 +279,20 @@ func (m *Manifest) CheckBytes(name string, data []byte) error {
 	if int64(len(data)) != info.Bytes {
 		return fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, name, len(data), info.Bytes)
 	}
-	if got := CRCString(crc32.Checksum(data, castagnoli)); got != info.CRC32C {
-		return fmt.Errorf("%w: %s checksum %s, the manifest says %s", ErrCorrupt, name, got, info.CRC32C)
+	if got := sha256Hex(data); got != info.SHA256 {
+		return fmt.Errorf("%w: %s has SHA-256 %s, the manifest says %s", ErrCorrupt, name, got, info.SHA256)
 	}
 	return nil
 }
 
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
 // OpenChecked opens dir/name for streaming and returns a reader whose
 // Verify, called after the last byte was consumed, checks the size and
-// CRC32C recorded in the manifest. It lets large files be loaded without
+// SHA-256 recorded in the manifest. It lets large files be loaded without
 // holding their bytes twice.
 func (m *Manifest) OpenChecked(dir, name string) (*CheckedReader, error) {
 	info, ok := m.File(name)
@@ -243,7 +313,7 @@ func (m *Manifest) OpenChecked(dir, name string) (*CheckedReader, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, path, st.Size(), info.Bytes)
 	}
-	h := crc32.New(castagnoli)
+	h := sha256.New()
 	return &CheckedReader{Reader: bufio.NewReaderSize(io.TeeReader(f, h), 64<<10), f: f, h: h, info: info, path: path}, nil
 }
 
@@ -251,20 +321,20 @@ func (m *Manifest) OpenChecked(dir, name string) (*CheckedReader, error) {
 type CheckedReader struct {
 	*bufio.Reader
 	f    *os.File
-	h    hash.Hash32
+	h    hash.Hash
 	info FileInfo
 	path string
 }
 
 // Verify consumes what the caller left unread and compares the file's
-// CRC32C with the manifest's; it closes the file.
+// SHA-256 with the manifest's; it closes the file.
 func (c *CheckedReader) Verify() error {
 	defer c.f.Close()
 	if _, err := io.Copy(io.Discard, c.Reader); err != nil {
 		return fmt.Errorf("%s: %w", c.path, err)
 	}
-	if got := CRCString(c.h.Sum32()); got != c.info.CRC32C {
-		return fmt.Errorf("%w: %s checksum %s, the manifest says %s", ErrCorrupt, c.path, got, c.info.CRC32C)
+	if got := hex.EncodeToString(c.h.Sum(nil)); got != c.info.SHA256 {
+		return fmt.Errorf("%w: %s has SHA-256 %s, the manifest says %s", ErrCorrupt, c.path, got, c.info.SHA256)
 	}
 	return nil
 }
@@ -275,30 +345,30 @@ func (c *CheckedReader) Close() error { return c.f.Close() }
 // Size returns the file's size in bytes (checked against the manifest).
 func (c *CheckedReader) Size() int64 { return c.info.Bytes }
 
-// FileCRC returns the CRC32C of a whole file.
-func FileCRC(path string) (uint32, error) {
+// FileSHA256 returns the SHA-256 of a whole file, in lowercase hex.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	defer f.Close()
-	h := crc32.New(castagnoli)
+	h := sha256.New()
 	if _, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20)); err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	return h.Sum32(), nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Describe returns info (size, CRC32C) for a file just written.
+// Describe returns info (size, SHA-256) for a file just written.
 func Describe(dir, name string) (FileInfo, error) {
 	path := filepath.Join(dir, name)
 	st, err := os.Stat(path)
 	if err != nil {
 		return FileInfo{}, err
 	}
-	c, err := FileCRC(path)
+	sum, err := FileSHA256(path)
 	if err != nil {
 		return FileInfo{}, err
 	}
-	return FileInfo{Name: name, Bytes: st.Size(), CRC32C: CRCString(c)}, nil
+	return FileInfo{Name: name, Bytes: st.Size(), SHA256: sum}, nil
 }
