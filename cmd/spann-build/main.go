@@ -40,7 +40,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "out", Required: true, Usage: "index directory to create"},
 			&cli.StringFlag{Name: "type", Usage: "element type overriding the extension: float32, uint8 or int8"},
 			&cli.StringFlag{Name: "metric", Value: "l2", Usage: "l2, ip or cosine (cosine: float32 only, vectors normalised at ingest)"},
-			&cli.Float64Flag{Name: "head-ratio", Value: 0.12, Usage: "fraction of the vectors that become heads, in (0,1)"},
+			&cli.Float64Flag{Name: "head-ratio", Value: 0.18, Usage: "fraction of the vectors that become heads, in (0,1); more heads mean smaller postings, fewer pages per query and more memory (docs/benchmarks.md)"},
 			&cli.IntFlag{Name: "replicas", Value: 8, Usage: "most heads a vector is stored under"},
 			&cli.IntFlag{Name: "posting-limit", Value: 96, Usage: "vectors per posting: the closest to the head are kept, plus any vector whose nearest head it is (so no vector is lost)"},
 			&cli.Float64Flag{Name: "rng-factor", Value: 1, Usage: "RNG rule: skip head c when factor·d(c,c') < d(x,c) for a chosen head c' (squared distances)"},

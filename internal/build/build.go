@@ -50,7 +50,7 @@ type Options struct {
 	Crop int               // use only the first Crop rows (0 = all)
 
 	Metric         vec.Metric
-	HeadRatio      float64 // fraction of vectors that become heads; default 0.12
+	HeadRatio      float64 // fraction of vectors that become heads; default 0.18
 	Replicas       int     // max heads per vector; default 8
 	PostingLimit   int     // max vectors per posting; default 96
 	RNGFactor      float64 // RNG rule factor; default 1
@@ -128,7 +128,7 @@ func (o *Options) fill() error {
 		o.BuildID = id
 	}
 	if o.HeadRatio == 0 {
-		o.HeadRatio = 0.12
+		o.HeadRatio = 0.18
 	}
 	if !(o.HeadRatio > 0 && o.HeadRatio < 1) {
 		return fmt.Errorf("--head-ratio %g: must be in (0, 1)", o.HeadRatio)
