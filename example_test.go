@@ -8,12 +8,10 @@ import (
 
 	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
-	"github.com/gospann/spann/internal/progress"
 )
 
 // Build a small index over generated data, open it and search it.
 func Example() {
-	progress.Quiet = true
 	dir, _ := os.MkdirTemp("", "spann-example")
 	defer os.RemoveAll(dir)
 	base := filepath.Join(dir, "base.u8bin")
@@ -29,9 +27,11 @@ func Example() {
 		panic(err)
 	}
 	defer ix.Close()
-	// Query with base row 123: it is its own nearest neighbour.
+	// Query with base row 123: it is its own nearest neighbour. (Build
+	// reports progress only when BuildOptions.Progress is set.)
 	m, _ := datasets.LoadVectors(base, 0, 0)
-	res, err := ix.Search(m.Row(123), 5, spann.DefaultSearchParams())
+	q := datasets.Rows[uint8](m.Row(123))
+	res, err := spann.SearchVector(ix, q, 5, spann.DefaultSearchParams())
 	if err != nil {
 		panic(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/gospann/spann/eval"
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/indexfile"
-	"github.com/gospann/spann/internal/progress"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
 )
@@ -31,7 +30,6 @@ type fixture struct {
 // newFixture generates a data set, its exact ground truth, and an index.
 func newFixture(t *testing.T, typ datasets.ElemType, metric vec.Metric, n, nq, dim int, codec posting.Codec) *fixture {
 	t.Helper()
-	progress.Quiet = true
 	f := &fixture{dir: t.TempDir()}
 	p := datasets.GenParams{N: n, Dim: dim, Type: typ, Seed: 11, Clusters: 6}
 	f.base = filepath.Join(f.dir, "base"+typ.Ext())

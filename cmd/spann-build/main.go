@@ -15,7 +15,6 @@ import (
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/cmdutil"
-	"github.com/gospann/spann/internal/progress"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/memindex"
 	"github.com/gospann/spann/posting"
@@ -112,7 +111,7 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	progress.Quiet = c.Bool("json") || c.Bool("quiet")
+	o.Progress = cmdutil.Progress(c.Bool("json") || c.Bool("quiet"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	st, err := build.Run(ctx, o)

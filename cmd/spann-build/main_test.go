@@ -11,7 +11,6 @@ import (
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
-	"github.com/gospann/spann/internal/progress"
 )
 
 // TestMain lets the test binary act as spann-build itself, so that a test
@@ -25,7 +24,6 @@ func TestMain(m *testing.M) {
 }
 
 func run(args ...string) error {
-	progress.Quiet = true
 	return newApp().Run(append([]string{"spann-build"}, args...))
 }
 

@@ -65,7 +65,7 @@ func generateCommand() *cli.Command {
 			p := datasets.GenParams{N: c.Int("n"), Dim: c.Int("dim"), Type: typ, Clusters: c.Int("clusters"),
 				IntrinsicDim: c.Int("intrinsic-dim"), Noise: c.Float64("noise"), Skew: c.Float64("skew"), Seed: c.Uint64("seed")}
 			basePath := filepath.Join(c.String("out"), "base"+typ.Ext())
-			bar := progress.New("generate base", int64(p.N))
+			bar := progress.New(os.Stderr, "generate base", int64(p.N))
 			err = datasets.Generate(basePath, p, threads, bar.Func())
 			bar.Done()
 			if err != nil {

@@ -9,11 +9,9 @@ import (
 	"testing"
 
 	"github.com/gospann/spann/datasets"
-	"github.com/gospann/spann/internal/progress"
 )
 
 func run(args ...string) error {
-	progress.Quiet = true
 	return newApp().Run(append([]string{"spann-data"}, args...))
 }
 

@@ -44,7 +44,6 @@ func runGroundtruth(c *cli.Context) error {
 	if c.String("out") == "" && c.String("compare") == "" {
 		return fmt.Errorf("groundtruth: give --out FILE to write, --compare FILE to check, or both")
 	}
-	progress.Quiet = c.Bool("json")
 	var typ datasets.ElemType
 	if s := c.String("type"); s != "" {
 		var err error
@@ -75,7 +74,7 @@ func runGroundtruth(c *cli.Context) error {
 		return err
 	}
 	start := time.Now()
-	bar := progress.New("groundtruth", int64(base.N))
+	bar := progress.New(cmdutil.Progress(c.Bool("json")), "groundtruth", int64(base.N))
 	gt, err := eval.ExactKNN(base, queries, eval.GTOptions{K: c.Int("k"), Metric: metric, Threads: threads, Progress: bar.Func()})
 	bar.Done()
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
-	"github.com/gospann/spann/internal/progress"
 )
 
 // TestMain builds spann-plot for the plot tests: spann-search runs it.
@@ -34,7 +33,6 @@ func TestMain(m *testing.M) {
 }
 
 func run(args ...string) error {
-	progress.Quiet = true
 	return newApp().Run(append([]string{"spann-search"}, args...))
 }
 

@@ -62,6 +62,9 @@ type Options struct {
 	TmpDir         string
 	Seed           int64
 	Force          bool
+	// Progress receives a progress report of each phase (a bar when it is
+	// a terminal, a line every few seconds otherwise); nil reports nothing.
+	Progress io.Writer
 	// BuildID identifies the build in every file it writes; zero (the
 	// default) draws a random one. Tests set it to compare builds byte by
 	// byte.
@@ -413,7 +416,7 @@ func (b *builder[T]) selectHeads(nHeads int) error {
 	}
 	ids := sampleIDs(n, sampleRows, b.o.Seed)
 	sample := make([]byte, len(ids)*rb)
-	bar := progress.New("read sample", int64(n))
+	bar := progress.New(b.o.Progress, "read sample", int64(n))
 	next := 0
 	err := b.base.Stream(max(1, (16<<20)/rb), func(start int, rows []byte) error {
 		end := start + len(rows)/rb
@@ -432,7 +435,7 @@ func (b *builder[T]) selectHeads(nHeads int) error {
 	if b.o.Metric == vec.Cosine {
 		vec.NormalizeRows(data, b.dim)
 	}
-	cbar := progress.New("select heads", int64(nHeads))
+	cbar := progress.New(b.o.Progress, "select heads", int64(nHeads))
 	idx, err := cluster.SelectHeads(b.sp, data, b.dim, cluster.Params{
 		Heads: nHeads, Seed: b.o.Seed, Threads: b.o.Threads, Progress: cbar.Func()})
 	cbar.Done()
@@ -482,7 +485,7 @@ func (b *builder[T]) buildGraph() error {
 	p := b.o.Graph
 	p.Threads = b.o.Threads
 	p.Seed = b.o.Seed
-	bar := progress.New("head graph", 1)
+	bar := progress.New(b.o.Progress, "head graph", 1)
 	p.Progress = func(done, total int) {
 		bar.SetTotal(int64(total))
 		bar.Set(int64(done))
@@ -596,7 +599,7 @@ func (b *builder[T]) assignAndWrite() error {
 	headDist := func(x, y int32) float32 {
 		return b.sp.Dist(b.heads[int(x)*b.dim:int(x+1)*b.dim], b.heads[int(y)*b.dim:int(y+1)*b.dim])
 	}
-	bar := progress.New("assign replicas", int64(n))
+	bar := progress.New(b.o.Progress, "assign replicas", int64(n))
 	nextHead := 0
 	var normBuf []T
 	err = b.base.Stream(max(1024, (8<<20)/rb), func(start int, raw []byte) error {
@@ -726,7 +729,7 @@ func (b *builder[T]) writePostings(sp *spill) error {
 	var buf []byte
 	var dropped, pastLimit int64
 	stored := make([]uint64, (b.base.N+63)/64) // bit per vector kept in some posting
-	bar := progress.New("write postings", int64(nh))
+	bar := progress.New(b.o.Progress, "write postings", int64(nh))
 	head := 0
 	for bk := 0; bk < len(sp.files); bk++ {
 		if err := b.ctx.Err(); err != nil {

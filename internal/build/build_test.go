@@ -11,7 +11,6 @@ import (
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
-	"github.com/gospann/spann/internal/progress"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
 )
@@ -64,7 +63,6 @@ func readPostings(t *testing.T, dir string, rowBytes int) (map[uint32][]int, [][
 }
 
 func TestBuildSmall(t *testing.T) {
-	progress.Quiet = true
 	dir := t.TempDir()
 	base := genBase(t, dir, 4000, 16)
 	out := filepath.Join(dir, "idx")
@@ -206,7 +204,6 @@ func assertNoLeftovers(t *testing.T, dir string) {
 }
 
 func TestBuildCancelledLeavesNothing(t *testing.T) {
-	progress.Quiet = true
 	dir := t.TempDir()
 	base := genBase(t, dir, 3000, 8)
 	out := filepath.Join(dir, "idx")
@@ -265,7 +262,6 @@ func TestBuildBadParameters(t *testing.T) {
 // is refused with nothing touched. A parked old index left by a replace
 // that died is removed by the next build.
 func TestForceReplacesOnlyIndexes(t *testing.T) {
-	progress.Quiet = true
 	dir := t.TempDir()
 	base := genBase(t, dir, 2000, 8)
 	opts := func(out string) Options {
@@ -318,7 +314,6 @@ func TestForceReplacesOnlyIndexes(t *testing.T) {
 // are removed by the next build; one whose lock is held (a build still
 // running) is left alone.
 func TestDeadSpillDirsRemoved(t *testing.T) {
-	progress.Quiet = true
 	dir := t.TempDir()
 	base := genBase(t, dir, 2000, 8)
 	tmp := t.TempDir()

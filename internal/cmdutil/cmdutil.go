@@ -30,6 +30,15 @@ func Main(app *cli.App) {
 	}
 }
 
+// Progress returns where a command reports progress: stderr, or nowhere
+// when quiet (--json, --quiet).
+func Progress(quiet bool) io.Writer {
+	if quiet {
+		return nil
+	}
+	return os.Stderr
+}
+
 // PrintJSON writes v as one indented JSON object.
 func PrintJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

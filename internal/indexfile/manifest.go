@@ -189,6 +189,15 @@ func ReadManifest(dir string) (*Manifest, error) {
 	return m, nil
 }
 
+// ParseManifestChecksum returns the checksum of manifest bytes whose
+// checksum field holds zeros (tests use it to re-sign edited manifests).
+func ParseManifestChecksum(zeroed []byte) (string, error) {
+	if !bytes.Contains(zeroed, []byte(`"checksum": "`+zeroChecksum+`"`)) {
+		return "", fmt.Errorf("manifest checksum field is not zeroed")
+	}
+	return CRCString(crc32.Checksum(zeroed, castagnoli)), nil
+}
+
 // ParseManifest decodes and validates manifest bytes.
 func ParseManifest(data []byte) (*Manifest, error) {
 	var m Manifest

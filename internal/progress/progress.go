@@ -1,6 +1,7 @@
-// Package progress reports the progress of long phases on stderr: a progress
-// bar with ETA when stderr is a terminal (schollz/progressbar), plain
-// periodic lines otherwise (logs, CI), nothing when quiet.
+// Package progress reports the progress of long phases to a writer
+// (stderr, for the commands): a progress bar with ETA when the writer is a
+// terminal (schollz/progressbar), plain periodic lines otherwise (logs,
+// CI), nothing when the writer is nil.
 package progress
 
 import (
@@ -28,19 +29,17 @@ type Reporter struct {
 	stopped bool
 }
 
-// Quiet disables all progress output when set (e.g. --json or --quiet).
-var Quiet bool
-
-// New starts a phase called name with total units of work.
-func New(name string, total int64) *Reporter {
-	r := &Reporter{name: name, total: total, start: time.Now(), w: os.Stderr, every: 5 * time.Second}
+// New starts a phase called name with total units of work, reported to w
+// (nil: not reported, but still timed).
+func New(w io.Writer, name string, total int64) *Reporter {
+	r := &Reporter{name: name, total: total, start: time.Now(), w: w, every: 5 * time.Second}
 	r.last = r.start
-	if Quiet {
+	if w == nil {
 		return r
 	}
-	if term.IsTerminal(int(os.Stderr.Fd())) {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		r.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription(name),
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
@@ -61,7 +60,7 @@ func (r *Reporter) Set(done int64) {
 		return
 	}
 	r.done = done
-	if Quiet {
+	if r.w == nil {
 		return
 	}
 	if r.bar != nil {
@@ -117,7 +116,7 @@ func (r *Reporter) Done() time.Duration {
 		return el
 	}
 	r.stopped = true
-	if Quiet {
+	if r.w == nil {
 		return el
 	}
 	if r.bar != nil {

@@ -1,0 +1,84 @@
+package spann
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/posting"
+)
+
+// The typed forms answer exactly as the raw-bytes ones, and refuse a query
+// of another element type (issue 8, finding 7: an int8 query used to be
+// accepted by a uint8 index of the same dimension).
+func TestTypedSearch(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 1500, 20, 8, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	p := DefaultSearchParams()
+	qs := datasets.Rows[uint8](f.q.Data)
+	for i := 0; i < f.q.N; i++ {
+		want, err := ix.Search(f.q.Row(i), 10, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := SearchVector(ix, qs[i*8:(i+1)*8], 10, p)
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("query %d: typed %v (%v), raw %v", i, got, err, want)
+		}
+	}
+	batch, err := SearchVectors(ix, qs, 10, p, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ix.SearchBatch(f.q.Data, 10, p, 2)
+	if err != nil || !slices.Equal(batch.IDs, raw.IDs) || !slices.Equal(batch.Dists, raw.Dists) {
+		t.Fatalf("typed batch differs from the raw one: %v", err)
+	}
+	if _, err := SearchVector(ix, make([]int8, 8), 10, p); !errors.Is(err, ErrType) || !strings.Contains(err.Error(), "int8 query on a uint8 index") {
+		t.Errorf("int8 query on a uint8 index: %v", err)
+	}
+	if _, err := SearchVectors(ix, make([]float32, 16), 10, p, 1); !errors.Is(err, ErrType) {
+		t.Errorf("float32 queries on a uint8 index: %v", err)
+	}
+	if _, err := SearchVectors(ix, qs[:12], 10, p, 1); err == nil || !strings.Contains(err.Error(), "whole number of 8-element") {
+		t.Errorf("ragged queries: %v", err)
+	}
+	if m, err := ParseMetric("cosine"); err != nil || m != Cosine {
+		t.Errorf("ParseMetric: %v %v", m, err)
+	}
+}
+
+// An index whose manifest is of an older major format is refused with
+// ErrVersion, detectable from the root package.
+func TestOldFormatIsErrVersion(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 1000, 5, 8, posting.DefaultCodec)
+	path := filepath.Join(f.index, indexfile.ManifestName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := indexfile.ParseManifest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(data), `"format_major": 2`, `"format_major": 1`, 1)
+	zeroed := strings.Replace(old, `"checksum": "`+m.Checksum+`"`, `"checksum": "00000000"`, 1)
+	sum, err := indexfile.ParseManifestChecksum([]byte(zeroed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte(strings.Replace(old, m.Checksum, sum, 1)), 0o644)
+	if _, err := Open(f.index, Options{}); !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "index format 1.0") {
+		t.Errorf("manifest major 1: %v, want ErrVersion", err)
+	}
+}
