@@ -217,6 +217,7 @@ type workerT[T vec.Elem] struct {
 	reader iouring.Reader
 	pipe   iouring.Pipe
 	dec    *posting.Decoder
+	pool   *pagePool // read buffers of the slots' rounds
 	dists  []float32
 	ids    []int32
 	hdists []float32
@@ -229,7 +230,7 @@ type workerT[T vec.Elem] struct {
 // buffer they are read into, and the heap its answer grows in.
 type querySlot[T vec.Elem] struct {
 	batch   iouring.Batch       // batch.Tag is the slot's index in workerT.slots
-	buf     []byte              // page-aligned read buffer (iouring.AlignedBuffer)
+	span    span                // the current round's read buffer, from the worker's pagePool
 	probe   []int32             // heads whose postings the current round reads, in request order
 	cands   []memindex.Neighbor // candidate heads not read in round 1 (two-round rule)
 	slack   float64             // the second round's KthSlack; round2 is pending while cands is non-empty
@@ -261,7 +262,7 @@ func (e *engineT[T]) newWorker() (worker, error) {
 		ix.backend, ix.note = backend, iouring.FallbackReason(r)
 	}
 	ix.mu.Unlock()
-	w := &workerT[T]{e: e, hs: e.graph.NewSearcher(), reader: r, pipe: iouring.NewPipe(r), dec: dec}
+	w := &workerT[T]{e: e, hs: e.graph.NewSearcher(), reader: r, pipe: iouring.NewPipe(r), dec: dec, pool: &pagePool{}}
 	w.onDone = w.scanPosting
 	w.ensureSlots(1)
 	return w, nil
@@ -271,12 +272,11 @@ func (w *workerT[T]) close() error {
 	w.dec.Close()
 	err := w.reader.Close()
 	for _, s := range w.slots {
-		if s.buf != nil {
-			if ferr := iouring.FreeBuffer(s.buf); err == nil {
-				err = ferr
-			}
-			s.buf = nil
-		}
+		w.pool.put(s.span)
+		s.span = span{}
+	}
+	if perr := w.pool.close(); err == nil {
+		err = perr
 	}
 	return err
 }
@@ -290,21 +290,13 @@ func (w *workerT[T]) ensureSlots(n int) {
 	}
 }
 
-// ensureBuf grows the slot's aligned read buffer to at least n bytes.
-func (s *querySlot[T]) ensureBuf(n int) error {
-	if len(s.buf) >= n {
-		return nil
+// releaseSpan gives the slot's read buffer back to the pool once none of
+// its reads is in flight (a read the kernel still owns keeps its pages).
+func (w *workerT[T]) releaseSpan(s *querySlot[T]) {
+	if s.batch.Pending() == 0 {
+		w.pool.put(s.span)
+		s.span = span{}
 	}
-	if s.buf != nil {
-		iouring.FreeBuffer(s.buf)
-		s.buf = nil
-	}
-	b, err := iouring.AlignedBuffer(max(n, 256<<10))
-	if err != nil {
-		return err
-	}
-	s.buf = b
-	return nil
 }
 
 // search answers one query on slot 0.
@@ -506,15 +498,23 @@ func (w *workerT[T]) startRound(s *querySlot[T]) error {
 		}
 	}
 	s.probe = s.probe[:n]
-	if err := s.ensureBuf(total); err != nil {
-		return err
+	w.releaseSpan(s) // the previous round's reads are all scanned
+	if s.span.buf != nil {
+		return fmt.Errorf("spann: read buffer of a slot still in flight") // cannot happen: rounds start when the last one is done
+	}
+	if total > 0 {
+		sp, err := w.pool.get(total)
+		if err != nil {
+			return err
+		}
+		s.span = sp
 	}
 	reqs, off := s.batch.Reqs[:0], 0
 	for _, h := range s.probe {
 		en := ix.entries[h]
-		span := en.ReadBytes()
-		reqs = append(reqs, iouring.Request{Offset: int64(en.ReadOffset()), Buf: s.buf[off : off+span]})
-		off += span
+		n := en.ReadBytes()
+		reqs = append(reqs, iouring.Request{Offset: int64(en.ReadOffset()), Buf: s.span.buf[off : off+n]})
+		off += n
 	}
 	s.batch.Reqs = reqs
 	s.stats.Postings += len(s.probe)
@@ -532,6 +532,7 @@ func (w *workerT[T]) startRound(s *querySlot[T]) error {
 
 // finish appends the slot's answer, nearest first, to dst.
 func (w *workerT[T]) finish(s *querySlot[T], dst []Neighbor) ([]Neighbor, error) {
+	w.releaseSpan(s)
 	if s.err != nil {
 		return dst, s.err
 	}
