@@ -7,8 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
+	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
 )
@@ -66,9 +66,28 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
+// crashPoints are the build's SPANN_TEST_CRASH_AT hooks (internal/build's
+// crash.go) that every build passes.
+var crashPoints = []string{"after select heads", "assign: half", "postings: half",
+	"after assign and write postings", "manifest written"}
+
+// buildKilledAt runs spann-build args in a child process that SIGKILLs
+// itself at point, and checks that it did die there.
+func buildKilledAt(t *testing.T, point string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "SPANN_BUILD_CHILD=1", "SPANN_TEST_CRASH_AT="+point)
+	err := cmd.Run()
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if err == nil || !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("build to be killed at %q: %v (it never reached the point?)", point, err)
+	}
+}
+
 // TestKilledBuildLeavesNothingOpenable kills a real build process with
-// SIGKILL at several points and checks that nothing at --out opens, then
-// that a rerun succeeds.
+// SIGKILL at each hook point (not after guessed delays) and checks that
+// nothing at --out opens, then that a rerun succeeds and removes what the
+// killed builds left.
 func TestKilledBuildLeavesNothingOpenable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real builds in child processes")
@@ -77,31 +96,14 @@ func TestKilledBuildLeavesNothingOpenable(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "idx")
 	args := []string{"--base", base, "--out", out, "--threads", "2", "--quiet"}
-	for _, after := range []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, 800 * time.Millisecond} {
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), "SPANN_BUILD_CHILD=1")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+	for _, point := range crashPoints {
+		buildKilledAt(t, point, args...)
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("killed at %q: %s exists", point, out)
 		}
-		time.Sleep(after)
-		cmd.Process.Signal(syscall.SIGKILL)
-		err := cmd.Wait()
-		if _, serr := os.Stat(out); serr == nil {
-			if err == nil {
-				// The build finished before the kill: fine, but then it
-				// must be complete.
-				if _, merr := indexfile.ReadManifest(out); merr != nil {
-					t.Fatalf("finished build does not open: %v", merr)
-				}
-				os.RemoveAll(out)
-				continue
-			}
-			t.Fatalf("killed after %v: %s exists", after, out)
+		if left, _ := filepath.Glob(filepath.Join(dir, ".idx.building-*")); len(left) == 0 {
+			t.Fatalf("killed at %q: no temporary directory left (was it killed inside the build?)", point)
 		}
-		if _, merr := indexfile.ReadManifest(out); merr == nil {
-			t.Fatalf("killed after %v: index opens", after)
-		}
-		t.Logf("killed after %v: nothing at %s", after, out)
 	}
 	if err := run(args...); err != nil {
 		t.Fatalf("rerun after kills: %v", err)
@@ -110,11 +112,38 @@ func TestKilledBuildLeavesNothingOpenable(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, ".idx.building-*")); len(left) != 0 {
 		t.Fatalf("killed builds left %v", left)
 	}
-	if _, err := indexfile.ReadManifest(out); err != nil {
+	m, err := indexfile.ReadManifest(out)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Existing output is refused without --force.
 	if err := run(args...); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("existing output: %v", err)
+	}
+
+	// --force killed at every point: --out always holds a complete index,
+	// the old one up to the exchange and the new one from it on.
+	force := append(args, "--force", "--seed", "7")
+	for _, point := range append(crashPoints, "exchanged") {
+		buildKilledAt(t, point, force...)
+		now, err := indexfile.ReadManifest(out)
+		if err != nil {
+			t.Fatalf("--force killed at %q: %s does not open: %v", point, out, err)
+		}
+		ix, err := spann.Open(out, spann.Options{})
+		if err != nil {
+			t.Fatalf("--force killed at %q: %v", point, err)
+		}
+		ix.Close()
+		if replaced := now.BuildID != m.BuildID; replaced != (point == "exchanged") {
+			t.Fatalf("--force killed at %q: build %s at --out, the old one is %s", point, now.BuildID, m.BuildID)
+		}
+		m = now
+	}
+	if err := run(force...); err != nil {
+		t.Fatalf("--force rerun after kills: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".idx.building-*")); len(left) != 0 {
+		t.Fatalf("killed --force builds left %v", left)
 	}
 }

@@ -307,6 +307,7 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 		if o.afterPhase != nil {
 			o.afterPhase(ph.name)
 		}
+		crashPoint("after " + ph.name)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -316,6 +317,7 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 	if err := b.writeManifest(); err != nil {
 		return nil, err
 	}
+	crashPoint("manifest written")
 	if err := commitDir(tmp, o.Out, o.Force); err != nil {
 		return nil, err
 	}
@@ -606,6 +608,9 @@ func (b *builder[T]) assignAndWrite() error {
 		if err := b.ctx.Err(); err != nil {
 			return err
 		}
+		if start <= n/2 && n/2 < start+len(raw)/rb {
+			crashPoint("assign: half")
+		}
 		rows := datasets.Rows[T](raw)
 		if o.Metric == vec.Cosine {
 			normBuf = append(normBuf[:0], rows...)
@@ -772,6 +777,9 @@ func (b *builder[T]) writePostings(sp *spill) error {
 		if i != m {
 			return fmt.Errorf("spill bucket %d: %d records for heads outside its range", bk, m-i)
 		}
+		if bk == len(sp.files)/2 {
+			crashPoint("postings: half")
+		}
 	}
 	bar.Done()
 	if err := pw.Finish(); err != nil {
@@ -910,6 +918,7 @@ func commitDir(tmp, out string, force bool) error {
 		}
 		err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, out, unix.RENAME_EXCHANGE)
 		if err == nil {
+			crashPoint("exchanged")
 			os.RemoveAll(tmp) // the old index
 			return indexfile.SyncDir(filepath.Dir(filepath.Clean(out)))
 		}
