@@ -28,12 +28,17 @@ type Options struct {
 	// else pread), "uring", "aio" or "pread". The SPANN_IO environment
 	// variable overrides it.
 	IO string
+	// WrapReader, if set, is applied to every worker's posting reader as
+	// it is made: fault-injection tests wrap it to fail or shorten reads.
+	// A wrapped reader is driven one batch at a time (no native pipe).
+	WrapReader func(iouring.Reader) iouring.Reader
 }
 
 // Index is an open index. Its methods are safe for concurrent use.
 type Index struct {
 	Manifest *indexfile.Manifest
 	dir      string
+	wrap     func(iouring.Reader) iouring.Reader // Options.WrapReader
 	typ      datasets.ElemType
 	metric   vec.Metric
 	dim      int
@@ -87,7 +92,7 @@ func Open(dir string, opts Options) (*Index, error) {
 		return nil, fmt.Errorf("%s: %w: %v", dir, ErrCorrupt, err)
 	}
 	ix := &Index{Manifest: m, dir: dir, typ: typ, metric: metric, dim: m.Dim, rowBytes: m.Dim * typ.Size(),
-		postings: filepath.Join(dir, build.PostingsFile), io: opts.IO}
+		postings: filepath.Join(dir, build.PostingsFile), io: opts.IO, wrap: opts.WrapReader}
 
 	load := func(name string) ([]byte, error) {
 		data, err := os.ReadFile(filepath.Join(dir, name))

@@ -251,6 +251,9 @@ func (e *engineT[T]) newWorker() (worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", ix.postings, err)
 	}
+	if ix.wrap != nil {
+		r = ix.wrap(r)
+	}
 	dec, err := posting.NewDecoder(ix.rowBytes)
 	if err != nil {
 		r.Close()
