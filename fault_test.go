@@ -6,27 +6,27 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gospann/spann/datasets"
-	"github.com/gospann/spann/iouring"
 	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/iouring"
 	"github.com/gospann/spann/posting"
 )
 
 // faultyReader fails or shortens the reads its fail function picks.
 type faultyReader struct {
 	iouring.Reader
-	reads *int
-	fail  func(n int, r *iouring.Request)
+	reads *atomic.Int64 // reads completed by every worker's reader
+	fail  func(n int64, r *iouring.Request)
 }
 
 func (f faultyReader) ReadEach(reqs []iouring.Request, done func(int)) error {
 	err := f.Reader.ReadEach(reqs, func(i int) {
-		*f.reads++
-		f.fail(*f.reads, &reqs[i])
+		f.fail(f.reads.Add(1), &reqs[i])
 		done(i)
 	})
 	return err
@@ -72,9 +72,10 @@ func TestSearchReadFaults(t *testing.T) {
 		{"short", func(r *iouring.Request) { r.N = len(r.Buf) / 2 }, "short read", ErrCorrupt},
 	} {
 		fds, routines := openFDs(t), runtime.NumGoroutine()
-		reads, failAt := 0, 37
+		var reads atomic.Int64
+		const failAt = 37
 		ix, err := Open(f.index, Options{IO: "pread", WrapReader: func(r iouring.Reader) iouring.Reader {
-			return faultyReader{Reader: r, reads: &reads, fail: func(n int, r *iouring.Request) {
+			return faultyReader{Reader: r, reads: &reads, fail: func(n int64, r *iouring.Request) {
 				if n == failAt {
 					c.hurt(r)
 				}
