@@ -42,7 +42,7 @@ func searchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "nq", Usage: "use only the first N queries (0 = all)"},
 		&cli.StringFlag{Name: "sweep", Usage: "run several settings, e.g. nprobe=8,16,32,64, eps=0.1,0.3, max-postings=8,16, in-flight=1,2,4, first-round=4,6 or kth-slack=0.2,0.3 (one parameter)"},
 		&cli.StringFlag{Name: "sweep-out", Usage: "write the sweep table as CSV (.csv) or JSON (.json)"},
-		&cli.StringFlag{Name: "plot", Usage: "draw recall@k against QPS of the sweep into this .png (needs --gt)"},
+		&cli.StringFlag{Name: "plot", Usage: "draw recall@k against QPS of the sweep into this .png, .svg or .pdf (needs --gt; runs spann-plot, found next to spann-search, at $SPANN_PLOT or on the PATH)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the summary (or the sweep rows) as JSON on stdout"},
 		&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the searches to this file"},
 		&cli.StringFlag{Name: "memprofile", Usage: "write a pprof heap profile (live and allocated memory, open included) to this file after the searches"},
