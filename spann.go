@@ -18,6 +18,7 @@ package spann
 import (
 	"context"
 
+	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
 )
 
@@ -31,5 +32,17 @@ type BuildStats = build.Stats
 // appears only when the build is complete; on failure or cancellation
 // nothing is left behind.
 func Build(ctx context.Context, o BuildOptions) (*BuildStats, error) {
+	return build.Run(ctx, o)
+}
+
+// BuildVectors builds an index of vectors held in memory (row-major, dim
+// elements each; row i gets id i) into o.Out, as Build does from a file;
+// o.Base must be empty. The vectors are read, not copied or modified.
+func BuildVectors[T Element](ctx context.Context, vectors []T, dim int, o BuildOptions) (*BuildStats, error) {
+	in, err := datasets.VectorsInMemory(elemType[T](), dim, datasets.Bytes(vectors))
+	if err != nil {
+		return nil, err
+	}
+	o.Input = in
 	return build.Run(ctx, o)
 }

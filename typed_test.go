@@ -1,6 +1,8 @@
 package spann
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
@@ -80,5 +83,52 @@ func TestOldFormatIsErrVersion(t *testing.T) {
 	os.WriteFile(path, []byte(strings.Replace(old, m.Checksum, sum, 1)), 0o644)
 	if _, err := Open(f.index, Options{}); !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "index format 1.0") {
 		t.Errorf("manifest major 1: %v, want ErrVersion", err)
+	}
+}
+
+// An index built from vectors in memory is byte for byte the index built
+// from the same vectors in a file (same seed and build id), and the typed
+// builder checks its input.
+func TestBuildVectors(t *testing.T) {
+	f := newFixture(t, datasets.Float32, vec.L2, 1200, 5, 12, posting.DefaultCodec)
+	m, err := datasets.LoadVectors(f.base, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := indexfile.BuildID{9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9}
+	o := BuildOptions{Metric: vec.L2, HeadRatio: 0.1, Replicas: 4, Threads: 2, Seed: 3, MemoryBudget: 256 << 20, BuildID: id}
+	fromFile, fromMemory := filepath.Join(t.TempDir(), "file"), filepath.Join(t.TempDir(), "memory")
+	of := o
+	of.Base, of.Out = f.base, fromFile
+	if _, err := Build(context.Background(), of); err != nil {
+		t.Fatal(err)
+	}
+	om := o
+	om.Out = fromMemory
+	if _, err := BuildVectors(context.Background(), datasets.Rows[float32](m.Data), 12, om); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{build.HeadsFile, build.GraphFile, build.DirectoryFile, build.PostingsFile} {
+		a, err1 := os.ReadFile(filepath.Join(fromFile, name))
+		b, err2 := os.ReadFile(filepath.Join(fromMemory, name))
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between the file and the memory build (%v, %v)", name, err1, err2)
+		}
+	}
+	ix, err := Open(fromMemory, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.Manifest.Base != "(memory)" || ix.N() != 1200 {
+		t.Errorf("manifest base %q, n %d", ix.Manifest.Base, ix.N())
+	}
+	ix.Close()
+	om.Out = filepath.Join(t.TempDir(), "bad")
+	if _, err := BuildVectors(context.Background(), make([]float32, 25), 12, om); err == nil || !strings.Contains(err.Error(), "whole number of 48-byte rows") {
+		t.Errorf("ragged vectors: %v", err)
+	}
+	om.Base = f.base
+	if _, err := BuildVectors(context.Background(), datasets.Rows[float32](m.Data), 12, om); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("Base and vectors both given: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,7 +22,31 @@ type VectorFile struct {
 	// HeaderN is the row count the file's header declares.
 	HeaderN int
 
-	f *os.File
+	r       io.ReaderAt // the file, or the rows in memory
+	c       io.Closer   // nil for rows in memory
+	dataOff int64       // offset of row 0 in r: 8 (the header) in a file, 0 in memory
+}
+
+// VectorsInMemory presents rows held in memory (n×dim elements of type t,
+// row-major little-endian, no header) as a VectorFile, so that what reads
+// vector files (a build, ground truth) can read them. data is referenced,
+// not copied, and must not change while in use; Path is "(memory)".
+func VectorsInMemory(t ElemType, dim int, data []byte) (*VectorFile, error) {
+	if t != Float32 && t != Uint8 && t != Int8 {
+		return nil, fmt.Errorf("vectors in memory: unknown element type %d", t)
+	}
+	if dim <= 0 || dim > MaxDim {
+		return nil, fmt.Errorf("vectors in memory: dimension %d out of range [1, %d]", dim, MaxDim)
+	}
+	rb := dim * t.Size()
+	if len(data) == 0 || len(data)%rb != 0 {
+		return nil, fmt.Errorf("vectors in memory: %d bytes is not a positive whole number of %d-byte rows", len(data), rb)
+	}
+	n := len(data) / rb
+	if n > math.MaxInt32 {
+		return nil, fmt.Errorf("vectors in memory: %d rows, more than the %d int32 ids can name", n, math.MaxInt32)
+	}
+	return &VectorFile{Path: "(memory)", Type: t, N: n, Dim: dim, HeaderN: n, r: bytes.NewReader(data)}, nil
 }
 
 // OpenVectors opens a vector file and validates its header against its size.
@@ -61,7 +86,7 @@ func OpenVectors(path string, t ElemType) (*VectorFile, error) {
 		return nil, fmt.Errorf("%s: %s: header says n=%d dim=%d %s, so the file should be %d bytes, but it is %d bytes",
 			path, what, n, dim, t, want, st.Size())
 	}
-	return &VectorFile{Path: path, Type: t, N: int(n), Dim: int(dim), HeaderN: int(n), f: f}, nil
+	return &VectorFile{Path: path, Type: t, N: int(n), Dim: int(dim), HeaderN: int(n), r: f, c: f, dataOff: 8}, nil
 }
 
 // readHeader reads and range-checks the 8-byte (n, dim) header shared by
@@ -108,7 +133,12 @@ func (v *VectorFile) Crop(n int) error {
 }
 
 // Close closes the file.
-func (v *VectorFile) Close() error { return v.f.Close() }
+func (v *VectorFile) Close() error {
+	if v.c == nil {
+		return nil
+	}
+	return v.c.Close()
+}
 
 // ReadRows reads count rows starting at row start into dst (grown if too
 // small) and returns the filled prefix. Float rows are checked for NaN/Inf.
@@ -121,8 +151,8 @@ func (v *VectorFile) ReadRows(start, count int, dst []byte) ([]byte, error) {
 		dst = make([]byte, nb)
 	}
 	dst = dst[:nb]
-	off := 8 + int64(start)*int64(v.RowBytes())
-	if _, err := v.f.ReadAt(dst, off); err != nil {
+	off := v.dataOff + int64(start)*int64(v.RowBytes())
+	if _, err := v.r.ReadAt(dst, off); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: truncated while reading rows %d..%d (was the file changed?)", v.Path, start, start+count)
 		}

@@ -44,10 +44,14 @@ const (
 
 // Options configures a build. Zero values take the documented defaults.
 type Options struct {
-	Base string            // base vector file
-	Type datasets.ElemType // 0 = from the extension
-	Out  string            // index directory to create
-	Crop int               // use only the first Crop rows (0 = all)
+	Base string // base vector file
+	// Input, if set, is read instead of Base: vectors from memory
+	// (datasets.VectorsInMemory) or an already open file. Run does not
+	// close it.
+	Input *datasets.VectorFile
+	Type  datasets.ElemType // 0 = from the extension
+	Out   string            // index directory to create
+	Crop  int               // use only the first Crop rows (0 = all)
 
 	Metric         vec.Metric
 	HeadRatio      float64 // fraction of vectors that become heads; default 0.18
@@ -117,8 +121,14 @@ type Stats struct {
 }
 
 func (o *Options) fill() error {
-	if o.Base == "" || o.Out == "" {
-		return errors.New("both a base file and an output directory are needed")
+	if (o.Base == "" && o.Input == nil) || o.Out == "" {
+		return errors.New("both a base file (or Input vectors) and an output directory are needed")
+	}
+	if o.Base != "" && o.Input != nil {
+		return errors.New("give the base as a file or as Input vectors, not both")
+	}
+	if o.Input != nil {
+		o.Base = o.Input.Path // what the manifest records
 	}
 	if o.Metric == 0 {
 		o.Metric = vec.L2
@@ -206,11 +216,16 @@ func Run(ctx context.Context, o Options) (*Stats, error) {
 			return nil, err
 		}
 	}
-	base, err := datasets.OpenVectors(o.Base, o.Type)
-	if err != nil {
-		return nil, err
+	base := o.Input
+	if base == nil {
+		var err error
+		if base, err = datasets.OpenVectors(o.Base, o.Type); err != nil {
+			return nil, err
+		}
+		defer base.Close()
+	} else if o.Type != 0 && o.Type != base.Type {
+		return nil, fmt.Errorf("Input vectors are %s, Type says %s", base.Type, o.Type)
 	}
-	defer base.Close()
 	if o.Crop > 0 {
 		if err := base.Crop(o.Crop); err != nil {
 			return nil, err
