@@ -220,6 +220,9 @@ func readPostingsHeader(f *iouring.File, rowBytes int, m *indexfile.Manifest, di
 		return nil, fmt.Errorf("%w: %s: header page: %d of %d bytes", ErrCorrupt, f.Path(), n, posting.PageSize)
 	}
 	h, err := posting.ReadFileHeader(page)
+	if errors.Is(err, posting.ErrVersion) {
+		return nil, fmt.Errorf("%w: %s: %w", ErrVersion, f.Path(), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, f.Path(), err)
 	}

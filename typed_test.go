@@ -3,7 +3,9 @@ package spann
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,6 +85,28 @@ func TestOldFormatIsErrVersion(t *testing.T) {
 	os.WriteFile(path, []byte(strings.Replace(old, m.Checksum, sum, 1)), 0o644)
 	if _, err := Open(f.index, Options{}); !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "index format 1.0") {
 		t.Errorf("manifest major 1: %v, want ErrVersion", err)
+	}
+	os.WriteFile(path, data, 0o644) // the manifest restored
+
+	// A postings file of a newer version (an intact header: its CRC fixed
+	// up) is ErrVersion too, not damage.
+	pp := filepath.Join(f.index, build.PostingsFile)
+	pf, err := os.OpenFile(pp, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	page := make([]byte, posting.PageSize)
+	if _, err := pf.ReadAt(page, 0); err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(page[8:], 99)
+	binary.LittleEndian.PutUint32(page[posting.PageSize-4:], crc32.Checksum(page[:posting.PageSize-4], crc32.MakeTable(crc32.Castagnoli)))
+	if _, err := pf.WriteAt(page, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(f.index, Options{}); !errors.Is(err, ErrVersion) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "postings.bin") {
+		t.Errorf("postings file version 99: %v, want ErrVersion naming postings.bin", err)
 	}
 }
 

@@ -156,8 +156,11 @@ func ReadFileHeader(page []byte) (FileHeader, error) {
 		Codec:    Codec(p[12]),
 		RowBytes: binary.LittleEndian.Uint32(p[16:]),
 	}
-	if h.Version < fileVersion1 || h.Version > fileVersion4 {
-		return h, fmt.Errorf("file header: unsupported version %d (want 1 to %d): %w", h.Version, fileVersion4, ErrCorrupt)
+	if h.Version > fileVersion4 {
+		return h, fmt.Errorf("file header: format version %d, this program reads 1 to %d: %w", h.Version, fileVersion4, ErrVersion)
+	}
+	if h.Version < fileVersion1 {
+		return h, fmt.Errorf("file header: version %d: %w", h.Version, ErrCorrupt)
 	}
 	if ps := binary.LittleEndian.Uint32(p[20:]); ps != PageSize {
 		return h, fmt.Errorf("file header: page size %d, want %d: %w", ps, PageSize, ErrCorrupt)

@@ -658,8 +658,8 @@ func TestVersion1(t *testing.T) {
 		if ok && (err != nil || h.Version != v) {
 			t.Errorf("file version %d: %+v %v", v, h, err)
 		}
-		if !ok && !errors.Is(err, ErrCorrupt) {
-			t.Errorf("file version %d accepted: %v", v, err)
+		if want := map[bool]error{true: ErrVersion, false: ErrCorrupt}[v > fileVersion4]; !ok && !errors.Is(err, want) {
+			t.Errorf("file version %d: %v, want %v", v, err, want)
 		}
 	}
 }
@@ -817,8 +817,8 @@ func FuzzDecode(f *testing.F) {
 		defer d.Close()
 		ids, rows, err := d.Decode(ext, e)
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("error wraps neither ErrCorrupt nor ErrVersion: %v", err)
 			}
 			return
 		}
@@ -850,8 +850,8 @@ func FuzzReadDirectory(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := ReadDirectory(bytes.NewReader(b))
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("error wraps neither ErrCorrupt nor ErrVersion: %v", err)
 			}
 			return
 		}
@@ -1022,8 +1022,8 @@ func FuzzReadFileHeader(f *testing.F) {
 		}
 		h, err := ReadFileHeader(page)
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("error wraps neither ErrCorrupt nor ErrVersion: %v", err)
 			}
 			return
 		}
