@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/offheap"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/iouring"
 	"github.com/gospann/spann/memindex"
@@ -53,6 +53,10 @@ type Index struct {
 	eng      engine
 
 	pfile *iouring.File // postings.bin, open from Open to Close
+	// mem holds heads, graph lists and directory entries outside the Go
+	// heap; it is freed when the Index is closed and no search can still
+	// touch it (Close, or the last straggler's return after Close).
+	mem *offheap.Arena
 
 	mu       sync.Mutex
 	free     []worker
@@ -94,17 +98,16 @@ func Open(dir string, opts Options) (*Index, error) {
 	ix := &Index{Manifest: m, dir: dir, typ: typ, metric: metric, dim: m.Dim, rowBytes: m.Dim * typ.Size(),
 		postings: filepath.Join(dir, build.PostingsFile), io: opts.IO, wrap: opts.WrapReader}
 
-	load := func(name string) ([]byte, error) {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, fmt.Errorf("index file missing or unreadable: %w", err)
+	// Heads, graph lists and directory live off the Go heap until Close
+	// (see internal/offheap for why).
+	ix.mem = &offheap.Arena{}
+	opened := false
+	defer func() {
+		if !opened {
+			ix.mem.Free()
 		}
-		if err := m.CheckBytes(name, data); err != nil {
-			return nil, fmt.Errorf("%s: %w", dir, err)
-		}
-		return data, nil
-	}
-	headBytes, err := load(build.HeadsFile)
+	}()
+	headBytes, err := readChecked(m, dir, build.HeadsFile, ix.mem)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +127,7 @@ func Open(dir string, opts Options) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	pdir, err := posting.ReadDirectorySized(dirFile, dirFile.Size())
+	pdir, err := posting.ReadDirectorySized(dirFile, dirFile.Size(), ix.mem)
 	if err != nil {
 		dirFile.Close()
 		// posting reports damage with its own ErrCorrupt; for an index
@@ -153,7 +156,6 @@ func Open(dir string, opts Options) (*Index, error) {
 	if ix.pfile, err = iouring.OpenFile(ix.postings); err != nil {
 		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
 	}
-	opened := false
 	defer func() {
 		if !opened {
 			ix.pfile.Close()
@@ -204,6 +206,25 @@ func Open(dir string, opts Options) (*Index, error) {
 	return ix, nil
 }
 
+// readChecked reads the whole of an index file into arena memory and
+// checks its size and SHA-256 against the manifest.
+func readChecked(m *indexfile.Manifest, dir, name string, arena *offheap.Arena) ([]byte, error) {
+	f, err := m.OpenChecked(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := arena.Bytes(int(f.Size()))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := io.ReadFull(f, data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
+	}
+	return data, f.Verify()
+}
+
 // readPostingsHeader checks page 0 of the postings file (magic, version, build id,
 // CRC, row size) and returns its shared Huffman table, if it has one.
 func readPostingsHeader(f *iouring.File, rowBytes int, m *indexfile.Manifest, dir string) (*posting.Table, error) {
@@ -241,7 +262,7 @@ func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {
 		return nil, fmt.Errorf("%s: %w: %v", ix.dir, ErrCorrupt, err)
 	}
 	heads := datasets.Rows[T](ix.heads.Vectors)
-	g, err := memindex.Load(graph, sp, heads, ix.dim)
+	g, err := memindex.LoadIn(graph, sp, heads, ix.dim, ix.mem)
 	if err != nil {
 		// memindex reports bad structure and checksums as plain errors:
 		// for an index file they mean a damaged file.
@@ -329,6 +350,17 @@ func (ix *Index) release() {
 		close(ix.drained)
 		ix.drained = nil
 	}
+	if ix.busy == 0 && ix.closed {
+		ix.freeMemory()
+	}
+}
+
+// freeMemory unmaps heads, graph and directory (ix.mu held; the Index is
+// closed and no search is running, so nothing can read them again).
+func (ix *Index) freeMemory() {
+	if err := ix.mem.Free(); err != nil && ix.closeErr == nil {
+		ix.closeErr = err
+	}
 }
 
 // Close releases every worker's ring, descriptor and buffers and the
@@ -369,6 +401,9 @@ func (ix *Index) Close() error {
 		first = err
 	}
 	ix.mu.Lock()
+	if ix.busy == 0 {
+		ix.freeMemory()
+	}
 	if ix.closeErr != nil && first == nil {
 		first = ix.closeErr
 	}

@@ -62,7 +62,23 @@ func (p *pagePool) get(n int) (span, error) {
 	return a.span(first, pages), nil
 }
 
-// put gives a run back; its reads must all have completed.
+// putPart gives back the pages of part, a page-aligned slice of s's
+// buffer, as soon as the read into it is scanned, so that a round's
+// postings free their pages one by one while its other reads are still
+// in flight. A buffer of its own (s.a == nil) is kept until put.
+func (p *pagePool) putPart(s span, part []byte) {
+	if s.a == nil || len(part) == 0 {
+		return
+	}
+	// part = s.buf[off:off+len(part)], so their capacities differ by off.
+	first := s.first + (cap(s.buf)-cap(part))/posting.PageSize
+	for i := first; i < first+len(part)/posting.PageSize; i++ {
+		s.a.used[i/64] &^= 1 << (i % 64)
+	}
+}
+
+// put gives a run back; its reads must all have completed, and none of
+// its pages may have been given back with putPart.
 func (p *pagePool) put(s span) {
 	switch {
 	case s.buf == nil:

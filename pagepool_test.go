@@ -54,3 +54,31 @@ func TestPagePool(t *testing.T) {
 		t.Errorf("a whole-arena run after freeing: arena %p first %d", full.a, full.first)
 	}
 }
+
+// putPart gives back exactly the pages of one read's slice of a run, and
+// nothing of a buffer of its own.
+func TestPagePoolPutPart(t *testing.T) {
+	var p pagePool
+	defer p.close()
+	const ps = posting.PageSize
+	a, _ := p.get(2 * ps)
+	b, _ := p.get(6 * ps)        // pages 2..7
+	p.putPart(b, b.buf[ps:3*ps]) // pages 3 and 4
+	if p.inUse() != 6 {
+		t.Fatalf("%d pages in use after giving back 2 of 8, want 6", p.inUse())
+	}
+	c, _ := p.get(2 * ps)
+	if c.first != 3 {
+		t.Errorf("2 pages went to %d, want the freed 3", c.first)
+	}
+	p.putPart(b, b.buf[:ps])
+	p.putPart(b, b.buf[3*ps:])
+	p.put(a)
+	p.put(c)
+	if p.inUse() != 0 {
+		t.Errorf("%d pages in use after every part was given back", p.inUse())
+	}
+	big, _ := p.get((arenaPages + 1) * ps)
+	p.putPart(big, big.buf[:ps]) // kept until put
+	p.put(big)
+}

@@ -275,7 +275,9 @@ func (w *workerT[T]) close() error {
 	w.dec.Close()
 	err := w.reader.Close()
 	for _, s := range w.slots {
-		w.pool.put(s.span)
+		if s.span.a == nil { // arena pages go with their arena
+			w.pool.put(s.span)
+		}
 		s.span = span{}
 	}
 	if perr := w.pool.close(); err == nil {
@@ -293,11 +295,15 @@ func (w *workerT[T]) ensureSlots(n int) {
 	}
 }
 
-// releaseSpan gives the slot's read buffer back to the pool once none of
-// its reads is in flight (a read the kernel still owns keeps its pages).
+// releaseSpan ends the slot's hold on its read buffer once none of its
+// reads is in flight (a read the kernel still owns keeps its pages). Arena
+// pages have gone back read by read (scanPosting); a buffer of its own
+// goes back here.
 func (w *workerT[T]) releaseSpan(s *querySlot[T]) {
 	if s.batch.Pending() == 0 {
-		w.pool.put(s.span)
+		if s.span.a == nil {
+			w.pool.put(s.span)
+		}
 		s.span = span{}
 	}
 }
@@ -552,11 +558,23 @@ func (w *workerT[T]) finish(s *querySlot[T], dst []Neighbor) ([]Neighbor, error)
 	return dst, nil
 }
 
-// scanPosting is the Pipe callback: it verifies, decodes and scans the
-// posting of request i of a slot's batch into that slot's heap. The first
-// error is kept in the slot and its later postings are skipped.
+// scanPosting is the Pipe callback for request i of a slot's batch: it
+// scans the posting and gives its pages back to the pool.
+//
+// Why page by page: with 16 queries in flight per worker at recall 0.95
+// (33 pages each), holding a round's pages until its last read was
+// scanned kept about 2 MiB per worker in use; a posting's pages are free
+// for the next round as soon as it is scanned.
 func (w *workerT[T]) scanPosting(b *iouring.Batch, i int) {
 	s := w.slots[b.Tag]
+	w.scan(s, b, i)
+	w.pool.putPart(s.span, b.Reqs[i].Buf)
+}
+
+// scan verifies, decodes and scans the posting of request i into the
+// slot's heap. The first error is kept in the slot and its later postings
+// are skipped.
+func (w *workerT[T]) scan(s *querySlot[T], b *iouring.Batch, i int) {
 	if s.err != nil {
 		return
 	}

@@ -428,8 +428,16 @@ func TestCloseDuringSearches(t *testing.T) {
 	for searches.Load() < 200 {
 		runtime.Gosched()
 	}
+	if ix.mem.Mapped() == 0 {
+		t.Fatal("heads, graph and directory are not in the off-heap arena")
+	}
 	if err := ix.Close(); err != nil {
 		t.Fatalf("Close during searches: %v", err)
+	}
+	// Close returned with no search running: the arena is unmapped (a
+	// search still reading it would have faulted under -race's eyes).
+	if m := ix.mem.Mapped(); m != 0 {
+		t.Fatalf("%d bytes still mapped after Close", m)
 	}
 	done.Wait()
 	close(errs)

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+
+	"github.com/gospann/spann/internal/offheap"
 )
 
 // adjacency holds a finished graph's out-neighbour lists compactly, for
@@ -47,16 +49,22 @@ type adjacencyBuilder struct {
 // newAdjacencyBuilder prepares for n nodes with edges out-edges in all.
 // The data slice is allocated at its upper bound (edges·varintBound(n)) and
 // never grown, so that building does not copy it: the unused tail is
-// never written and costs address space, not resident memory.
-func newAdjacencyBuilder(n int, edges int) *adjacencyBuilder {
-	return &adjacencyBuilder{
-		n: n,
-		a: adjacency{
-			data:   make([]byte, 0, edges*varintBound(n)),
-			blocks: make([]uint64, 0, n/blockNodes+1),
-			rel:    make([]uint32, 0, n+1),
-		},
+// never written and costs address space, not resident memory. The three
+// arrays come from arena (the Go heap when it is nil).
+func newAdjacencyBuilder(n int, edges int, arena *offheap.Arena) (*adjacencyBuilder, error) {
+	data, err := arena.Bytes(edges * varintBound(n))
+	if err != nil {
+		return nil, err
 	}
+	blocks, err := offheap.Slice[uint64](arena, n/blockNodes+1)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := offheap.Slice[uint32](arena, n+1)
+	if err != nil {
+		return nil, err
+	}
+	return &adjacencyBuilder{n: n, a: adjacency{data: data[:0], blocks: blocks[:0], rel: rel[:0]}}, nil
 }
 
 // add appends the next node's list (any order; duplicates are kept).

@@ -149,7 +149,10 @@ func (g *Graph[T]) pack() {
 	for _, c := range g.counts {
 		edges += int(c)
 	}
-	b := newAdjacencyBuilder(g.n, edges)
+	b, err := newAdjacencyBuilder(g.n, edges, nil)
+	if err != nil {
+		panic(err) // the heap does not fail
+	}
 	for i := 0; i < g.n; i++ {
 		b.add(g.nbrs(int32(i)))
 	}

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 
+	"github.com/gospann/spann/internal/offheap"
 	"github.com/gospann/spann/internal/vec"
 )
 
@@ -94,6 +95,13 @@ func (g *Graph[T]) WriteTo(w io.Writer) (int64, error) {
 // yields an error. Load buffers its reads, so r may be left positioned past
 // the graph's last byte.
 func Load[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int) (*Graph[T], error) {
+	return LoadIn(r, sp, vectors, dim, nil)
+}
+
+// LoadIn is Load with the graph's lists allocated in arena (outside the Go
+// heap, freed with the arena; nil means the heap). The graph must not be
+// used once the arena is freed.
+func LoadIn[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int, arena *offheap.Arena) (*Graph[T], error) {
 	n, err := checkVectors(vectors, dim)
 	if err != nil {
 		return nil, fmt.Errorf("memindex load: %w", err)
@@ -155,7 +163,10 @@ func Load[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int) (*Grap
 		}
 		edges += int(c)
 	}
-	b := newAdjacencyBuilder(n, edges)
+	b, err := newAdjacencyBuilder(n, edges, arena)
+	if err != nil {
+		return nil, fmt.Errorf("memindex load: %w", err)
+	}
 	nbs := make([]int32, g.degree)
 	for i := 0; i < n; i++ {
 		nbs := nbs[:counts[i]]

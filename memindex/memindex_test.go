@@ -362,7 +362,7 @@ func TestPackedLists(t *testing.T) {
 	}
 	// List 0's ids go past n, to exercise 4- and 5-byte varints: the data
 	// then outgrows its preallocated bound, which append handles.
-	b := newAdjacencyBuilder(n, edges)
+	b, _ := newAdjacencyBuilder(n, edges, nil)
 	for _, l := range lists {
 		b.add(l)
 	}
@@ -387,7 +387,7 @@ func TestPackedLists(t *testing.T) {
 		t.Errorf("varint bounds %d %d %d %d", varintBound(1), varintBound(128), varintBound(129), varintBound(1<<31))
 	}
 	// Ids below n never outgrow the bound, so the data is never copied.
-	small := newAdjacencyBuilder(200, 3)
+	small, _ := newAdjacencyBuilder(200, 3, nil)
 	for i := 0; i < 200; i++ {
 		if i == 5 {
 			small.add([]int32{199, 0, 128})

@@ -7,6 +7,8 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+
+	"github.com/gospann/spann/internal/offheap"
 )
 
 // Directory file layout (all integers little-endian):
@@ -113,23 +115,24 @@ func ReadDirectory(r io.Reader) (Directory, error) {
 	if lr, ok := r.(interface{ Len() int }); ok {
 		size = int64(lr.Len())
 	}
-	return ReadDirectorySized(r, size)
+	return ReadDirectorySized(r, size, nil)
 }
 
 // ReadDirectorySized is ReadDirectory for a directory file of size bytes
 // (negative if unknown). With the size known the entries are allocated
 // once, at their exact count: growing the slice instead would leave
 // garbage several times its size, which counts in an opening search
-// process's peak memory.
-func ReadDirectorySized(r io.Reader, size int64) (Directory, error) {
-	d, err := readDirectory(r, size)
+// process's peak memory. The entries live in arena (outside the Go heap,
+// freed with it) unless it is nil.
+func ReadDirectorySized(r io.Reader, size int64, arena *offheap.Arena) (Directory, error) {
+	d, err := readDirectory(r, size, arena)
 	if err != nil {
 		return Directory{}, err
 	}
 	return d, nil
 }
 
-func readDirectory(r io.Reader, size int64) (Directory, error) {
+func readDirectory(r io.Reader, size int64, arena *offheap.Arena) (Directory, error) {
 	var d Directory
 	room := uint64(1 << 16)
 	if size >= 0 {
@@ -160,7 +163,11 @@ func readDirectory(r io.Reader, size int64) (Directory, error) {
 			return d, fmt.Errorf("directory header: %w", err)
 		}
 	}
-	entries := make([]Entry, 0, min(n, room))
+	entries, err := offheap.Slice[Entry](arena, int(min(n, room)))
+	if err != nil {
+		return d, err
+	}
+	entries = entries[:0] // a lying count outgrows it onto the heap, then fails
 	var rec [dirEntrySize]byte
 	for i := uint64(0); i < n; i++ {
 		if err := readFull(br, crc, rec[:]); err != nil {

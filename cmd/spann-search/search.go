@@ -97,8 +97,9 @@ func runSearch(c *cli.Context) error {
 		return fmt.Errorf("--io %q: want auto, uring, aio or pread", c.String("io"))
 	}
 	// Searching allocates nothing per query, so the collector has almost no
-	// work; a low GOGC keeps the heap near the live set (heads, graph,
-	// directory) instead of letting per-batch result arrays double it.
+	// work; a low GOGC keeps the heap (the index's big arrays are off it:
+	// internal/offheap) near its live set instead of letting per-batch
+	// result arrays pile up between collections.
 	debug.SetGCPercent(10)
 	ix, err := spann.Open(c.String("index"), spann.Options{IO: c.String("io")})
 	if err != nil {
@@ -190,7 +191,9 @@ func runSearch(c *cli.Context) error {
 		}
 		r.CPUUS = float64(cpu.Nanoseconds()) / 1e3 / float64(qm.N)
 		rows = append(rows, r)
-		last = res
+		if c.String("out") != "" {
+			last = res // kept for --out; otherwise let it go before the next setting runs
+		}
 		if !c.Bool("json") && len(settings) > 1 {
 			printRowLine(r, len(rows) == 1, gt != nil)
 		}

@@ -142,8 +142,12 @@ func TestCheckFile(t *testing.T) {
 	if err := m.CheckFile(dir, "heads.bin", true); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("flipped byte: %v", err)
 	}
-	if err := m.CheckBytes("heads.bin", raw); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("CheckBytes: %v", err)
+	cr, err := m.OpenChecked(dir, "heads.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cr.Verify(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "SHA-256") {
+		t.Fatalf("OpenChecked + Verify of a flipped byte: %v", err)
 	}
 	os.Remove(p)
 	if err := m.CheckFile(dir, "heads.bin", false); err == nil || !strings.Contains(err.Error(), "missing") {

@@ -287,21 +287,6 @@ func (m *Manifest) CheckFile(dir, name string, full bool) error {
 	return nil
 }
 
-// CheckBytes verifies in-memory contents of a listed file against the manifest.
-func (m *Manifest) CheckBytes(name string, data []byte) error {
-	info, ok := m.File(name)
-	if !ok {
-		return fmt.Errorf("%w: manifest lists no %s", ErrCorrupt, name)
-	}
-	if int64(len(data)) != info.Bytes {
-		return fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, name, len(data), info.Bytes)
-	}
-	if got := sha256Hex(data); got != info.SHA256 {
-		return fmt.Errorf("%w: %s has SHA-256 %s, the manifest says %s", ErrCorrupt, name, got, info.SHA256)
-	}
-	return nil
-}
-
 func sha256Hex(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
