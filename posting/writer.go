@@ -45,6 +45,37 @@ type Writer struct {
 // the file's shared code (TrainTable), which goes into the header; the
 // other codecs take nil. id, the index's build id, goes into the header too.
 func NewWriter(w io.Writer, rowBytes int, codec Codec, table *Table, id [16]byte) (*Writer, error) {
+	pw, err := newWriter(w, rowBytes, codec, table)
+	if err != nil {
+		return nil, err
+	}
+	hdr := encodeFileHeader(FileHeader{Version: fileVersion, Codec: codec, RowBytes: uint32(rowBytes), Table: table, BuildID: id})
+	if _, err := w.Write(hdr); err != nil {
+		return nil, fmt.Errorf("posting writer: file header: %w", err)
+	}
+	pw.off = PageSize
+	return pw, nil
+}
+
+// ResumeWriter continues a postings file whose writing was interrupted (a
+// resumed build): w appends at off, the end of the file's first n postings
+// (the Offset+Bytes of the n-th Entry that Add returned), the file having
+// been cut back to exactly that. The header is not written again; rowBytes,
+// codec and table must be the ones it was written with. The postings that
+// follow are byte for byte those an uninterrupted Writer would write.
+func ResumeWriter(w io.Writer, rowBytes int, codec Codec, table *Table, off uint64, n int) (*Writer, error) {
+	if off < PageSize || n < 0 {
+		return nil, fmt.Errorf("posting writer: resume at byte %d after %d postings: not past the header", off, n)
+	}
+	pw, err := newWriter(w, rowBytes, codec, table)
+	if err != nil {
+		return nil, err
+	}
+	pw.off, pw.n = off, n
+	return pw, nil
+}
+
+func newWriter(w io.Writer, rowBytes int, codec Codec, table *Table) (*Writer, error) {
 	if rowBytes <= 0 || rowBytes > MaxRowsBytes {
 		return nil, fmt.Errorf("posting writer: rowBytes %d out of range", rowBytes)
 	}
@@ -59,11 +90,6 @@ func NewWriter(w io.Writer, rowBytes int, codec Codec, table *Table, id [16]byte
 	}
 	pw := &Writer{w: w, rowBytes: rowBytes, codec: codec}
 	pw.enc.table = table
-	hdr := encodeFileHeader(FileHeader{Version: fileVersion, Codec: codec, RowBytes: uint32(rowBytes), Table: table, BuildID: id})
-	if _, err := w.Write(hdr); err != nil {
-		return nil, fmt.Errorf("posting writer: file header: %w", err)
-	}
-	pw.off = PageSize
 	return pw, nil
 }
 

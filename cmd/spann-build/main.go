@@ -15,6 +15,7 @@ import (
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/cmdutil"
+	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/memindex"
 	"github.com/gospann/spann/posting"
@@ -32,7 +33,7 @@ func newApp() *cli.App {
 			"writes each head's posting list compressed to one postings file, placed so that one aligned read of the fewest " +
 			"possible 4 KiB pages fetches it. The index is " +
 			"built in a temporary directory beside --out and renamed into place only when complete, so an " +
-			"interrupted build leaves nothing at --out. Distances are squared L2, or the negated inner product " +
+			"interrupted build leaves nothing at --out; each step commits a checkpoint there, and --resume continues from the last one. Distances are squared L2, or the negated inner product " +
 			"(ip, cosine).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "base", Required: true, Usage: "base vector file (.fbin, .u8bin or .i8bin)"},
@@ -53,6 +54,12 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "tmp-dir", Usage: "directory for assignment spill files (default: inside the build directory)"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed gives the same index"},
 			&cli.IntFlag{Name: "crop", Usage: "use only the first N base vectors (0 = all)"},
+			&cli.BoolFlag{Name: "resume", Usage: "continue the interrupted build of --out (killed, crashed, out of memory, or stopped with Ctrl-C) from its last checkpoint: " +
+				"the heads, the head graph, the vectors assigned and the postings written so far are kept once their checksums are verified, the rest is redone; " +
+				"give the same flags (--threads and --memory-budget may differ); the index is byte for byte the one an uninterrupted build makes. " +
+				"With no interrupted build to continue, it starts afresh"},
+			&cli.StringFlag{Name: "build-id", Usage: "the build id written into every index file, 32 hex digits (default: random); " +
+				"the same id, base, flags and seed give a byte-identical index"},
 			&cli.BoolFlag{Name: "force", Usage: "replace --out if it is a spann index or an empty directory (anything else is refused); the swap is atomic"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
@@ -65,9 +72,14 @@ func options(c *cli.Context) (build.Options, error) {
 	o := build.Options{Base: c.String("base"), Out: c.String("out"), Crop: c.Int("crop"),
 		HeadRatio: c.Float64("head-ratio"), Replicas: c.Int("replicas"), PostingLimit: c.Int("posting-limit"),
 		RNGFactor: c.Float64("rng-factor"), ReplicaEps: c.Float64("replica-eps"), CandidateHeads: c.Int("candidates"),
-		TmpDir: c.String("tmp-dir"), Seed: c.Int64("seed"), Force: c.Bool("force"),
+		TmpDir: c.String("tmp-dir"), Seed: c.Int64("seed"), Force: c.Bool("force"), Resume: c.Bool("resume"),
 		Graph: memindex.Params{Degree: c.Int("graph-degree"), BuildList: c.Int("graph-build-list")}}
 	var err error
+	if s := c.String("build-id"); s != "" {
+		if o.BuildID, err = indexfile.ParseBuildID(s); err != nil {
+			return o, fmt.Errorf("--build-id: %w", err)
+		}
+	}
 	if s := c.String("type"); s != "" {
 		if o.Type, err = datasets.ParseType(s); err != nil {
 			return o, err
@@ -117,6 +129,9 @@ func runBuild(c *cli.Context) error {
 	st, err := build.Run(ctx, o)
 	if err != nil {
 		return err
+	}
+	if st.ResumedAfter != "" && !c.Bool("json") {
+		fmt.Printf("resumed after: %s\n", st.ResumedAfter)
 	}
 	if c.Bool("json") {
 		return cmdutil.PrintJSON(os.Stdout, st)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,5 +147,116 @@ func TestKilledBuildLeavesNothingOpenable(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".idx.building-*")); len(left) != 0 {
 		t.Fatalf("killed --force builds left %v", left)
+	}
+}
+
+// resumePoints are where TestKilledBuildResumes kills a build: every phase,
+// both sides of checkpoint commits (the numbered passes count the
+// checkpoints of a 20,000-row base in 16 blocks and 16 spill buckets: 1 at
+// the start, 2 heads, 3 graph, 4–19 assignment, 20–34 postings buckets, 35
+// postings done, 36 the phase's end, 37 the manifest), and the commit.
+var resumePoints = []string{
+	"started", "after select heads", "checkpoint: saving#2", "checkpoint: saved#2",
+	"after head graph", "checkpoint: saved#3", "assign: block#1", "checkpoint: saving#5",
+	"assign: half", "spill: synced#8", "assign: block#9", "checkpoint: saved#12", "assign: block#16",
+	"checkpoint: saving#19", "postings: bucket#1", "checkpoint: saving#21", "postings: half",
+	"postings: bucket#12", "postings: synced#6", "checkpoint: saved#30", "checkpoint: saving#35", "after assign and write postings",
+	"checkpoint: saving#37", "manifest written", "committed",
+}
+
+// childBuild runs spann-build args in a child process with a small spill
+// bucket cap; crashAt, if set, is where the child SIGKILLs itself. It
+// reports whether the child was killed there, and fails the test if it
+// neither was nor succeeded.
+func childBuild(t *testing.T, crashAt string, args ...string) (killed bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "SPANN_BUILD_CHILD=1", "SPANN_TEST_BUCKET_BYTES=200000", "SPANN_TEST_CRASH_AT="+crashAt)
+	outErr, err := cmd.CombinedOutput()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && crashAt != "" {
+		return true
+	}
+	if err != nil {
+		t.Fatalf("spann-build %v (crash at %q): %v\n%s", args, crashAt, err, outErr)
+	}
+	return false
+}
+
+// TestKilledBuildResumes kills real builds with SIGKILL at hook points in
+// every phase, resumes each with --resume (some killed again further on),
+// and checks that the index is byte for byte the uninterrupted one.
+func TestKilledBuildResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real builds in child processes")
+	}
+	base := genBase(t, 20000, 8)
+	dir := t.TempDir()
+	id, _ := indexfile.NewBuildID()
+	args := func(out string, extra ...string) []string {
+		return append([]string{"--base", base, "--out", out, "--threads", "2", "--quiet", "--build-id", id.String()}, extra...)
+	}
+	ref := filepath.Join(dir, "ref")
+	childBuild(t, "", args(ref)...)
+	out := filepath.Join(dir, "idx")
+	tmpDir := t.TempDir()
+	for i, point := range resumePoints {
+		extra := []string{}
+		if i%4 == 3 {
+			extra = []string{"--tmp-dir", tmpDir} // the spill in a locked directory of its own
+		}
+		os.RemoveAll(out)
+		if !childBuild(t, point, args(out, extra...)...) {
+			t.Fatalf("the build was not killed at %q", point)
+		}
+		if point != "committed" {
+			if _, err := os.Stat(out); err == nil {
+				t.Fatalf("killed at %q: %s exists", point, out)
+			}
+		}
+		resume := args(out, append(extra, "--resume")...)
+		if i%2 == 1 && i+3 < len(resumePoints) {
+			// Killed again while resuming, further on (a numbered point
+			// counts from the resumed process's start, so it may come
+			// later than in a whole build, or not at all).
+			if childBuild(t, resumePoints[i+3], resume...) {
+				childBuild(t, "", resume...)
+			}
+		} else {
+			childBuild(t, "", resume...)
+		}
+		sameIndex(t, ref, out, point)
+		if left, _ := filepath.Glob(filepath.Join(dir, ".idx.building-*")); len(left) != 0 {
+			t.Fatalf("killed at %q, resumed: left %v", point, left)
+		}
+		if left, _ := os.ReadDir(tmpDir); len(left) != 0 {
+			t.Fatalf("killed at %q, resumed: --tmp-dir holds %d entries", point, len(left))
+		}
+	}
+}
+
+// sameIndex fails unless b holds exactly a's index files, byte for byte,
+// and a manifest listing the same files and build id.
+func sameIndex(t *testing.T, a, b, point string) {
+	t.Helper()
+	for _, name := range []string{"heads.bin", "graph.bin", "directory.bin", "postings.bin"} {
+		x, err := os.ReadFile(filepath.Join(a, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := os.ReadFile(filepath.Join(b, name))
+		if err != nil {
+			t.Fatalf("killed at %q, resumed: %v", point, err)
+		}
+		if !bytes.Equal(x, y) {
+			t.Fatalf("killed at %q, resumed: %s differs from the uninterrupted build's", point, name)
+		}
+	}
+	m1, err1 := indexfile.ReadManifest(a)
+	m2, err2 := indexfile.ReadManifest(b)
+	if err1 != nil || err2 != nil || !slices.Equal(m1.Files, m2.Files) || m1.BuildID != m2.BuildID {
+		t.Fatalf("killed at %q, resumed: manifests differ: %v %v", point, err1, err2)
+	}
+	if ents, _ := os.ReadDir(b); len(ents) != 5 {
+		t.Fatalf("killed at %q, resumed: %s holds %d entries, want the 4 files and the manifest", point, b, len(ents))
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -66,13 +65,20 @@ type Options struct {
 	TmpDir         string
 	Seed           int64
 	Force          bool
+	// Resume continues the most advanced interrupted build of Out (one
+	// killed by kill -9, a crash or the OOM killer: a build that fails with
+	// an error removes its directory) from its last checkpoint, with the
+	// same flags; it starts afresh when there is none. The index is byte
+	// for byte the one an uninterrupted build makes.
+	Resume bool
 	// Progress receives a progress report of each phase (a bar when it is
 	// a terminal, a line every few seconds otherwise); nil reports nothing.
 	Progress io.Writer
 	// BuildID identifies the build in every file it writes; zero (the
-	// default) draws a random one. Tests set it to compare builds byte by
-	// byte.
-	BuildID indexfile.BuildID
+	// default) draws a random one. Give the same one to reproduce an index
+	// byte for byte.
+	BuildID    indexfile.BuildID
+	explicitID bool // BuildID was given, not drawn
 
 	Graph memindex.Params
 	// AssignSearchList is the head-graph search list used to find each
@@ -118,6 +124,9 @@ type Stats struct {
 	SpillBuckets  int                `json:"spill_buckets"`
 	Threads       int                `json:"threads"`
 	Codec         string             `json:"codec"`
+	// ResumedAfter says what an interrupted build had committed when this
+	// run resumed it ("" for a build that ran in one go).
+	ResumedAfter string `json:"resumed_after,omitempty"`
 }
 
 func (o *Options) fill() error {
@@ -133,6 +142,7 @@ func (o *Options) fill() error {
 	if o.Metric == 0 {
 		o.Metric = vec.L2
 	}
+	o.explicitID = !o.BuildID.IsZero()
 	if o.BuildID.IsZero() {
 		id, err := indexfile.NewBuildID()
 		if err != nil {
@@ -191,6 +201,9 @@ func (o *Options) fill() error {
 	if o.Crop < 0 {
 		return fmt.Errorf("--crop %d: must not be negative", o.Crop)
 	}
+	if o.maxBucketBytes == 0 && testBucketBytes > 0 {
+		o.maxBucketBytes = testBucketBytes
+	}
 	return nil
 }
 
@@ -202,11 +215,19 @@ func DefaultMemoryBudget() int64 {
 	return 1 << 30
 }
 
-// Run builds an index. On any failure, or when ctx is cancelled, it removes
-// everything it wrote; Out appears only when the build is complete.
+// Run builds an index; Out appears only when the build is complete. On a
+// failure it removes everything it wrote. When ctx is cancelled it keeps
+// what its checkpoints committed, in its build directory beside Out, for
+// Options.Resume (unless the base came from Input); a later build without
+// Resume removes it.
 func Run(ctx context.Context, o Options) (*Stats, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
+	}
+	if o.Resume {
+		if st, done, err := committedBefore(o.Out); done || err != nil {
+			return st, err
+		}
 	}
 	if _, err := os.Stat(o.Out); err == nil {
 		if !o.Force {
@@ -253,6 +274,7 @@ type builder[T vec.Elem] struct {
 	heads  []T      // head vectors, row i = head i
 	headID []uint32 // base row of head i, ascending
 	graph  *memindex.Graph[T]
+	ck     *checkpoint // what is committed; saved after every step
 }
 
 func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) (st *Stats, err error) {
@@ -273,44 +295,52 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}
-	removeStaleBuilds(parent, filepath.Base(o.Out))
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".building-")
+	b := &builder[T]{o: o, ctx: ctx, base: base, sp: sp, dim: base.Dim}
+	dir, err := b.openBuildDir(parent, filepath.Base(o.Out))
 	if err != nil {
-		return nil, fmt.Errorf("create build directory: %w", err)
-	}
-	lock, err := lockBuildDir(tmp)
-	if err != nil {
-		os.RemoveAll(tmp)
 		return nil, err
 	}
-	defer lock.Close()
+	defer dir.close()
 	defer func() {
-		if err != nil {
-			os.RemoveAll(tmp)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil && errors.Is(err, ctx.Err()) && o.Input == nil:
+			// Stopped (Ctrl-C, SIGTERM): what is committed stays for
+			// --resume; the next build without it removes the directory.
+			err = fmt.Errorf("%w: the build so far is kept in %s; rerun with --resume to continue it", err, dir.path)
+		default:
+			os.RemoveAll(dir.path)
 		}
 	}()
-	b := &builder[T]{o: o, id: o.BuildID, ctx: ctx, base: base, sp: sp, dim: base.Dim, tmp: tmp,
-		stats: &Stats{N: base.N, Dim: base.Dim, Type: base.Type.String(), Metric: o.Metric.String(),
-			Seconds: map[string]float64{}, FileBytes: map[string]int64{}, PhasePeakRSS: map[string]int64{}, MemoryBudget: o.MemoryBudget,
-			Threads: o.Threads, Codec: o.Codec.String()}}
+	b.tmp, b.id = dir.path, b.o.BuildID
 	nHeads := max(1, int(math.Round(o.HeadRatio*float64(base.N))))
 	if err := b.checkBudget(nHeads); err != nil {
 		return nil, err
 	}
 	phases := []struct {
-		name string
-		fn   func() error
+		name    string
+		done    bool
+		restore func() error
+		fn      func() error
 	}{
-		{"select heads", func() error { return b.selectHeads(nHeads) }},
-		{"head graph", b.buildGraph},
-		{"assign and write postings", b.assignAndWrite},
+		{"select heads", b.ck.Heads != nil, b.restoreHeads, func() error { return b.selectHeads(nHeads) }},
+		{"head graph", b.ck.Graph != nil, b.restoreGraph, b.buildGraph},
+		{"assign and write postings", b.ck.Postings != nil && b.ck.Postings.Done, b.restorePostings, b.assignAndWrite},
 	}
 	rss := sysmem.StartSampler(20 * time.Millisecond)
 	defer rss.Stop()
-	for _, ph := range phases {
+	for i, ph := range phases {
 		t := time.Now()
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if ph.done {
+			rerr := ph.restore()
+			if rerr == nil {
+				continue
+			}
+			b.note("%s: %v; redoing it and what follows", ph.name, rerr)
+			b.ck.undo(i)
 		}
 		rss.TakeMax()
 		if err := ph.fn(); err != nil {
@@ -323,37 +353,114 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 			o.afterPhase(ph.name)
 		}
 		crashPoint("after " + ph.name)
+		if err := b.ck.save(b.tmp); err != nil {
+			return nil, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	b.stats.TotalSeconds = time.Since(start).Seconds()
-	b.stats.PeakRSS = sysmem.PeakRSS()
-	if err := b.writeManifest(); err != nil {
-		return nil, err
+	b.stats.TotalSeconds += time.Since(start).Seconds()
+	b.stats.PeakRSS = max(b.stats.PeakRSS, sysmem.PeakRSS())
+	if !b.ck.Manifest {
+		if err := b.writeManifest(); err != nil {
+			return nil, err
+		}
+		b.ck.Manifest = true
+		if err := b.ck.save(b.tmp); err != nil {
+			return nil, err
+		}
 	}
 	crashPoint("manifest written")
-	if err := commitDir(tmp, o.Out, o.Force); err != nil {
+	if err := commitDir(b.tmp, o.Out, o.Force); err != nil {
 		return nil, err
 	}
+	crashPoint("committed")
+	// The scratch directory went to --out with the index: a kill before
+	// this leaves it there, harmless, and --resume removes it.
+	os.RemoveAll(scratch(o.Out))
 	return b.stats, nil
 }
 
-// buildLockName is the file a running build holds an exclusive flock on,
-// inside its temporary directory. The kernel drops the lock when the
-// process dies, however it dies.
-const buildLockName = "build.lock"
-
-func lockBuildDir(dir string) (*os.File, error) {
-	f, err := os.Create(filepath.Join(dir, buildLockName))
+// committedBefore reports whether out holds an index that a build killed
+// just after renaming it to out committed (its scratch directory is still
+// there, its checkpoint naming out's build id): then it only removes the
+// scratch directory and returns that build's summary.
+func committedBefore(out string) (*Stats, bool, error) {
+	ck, err := loadCheckpoint(out)
 	if err != nil {
-		return nil, fmt.Errorf("build lock: %w", err)
+		return nil, false, nil
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("build lock: %w", err)
+	m, err := indexfile.ReadManifest(out)
+	if err != nil || m.BuildID != ck.BuildID || !ck.Manifest {
+		return nil, false, nil
 	}
-	return f, nil
+	if err := os.RemoveAll(scratch(out)); err != nil {
+		return nil, true, err
+	}
+	ck.Stats.ResumedAfter = ck.phaseDone()
+	return ck.Stats, true, nil
+}
+
+// openBuildDir finds the interrupted build to resume (with --resume) or
+// creates a fresh build directory with its first checkpoint; it sets
+// b.o.BuildID, b.stats and b.ck.
+func (b *builder[T]) openBuildDir(parent, name string) (*buildDir, error) {
+	o := &b.o
+	flags := o.flags(o.Base)
+	if o.Resume {
+		if o.Input != nil {
+			return nil, errors.New("resume needs the base vectors as a file (Options.Base), not Options.Input")
+		}
+		dir, ck, err := findResumable(parent, name)
+		if err != nil {
+			return nil, err
+		}
+		if dir != nil {
+			if why, diff := differs(ck.Flags, flags); diff {
+				dir.close()
+				return nil, fmt.Errorf("--resume: the interrupted build in %s was started with other flags (%s): rerun it with the same flags, or without --resume to start afresh", dir.path, why)
+			}
+			id, err := indexfile.ParseBuildID(ck.BuildID)
+			if err != nil {
+				dir.close()
+				return nil, fmt.Errorf("--resume: %s: %w", filepath.Join(scratch(dir.path), checkpointName), err)
+			}
+			if o.explicitID && id != o.BuildID {
+				dir.close()
+				return nil, fmt.Errorf("--resume: the interrupted build in %s has build id %s, not %s", dir.path, id, o.BuildID)
+			}
+			o.BuildID, b.ck, b.stats = id, ck, ck.Stats
+			b.stats.Threads, b.stats.MemoryBudget, b.stats.ResumedAfter = o.Threads, o.MemoryBudget, ck.phaseDone()
+			b.note("resuming the build in %s after: %s", dir.path, ck.phaseDone())
+			removeStaleBuilds(parent, name) // the others; ours is locked
+			return dir, nil
+		}
+		b.note("no interrupted build of %s to resume: starting afresh", o.Out)
+	}
+	removeStaleBuilds(parent, name)
+	dir, err := newBuildDir(parent, name)
+	if err != nil {
+		return nil, err
+	}
+	b.stats = &Stats{N: b.base.N, Dim: b.base.Dim, Type: b.base.Type.String(), Metric: o.Metric.String(),
+		Seconds: map[string]float64{}, FileBytes: map[string]int64{}, PhasePeakRSS: map[string]int64{}, MemoryBudget: o.MemoryBudget,
+		Threads: o.Threads, Codec: o.Codec.String()}
+	b.ck = &checkpoint{Version: checkpointVersion, BuildID: o.BuildID.String(), Flags: flags, Stats: b.stats}
+	if err := b.ck.save(dir.path); err != nil {
+		dir.close()
+		os.RemoveAll(dir.path)
+		return nil, err
+	}
+	crashPoint("started")
+	return dir, nil
+}
+
+// note prints one line about the build's course to the progress output.
+func (b *builder[T]) note(format string, a ...any) {
+	if b.o.Progress != nil {
+		fmt.Fprintf(b.o.Progress, format+"\n", a...)
+	}
 }
 
 // removeStaleBuilds deletes the temporary directories of earlier builds of
@@ -367,13 +474,13 @@ func removeStaleBuilds(parent, name string) {
 const spillPrefix = "spann-spill-"
 
 // removeDeadDirs removes the directories matching pattern whose build lock
-// nobody holds. One without a lock file is removed only when it is clearly
+// (.build/lock) nobody holds. One without a lock file is removed only when it is clearly
 // old (an hour), or, with parkedIndexes, when it holds a complete index (an
 // old index swapped out by a --force build that died before deleting it).
 func removeDeadDirs(pattern string, parkedIndexes bool) {
 	matches, _ := filepath.Glob(pattern)
 	for _, dir := range matches {
-		f, err := os.Open(filepath.Join(dir, buildLockName))
+		f, err := os.Open(filepath.Join(scratch(dir), lockName))
 		if err != nil {
 			if os.IsNotExist(err) {
 				parked := false
@@ -474,6 +581,44 @@ func (b *builder[T]) selectHeads(nHeads int) error {
 		return err
 	}
 	b.stats.FileBytes[HeadsFile] = size
+	b.ck.Heads, err = sumFile(b.tmp, HeadsFile)
+	return err
+}
+
+// restoreHeads reloads the heads of an interrupted build from heads.bin.
+func (b *builder[T]) restoreHeads() error {
+	if err := checkFile(b.tmp, HeadsFile, b.ck.Heads); err != nil {
+		return err
+	}
+	h, err := indexfile.ReadHeads(filepath.Join(b.tmp, HeadsFile))
+	if err != nil {
+		return err
+	}
+	if h.BuildID != b.id || h.Type != b.base.Type || h.Dim != b.dim {
+		return fmt.Errorf("%s is not this build's", filepath.Join(b.tmp, HeadsFile))
+	}
+	b.headID, b.heads = h.IDs, datasets.Rows[T](h.Vectors)
+	return nil
+}
+
+// restoreGraph reloads the head graph of an interrupted build.
+func (b *builder[T]) restoreGraph() error {
+	if err := checkFile(b.tmp, GraphFile, b.ck.Graph); err != nil {
+		return err
+	}
+	f, err := os.Open(filepath.Join(b.tmp, GraphFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	g, err := memindex.Load(f, b.sp, b.heads, b.dim)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	if g.Tag != b.id {
+		return fmt.Errorf("%s is not this build's", f.Name())
+	}
+	b.graph = g
 	return nil
 }
 
@@ -514,10 +659,14 @@ func (b *builder[T]) buildGraph() error {
 	}
 	b.graph = g
 	g.Tag = b.id
-	return writeFile(filepath.Join(b.tmp, GraphFile), func(w io.Writer) error {
+	if err := writeFile(filepath.Join(b.tmp, GraphFile), func(w io.Writer) error {
 		_, err := g.WriteTo(w)
 		return err
-	})
+	}); err != nil {
+		return err
+	}
+	b.ck.Graph, err = sumFile(b.tmp, GraphFile)
+	return err
 }
 
 // writeFile creates path, lets write fill it through a buffer, and flushes,
@@ -542,288 +691,6 @@ func writeFile(path string, write func(w io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// assignment is one (head, vector) pair found by a worker.
-type assignment struct {
-	head    int32
-	row     int32 // row within the block
-	dist    float32
-	nearest bool // head is the row's nearest (first) replica
-}
-
-// assignAndWrite streams the base, finds every vector's replica heads and
-// spills the assignments by head range, then writes the postings bucket by
-// bucket.
-func (b *builder[T]) assignAndWrite() error {
-	o := b.o
-	n, rb := b.base.N, b.base.RowBytes()
-	nh := len(b.headID)
-	recBytes := int64(12 + rb)
-	// What this phase holds besides the heads and the graph: the stream's
-	// two read blocks, the workers' assignment lists, one spill write
-	// buffer per bucket while assigning, then one bucket (its records and a
-	// 4-byte sort index each) and the posting writer while writing. 15 % of
-	// the budget is left to the Go heap's own slack.
-	const streamBlock = 8 << 20
-	fixed := b.residentBytes(nh) + 2*streamBlock + int64(o.Threads)*int64(streamBlock/rb+1)*int64(o.Replicas)*16
-	avail := o.MemoryBudget*85/100 - fixed
-	total := int64(n) * int64(o.Replicas) * recBytes
-	bucketBytes := max(int64(8<<20), avail*recBytes/(recBytes+4))
-	buckets := int(min(int64(nh), max(1, (total+bucketBytes-1)/bucketBytes)))
-	if buckets > 1 {
-		// Leave room for the write buffers of that many buckets too.
-		bucketBytes = max(int64(8<<20), (avail-int64(buckets)*spillBufSize)*recBytes/(recBytes+4))
-		buckets = int(min(int64(nh), max(1, (total+bucketBytes-1)/bucketBytes)))
-	}
-	if o.maxBucketBytes > 0 {
-		buckets = int(min(int64(nh), max(1, (total+o.maxBucketBytes-1)/o.maxBucketBytes)))
-	}
-	spillDir := b.tmp
-	if o.TmpDir != "" {
-		// A directory of our own inside --tmp-dir, locked like the build
-		// directory and removed when done; those of builds that died are
-		// removed here (their lock is free).
-		removeDeadDirs(filepath.Join(o.TmpDir, spillPrefix+"*"), false)
-		d, err := os.MkdirTemp(o.TmpDir, spillPrefix)
-		if err != nil {
-			return fmt.Errorf("--tmp-dir: %w", err)
-		}
-		lock, err := lockBuildDir(d)
-		if err != nil {
-			os.RemoveAll(d)
-			return fmt.Errorf("--tmp-dir: %w", err)
-		}
-		defer lock.Close()
-		defer os.RemoveAll(d)
-		spillDir = d
-	}
-	sp, err := newSpill(spillDir, buckets, nh, rb)
-	if err != nil {
-		return err
-	}
-	defer sp.remove()
-	b.stats.SpillBuckets = buckets
-
-	threads := o.Threads
-	searchers := make([]*memindex.Searcher[T], threads)
-	outs := make([][]assignment, threads)
-	for t := range searchers {
-		searchers[t] = b.graph.NewSearcher()
-	}
-	var replicaSum int64
-	replicaMax := 0
-	headDist := func(x, y int32) float32 {
-		return b.sp.Dist(b.heads[int(x)*b.dim:int(x+1)*b.dim], b.heads[int(y)*b.dim:int(y+1)*b.dim])
-	}
-	bar := progress.New(b.o.Progress, "assign replicas", int64(n))
-	nextHead := 0
-	var normBuf []T
-	err = b.base.Stream(max(1024, (8<<20)/rb), func(start int, raw []byte) error {
-		if err := b.ctx.Err(); err != nil {
-			return err
-		}
-		if start <= n/2 && n/2 < start+len(raw)/rb {
-			crashPoint("assign: half")
-		}
-		rows := datasets.Rows[T](raw)
-		if o.Metric == vec.Cosine {
-			normBuf = append(normBuf[:0], rows...)
-			vec.NormalizeRows(normBuf, b.dim)
-			rows = normBuf
-		}
-		rowBytes := datasets.Bytes(rows)
-		cnt := len(raw) / rb
-		// Heads inside this block: heads are stored in heads.bin and found
-		// through the head graph, so they get no posting entry.
-		firstHead := nextHead
-		for nextHead < nh && int(b.headID[nextHead]) < start+cnt {
-			nextHead++
-		}
-		blockHeads := b.headID[firstHead:nextHead]
-		var wg sync.WaitGroup
-		per := (cnt + threads - 1) / threads
-		for t := 0; t < threads; t++ {
-			lo, hi := t*per, min(cnt, (t+1)*per)
-			outs[t] = outs[t][:0]
-			if lo >= hi {
-				continue
-			}
-			wg.Add(1)
-			go func(t, lo, hi int) {
-				defer wg.Done()
-				s := searchers[t]
-				var chosen []int32
-				hp := sort.Search(len(blockHeads), func(i int) bool { return int(blockHeads[i]) >= start+lo })
-				for r := lo; r < hi; r++ {
-					if hp < len(blockHeads) && int(blockHeads[hp]) == start+r {
-						hp++
-						continue
-					}
-					v := rows[r*b.dim : (r+1)*b.dim]
-					cands := s.Search(v, o.CandidateHeads, o.AssignSearchList)
-					chosen = ChooseReplicas(cands, o.Replicas, float32(o.RNGFactor), float32(o.ReplicaEps), headDist, chosen[:0])
-					for k, h := range chosen {
-						// chosen[0] is the nearest candidate: the RNG rule
-						// never skips the first.
-						outs[t] = append(outs[t], assignment{head: h, row: int32(r), dist: distOf(cands, h), nearest: k == 0})
-					}
-				}
-			}(t, lo, hi)
-		}
-		wg.Wait()
-		// Spill in worker order, so the spill (and the index) do not depend
-		// on goroutine scheduling.
-		for t := 0; t < threads; t++ {
-			last := int32(-1)
-			cntRow := 0
-			for _, a := range outs[t] {
-				if a.row != last {
-					if last >= 0 {
-						replicaSum += int64(cntRow)
-						replicaMax = max(replicaMax, cntRow)
-					}
-					last, cntRow = a.row, 0
-				}
-				cntRow++
-				// rows, not raw: for cosine the stored vectors are the
-				// normalised ones that search scores against.
-				if err := sp.add(a.head, uint32(start)+uint32(a.row), a.dist, rowBytes[int(a.row)*rb:int(a.row+1)*rb], a.nearest); err != nil {
-					return err
-				}
-			}
-			if last >= 0 {
-				replicaSum += int64(cntRow)
-				replicaMax = max(replicaMax, cntRow)
-			}
-		}
-		bar.Set(int64(start + cnt))
-		return nil
-	})
-	bar.Done()
-	if err != nil {
-		return err
-	}
-	if err := sp.finish(); err != nil {
-		return err
-	}
-	if stored := n - nh; stored > 0 {
-		b.stats.ReplicasMean = float64(replicaSum) / float64(stored)
-	}
-	b.stats.ReplicasMax = replicaMax
-	return b.writePostings(sp)
-}
-
-func distOf(cands []memindex.Neighbor, h int32) float32 {
-	for _, c := range cands {
-		if c.ID == h {
-			return c.Dist
-		}
-	}
-	return float32(math.Inf(1))
-}
-
-// writePostings writes every head's posting (its closest PostingLimit
-// vectors) in head order, then the directory.
-func (b *builder[T]) writePostings(sp *spill) error {
-	nh := len(b.headID)
-	rb := b.base.RowBytes()
-	f, err := os.Create(filepath.Join(b.tmp, PostingsFile))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, 4<<20)
-	table, err := b.sharedTable()
-	if err != nil {
-		return err
-	}
-	pw, err := posting.NewWriter(bw, rb, b.o.Codec, table, b.id)
-	if err != nil {
-		return err
-	}
-	entries := make([]posting.Entry, nh)
-	sizes := make([]int, nh)
-	var ids []uint32
-	var rows []byte
-	var buf []byte
-	var dropped, pastLimit int64
-	stored := make([]uint64, (b.base.N+63)/64) // bit per vector kept in some posting
-	bar := progress.New(b.o.Progress, "write postings", int64(nh))
-	head := 0
-	for bk := 0; bk < len(sp.files); bk++ {
-		if err := b.ctx.Err(); err != nil {
-			return err
-		}
-		var bucket *bucket
-		bucket, buf, err = sp.loadBucket(bk, buf)
-		if err != nil {
-			return err
-		}
-		i, m := 0, bucket.len()
-		hiHead := min(nh, (bk+1)*sp.headsPerBucket)
-		for ; head < hiHead; head++ {
-			ids, rows = ids[:0], rows[:0]
-			for i < m && int(bucket.head(i)) == head {
-				// The limit keeps a head's closest vectors, except that a
-				// vector's nearest head always takes it: no vector loses
-				// its last replica to the cap.
-				if len(ids) < b.o.PostingLimit || bucket.nearest(i) {
-					if len(ids) >= b.o.PostingLimit {
-						pastLimit++
-					}
-					id := bucket.id(i)
-					ids = append(ids, id)
-					rows = append(rows, bucket.row(i)...)
-					stored[id/64] |= 1 << (id % 64)
-				} else {
-					dropped++
-				}
-				i++
-			}
-			e, err := pw.Add(ids, rows)
-			if err != nil {
-				return fmt.Errorf("head %d: %w", head, err)
-			}
-			entries[head] = e
-			sizes[head] = len(ids)
-			bar.Set(int64(head + 1))
-		}
-		if i != m {
-			return fmt.Errorf("spill bucket %d: %d records for heads outside its range", bk, m-i)
-		}
-		if bk == len(sp.files)/2 {
-			crashPoint("postings: half")
-		}
-	}
-	bar.Done()
-	if err := pw.Finish(); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", PostingsFile, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", PostingsFile, err)
-	}
-	b.stats.Dropped, b.stats.KeptPastLimit = dropped, pastLimit
-	for _, id := range b.headID {
-		stored[id/64] |= 1 << (id % 64) // heads are found through the graph
-	}
-	for id := 0; id < b.base.N; id++ {
-		if stored[id/64]&(1<<(id%64)) == 0 {
-			b.stats.Unstored++
-		}
-	}
-	if b.stats.Unstored > 0 {
-		return fmt.Errorf("%d vectors would be in no posting and are not heads (a bug: every vector's nearest head keeps it)", b.stats.Unstored)
-	}
-	b.stats.Postings = nh
-	b.postingStats(entries, sizes)
-
-	return writeFile(filepath.Join(b.tmp, DirectoryFile), func(w io.Writer) error {
-		return posting.WriteDirectory(w, entries, b.id)
-	})
 }
 
 // tableSampleRows is how many head vectors train the shared Huffman table:
@@ -880,11 +747,12 @@ func (b *builder[T]) writeManifest() error {
 			Seed: o.Seed, Crop: o.Crop, Threads: o.Threads, MemoryBudget: o.MemoryBudget,
 			GraphDegree: o.Graph.Degree, GraphBuildList: o.Graph.BuildList, GraphAlpha: float64(o.Graph.Alpha)},
 	}
+	// The sizes and SHA-256s are the checkpoint's, taken as each file was
+	// finished: hashing the postings again would cost seconds.
+	sums := map[string]*fileSum{HeadsFile: b.ck.Heads, GraphFile: b.ck.Graph,
+		DirectoryFile: b.ck.Postings.DirectoryFile, PostingsFile: b.ck.Postings.PostingsFile}
 	for _, name := range []string{HeadsFile, GraphFile, DirectoryFile, PostingsFile} {
-		info, err := indexfile.Describe(b.tmp, name)
-		if err != nil {
-			return err
-		}
+		info := indexfile.FileInfo{Name: name, Bytes: sums[name].Bytes, SHA256: sums[name].SHA256}
 		m.Files = append(m.Files, info)
 		b.stats.FileBytes[name] = info.Bytes
 		b.stats.TotalBytes += info.Bytes

@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -203,30 +204,155 @@ func assertNoLeftovers(t *testing.T, dir string) {
 	}
 }
 
-func TestBuildCancelledLeavesNothing(t *testing.T) {
+// A cancelled build leaves nothing at Out and nothing openable, keeps what
+// it committed for Resume, and the resumed index is byte for byte the one
+// an uninterrupted build makes; a build without Resume removes the kept
+// directory.
+func TestBuildCancelledResumes(t *testing.T) {
 	dir := t.TempDir()
 	base := genBase(t, dir, 3000, 8)
+	id, _ := indexfile.NewBuildID()
+	opts := func(out string) Options {
+		return Options{Base: base, Out: out, Threads: 2, Seed: 1, MemoryBudget: 256 << 20, maxBucketBytes: 64 << 10, BuildID: id}
+	}
+	ref := filepath.Join(dir, "ref")
+	if _, err := Run(context.Background(), opts(ref)); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "idx")
 	for _, phase := range []string{"select heads", "head graph"} {
 		ctx, cancel := context.WithCancel(context.Background())
-		o := Options{Base: base, Out: out, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}
+		o := opts(out)
 		o.afterPhase = func(p string) {
 			if p == phase {
 				cancel()
 			}
 		}
-		if _, err := Run(ctx, o); err == nil {
-			t.Fatalf("build cancelled after %s succeeded", phase)
-		}
+		_, err := Run(ctx, o)
 		cancel()
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "--resume") {
+			t.Fatalf("build cancelled after %s: %v", phase, err)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Fatalf("cancelled build left %s", out)
+		}
+		o = opts(out)
+		o.Resume = true
+		st, err := Run(context.Background(), o)
+		if err != nil {
+			t.Fatalf("resume after %s: %v", phase, err)
+		}
+		if want := map[string]string{"select heads": "heads", "head graph": "heads and head graph"}[phase]; st.ResumedAfter != want {
+			t.Errorf("resumed after %q, want %q", st.ResumedAfter, want)
+		}
+		assertSameIndex(t, ref, out)
+		assertNoLeftovers(t, dir)
+		os.RemoveAll(out)
 	}
-	if _, err := os.Stat(out); !os.IsNotExist(err) {
-		t.Fatalf("cancelled build left %s", out)
+	// Cancelled again, then built afresh without Resume: the kept
+	// directory goes.
+	ctx, cancel := context.WithCancel(context.Background())
+	o := opts(out)
+	o.afterPhase = func(string) { cancel() }
+	if _, err := Run(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled build: %v", err)
 	}
-	if _, err := indexfile.ReadManifest(out); err == nil {
-		t.Fatal("cancelled build is openable")
+	if _, err := Run(context.Background(), opts(out)); err != nil {
+		t.Fatal(err)
 	}
+	assertSameIndex(t, ref, out)
 	assertNoLeftovers(t, dir)
+}
+
+// Resume refuses other flags, redoes a phase whose file no longer matches
+// its checkpoint, and starts afresh when there is nothing to resume.
+func TestResumeChecks(t *testing.T) {
+	dir := t.TempDir()
+	base := genBase(t, dir, 3000, 8)
+	id, _ := indexfile.NewBuildID()
+	opts := func(out string) Options {
+		return Options{Base: base, Out: out, Threads: 2, Seed: 1, MemoryBudget: 256 << 20, BuildID: id}
+	}
+	ref := filepath.Join(dir, "ref")
+	if _, err := Run(context.Background(), opts(ref)); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "idx")
+	ctx, cancel := context.WithCancel(context.Background())
+	o := opts(out)
+	o.afterPhase = func(p string) {
+		if p == "head graph" {
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled build: %v", err)
+	}
+	o = opts(out)
+	o.Resume, o.HeadRatio = true, 0.2
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "head-ratio was") {
+		t.Fatalf("resume with another --head-ratio: %v", err)
+	}
+	// Damage the graph the checkpoint vouches for: it is rebuilt.
+	dirs, _ := filepath.Glob(filepath.Join(dir, ".idx.building-*"))
+	if len(dirs) != 1 {
+		t.Fatalf("%d build directories kept, want 1", len(dirs))
+	}
+	g := filepath.Join(dirs[0], GraphFile)
+	raw, err := os.ReadFile(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[100] ^= 1
+	os.WriteFile(g, raw, 0o644)
+	var log strings.Builder
+	o = opts(out)
+	o.Resume, o.Progress = true, &log
+	st, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ResumedAfter != "heads and head graph" || !strings.Contains(log.String(), "head graph: ") || !strings.Contains(log.String(), "redoing it") {
+		t.Errorf("resumed after %q; log:\n%s", st.ResumedAfter, log.String())
+	}
+	assertSameIndex(t, ref, out)
+	// Nothing to resume: a fresh build, said so.
+	os.RemoveAll(out)
+	log.Reset()
+	o = opts(out)
+	o.Resume, o.Progress = true, &log
+	if st, err = Run(context.Background(), o); err != nil || st.ResumedAfter != "" || !strings.Contains(log.String(), "starting afresh") {
+		t.Fatalf("resume with nothing to resume: %v, resumed after %q", err, st.ResumedAfter)
+	}
+	assertSameIndex(t, ref, out)
+	assertNoLeftovers(t, dir)
+}
+
+// assertSameIndex fails unless the index files in a and b are identical
+// and their manifests list the same files and build id.
+func assertSameIndex(t *testing.T, a, b string) {
+	t.Helper()
+	for _, name := range []string{HeadsFile, GraphFile, PostingsFile, DirectoryFile} {
+		x, err := os.ReadFile(filepath.Join(a, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := os.ReadFile(filepath.Join(b, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s differs between %s and %s", name, a, b)
+		}
+	}
+	m1, err1 := indexfile.ReadManifest(a)
+	m2, err2 := indexfile.ReadManifest(b)
+	if err1 != nil || err2 != nil || !slices.Equal(m1.Files, m2.Files) || m1.BuildID != m2.BuildID {
+		t.Errorf("manifests differ: %v %v %+v %+v", err1, err2, m1, m2)
+	}
+	if ents, _ := os.ReadDir(b); len(ents) != 5 {
+		t.Errorf("%s holds %d entries, want the 4 files and the manifest", b, len(ents))
+	}
 }
 
 func TestBuildBadParameters(t *testing.T) {
@@ -323,12 +449,12 @@ func TestDeadSpillDirsRemoved(t *testing.T) {
 		os.Mkdir(d, 0o755)
 		os.WriteFile(filepath.Join(d, "assign-00000.spill"), make([]byte, 4096), 0o644)
 	}
-	deadLock, err := lockBuildDir(dead)
+	deadLock, err := lockDir(dead)
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadLock.Close() // the build died: its lock is released
-	liveLock, err := lockBuildDir(live)
+	liveLock, err := lockDir(live)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,28 +1,56 @@
 package build
 
 import (
+	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 )
 
 // crashAt names the point at which a build kills itself with SIGKILL
 // (environment variable SPANN_TEST_CRASH_AT; empty in normal use). The
 // crash tests set it to kill a real build process at exactly the point
-// they mean to test instead of after a guessed delay:
+// they mean to test instead of after a guessed delay. "NAME#K" kills at
+// the K-th time the build passes NAME, "NAME" at the first. Points:
 //
 //	after select heads, after head graph, after assign and write postings
 //	                    the end of each phase, its file written
+//	checkpoint: saving  a checkpoint written to its temporary name, not
+//	                    yet renamed over the last one
+//	checkpoint: saved   a checkpoint committed
+//	assign: block       a block of base rows spilled (before its checkpoint)
+//	spill: synced       the spill's buckets written and synced up to a
+//	                    checkpoint not yet committed
 //	assign: half        half of the base assigned, spill files half full
+//	postings: bucket    a spill bucket written as postings (before its
+//	                    checkpoint)
+//	postings: synced    postings.bin synced up to a checkpoint not yet
+//	                    committed
 //	postings: half      half of the spill buckets written as postings
-//	manifest written    every file complete, the temporary directory not
-//	                    yet renamed to --out
+//	manifest written    every file complete, the build directory not yet
+//	                    renamed to --out
+//	committed           the index renamed to --out, its scratch directory
+//	                    not yet removed
 //	exchanged           --force: new index at --out, the old one not yet
-//	                    removed from the temporary directory's name
+//	                    removed from the build directory's name
 var crashAt = os.Getenv("SPANN_TEST_CRASH_AT")
+
+// testBucketBytes (SPANN_TEST_BUCKET_BYTES, bytes) caps the spill bucket
+// size like Options.maxBucketBytes, so that the crash tests' small builds,
+// run as child processes, have several buckets to be killed between.
+var testBucketBytes, _ = strconv.ParseInt(os.Getenv("SPANN_TEST_BUCKET_BYTES"), 10, 64)
+
+// crashSeen counts the passes through each point (the build calls
+// crashPoint from one goroutine).
+var crashSeen = map[string]int{}
 
 // crashPoint kills the process if the test asked for a crash at name.
 func crashPoint(name string) {
-	if crashAt != "" && crashAt == name {
+	if crashAt == "" {
+		return
+	}
+	crashSeen[name]++
+	if crashAt == name && crashSeen[name] == 1 || crashAt == fmt.Sprintf("%s#%d", name, crashSeen[name]) {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"os"
@@ -25,7 +26,10 @@ import (
 //	8   float32 distance from the vector to the head
 //	12  rowBytes the vector's raw elements
 //
-// Records of one bucket are in the order they were added; loadBucket sorts them.
+// Records of one bucket are in the order they were added; loadBucket sorts
+// them. Each bucket keeps the CRC-32C of what was added to it, which a
+// checkpoint records so that a resumed build can verify the bucket's
+// committed prefix (reopenSpill).
 type spill struct {
 	dir            string
 	rowBytes       int
@@ -33,8 +37,10 @@ type spill struct {
 	files          []*os.File
 	writers        []*bufio.Writer
 	counts         []int64
+	crcs           []uint32
 	rec            []byte
-	order          []int32 // sort index, reused by every loadBucket
+	order          []int32  // sort index, reused by every loadBucket
+	lock           *os.File // a --tmp-dir spill's own directory lock (nil in the build directory)
 }
 
 // spillBufSize is the write buffer of each bucket file.
@@ -42,15 +48,59 @@ const spillBufSize = 64 << 10
 
 func newSpill(dir string, buckets, heads, rowBytes int) (*spill, error) {
 	s := &spill{dir: dir, rowBytes: rowBytes, headsPerBucket: (heads + buckets - 1) / buckets,
-		counts: make([]int64, buckets), rec: make([]byte, 12+rowBytes)}
+		counts: make([]int64, buckets), crcs: make([]uint32, buckets), rec: make([]byte, 12+rowBytes)}
 	for b := 0; b < buckets; b++ {
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("assign-%05d.spill", b)))
+		f, err := os.Create(s.bucketPath(b))
 		if err != nil {
 			s.remove()
 			return nil, fmt.Errorf("spill: %w", err)
 		}
 		s.files = append(s.files, f)
 		s.writers = append(s.writers, bufio.NewWriterSize(f, spillBufSize))
+	}
+	return s, nil
+}
+
+func (s *spill) bucketPath(b int) string {
+	return filepath.Join(s.dir, fmt.Sprintf("assign-%05d.spill", b))
+}
+
+// reopenSpill opens the spill of an interrupted build: each bucket file is
+// checked against the length and CRC-32C its last checkpoint recorded and
+// cut back to that length (records added after the checkpoint are gone).
+func reopenSpill(dir string, buckets, heads, rowBytes int, lengths []int64, crcs []uint32) (*spill, error) {
+	if buckets < 1 || len(lengths) != buckets || len(crcs) != buckets {
+		return nil, fmt.Errorf("spill: checkpoint of %d buckets lists %d lengths", buckets, len(lengths))
+	}
+	s := &spill{dir: dir, rowBytes: rowBytes, headsPerBucket: (heads + buckets - 1) / buckets,
+		counts: make([]int64, buckets), crcs: make([]uint32, buckets), rec: make([]byte, 12+rowBytes)}
+	for b := 0; b < buckets; b++ {
+		f, err := os.OpenFile(s.bucketPath(b), os.O_RDWR, 0)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("spill: %w", err)
+		}
+		s.files = append(s.files, f)
+		s.writers = append(s.writers, bufio.NewWriterSize(f, spillBufSize))
+		if lengths[b]%int64(s.recordBytes()) != 0 {
+			s.close()
+			return nil, fmt.Errorf("spill bucket %d: checkpoint length %d is not whole records", b, lengths[b])
+		}
+		crc, err := prefixCRC(f, lengths[b])
+		if err == nil && crc != crcs[b] {
+			err = fmt.Errorf("%s: CRC-32C %08x of its first %d bytes, the checkpoint recorded %08x", f.Name(), crc, lengths[b], crcs[b])
+		}
+		if err == nil {
+			err = f.Truncate(lengths[b])
+		}
+		if err == nil {
+			_, err = f.Seek(lengths[b], io.SeekStart)
+		}
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("spill: %w", err)
+		}
+		s.counts[b], s.crcs[b] = lengths[b]/int64(s.recordBytes()), crcs[b]
 	}
 	return s, nil
 }
@@ -77,17 +127,25 @@ func (s *spill) add(head int32, id uint32, dist float32, row []byte, nearest boo
 		return fmt.Errorf("spill bucket %d: %w", b, err)
 	}
 	s.counts[b]++
+	s.crcs[b] = crc32.Update(s.crcs[b], castagnoli, s.rec)
 	return nil
 }
 
-// finish flushes every bucket for reading.
-func (s *spill) finish() error {
+// sync flushes and fsyncs every bucket, so that what was added so far
+// survives a crash, and returns each bucket's length and CRC-32C for a
+// checkpoint. The buckets are then ready to read.
+func (s *spill) sync() (lengths []int64, crcs []uint32, err error) {
 	for b, w := range s.writers {
 		if err := w.Flush(); err != nil {
-			return fmt.Errorf("spill bucket %d: %w", b, err)
+			return nil, nil, fmt.Errorf("spill bucket %d: %w", b, err)
 		}
+		if err := s.files[b].Sync(); err != nil {
+			return nil, nil, fmt.Errorf("spill bucket %d: %w", b, err)
+		}
+		lengths = append(lengths, s.counts[b]*int64(s.recordBytes()))
 	}
-	return nil
+	crashPoint("spill: synced")
+	return lengths, slices.Clone(s.crcs), nil
 }
 
 // bucket is one bucket's records in memory, in file order; order lists the
@@ -176,10 +234,24 @@ func cmpU32(a, b uint32) int {
 	return 0
 }
 
-// remove closes and deletes every bucket file.
+func (s *spill) close() {
+	for _, f := range s.files {
+		f.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
+	}
+}
+
+// remove closes and deletes every bucket file, and a --tmp-dir spill's
+// directory.
 func (s *spill) remove() {
 	for _, f := range s.files {
 		f.Close()
 		os.Remove(f.Name())
+	}
+	if s.lock != nil {
+		os.RemoveAll(s.dir)
+		s.lock.Close()
 	}
 }

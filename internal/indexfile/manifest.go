@@ -141,7 +141,14 @@ func WriteManifest(dir string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ManifestName+".tmp")
+	return WriteFileAtomic(filepath.Join(dir, ManifestName), data)
+}
+
+// WriteFileAtomic replaces path with data so that a crash at any instant
+// leaves either the old file or the complete new one: it writes and syncs
+// path+".tmp", renames it over path and syncs the directory.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
@@ -157,10 +164,10 @@ func WriteManifest(dir string, m *Manifest) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return SyncDir(dir)
+	return SyncDir(filepath.Dir(path))
 }
 
 // SyncDir fsyncs a directory so that renames inside it are durable.
