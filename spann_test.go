@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gospann/spann/internal/vfs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -569,7 +570,7 @@ func TestMixedBuildsRefused(t *testing.T) {
 					m.Files[i] = info
 				}
 			}
-			if err := indexfile.WriteManifest(d, &m); err != nil {
+			if err := indexfile.WriteManifest(vfs.OS, d, &m); err != nil {
 				t.Fatal(err)
 			}
 		}

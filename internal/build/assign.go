@@ -11,6 +11,7 @@ import (
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/progress"
 	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/internal/vfs"
 	"github.com/gospann/spann/memindex"
 )
 
@@ -89,15 +90,15 @@ func (b *builder[T]) openSpill() (*spill, error) {
 		b.note("assignment spill: %v; assigning again", err)
 		b.ck.undo(2)
 	}
-	dir, lock := scratch(b.tmp), (*os.File)(nil)
+	dir, lock := scratch(b.tmp), vfs.File(nil)
 	if b.o.TmpDir != "" {
 		// Those of builds that died are removed here (their lock is free).
 		removeDeadDirs(filepath.Join(b.o.TmpDir, spillPrefix+"*"), false)
-		d, err := os.MkdirTemp(b.o.TmpDir, spillPrefix)
+		d, err := b.fs.MkdirTemp(b.o.TmpDir, spillPrefix)
 		if err != nil {
 			return nil, fmt.Errorf("--tmp-dir: %w", err)
 		}
-		if lock, err = lockDir(d); err != nil {
+		if lock, err = lockDir(b.fs, d); err != nil {
 			os.RemoveAll(d)
 			return nil, fmt.Errorf("--tmp-dir: %w", err)
 		}
@@ -106,7 +107,7 @@ func (b *builder[T]) openSpill() (*spill, error) {
 		}
 	}
 	buckets := b.spillBuckets()
-	sp, err := newSpill(dir, buckets, nh, rb)
+	sp, err := newSpill(b.fs, dir, buckets, nh, rb)
 	if err != nil {
 		if lock != nil {
 			lock.Close()
@@ -121,19 +122,19 @@ func (b *builder[T]) openSpill() (*spill, error) {
 
 // reopenSpill opens the spill an interrupted build committed.
 func (b *builder[T]) reopenSpill(a *assignState) (*spill, error) {
-	var lock *os.File
+	var lock vfs.File
 	if a.SpillDir != scratch(b.tmp) {
 		if _, err := os.Stat(a.SpillDir); err != nil {
 			return nil, err
 		}
-		l, err := lockDir(a.SpillDir)
+		l, err := lockDir(b.fs, a.SpillDir)
 		if err != nil {
 			return nil, err
 		}
 		lock = l
 		removeDeadDirs(filepath.Join(b.o.TmpDir, spillPrefix+"*"), false) // ours is locked
 	}
-	sp, err := reopenSpill(a.SpillDir, a.Buckets, len(b.headID), b.base.RowBytes(), a.Lengths, a.CRCs)
+	sp, err := reopenSpill(b.fs, a.SpillDir, a.Buckets, len(b.headID), b.base.RowBytes(), a.Lengths, a.CRCs)
 	if err != nil {
 		if lock != nil {
 			lock.Close()
@@ -294,7 +295,7 @@ func (b *builder[T]) commitAssign(sp *spill, rows int, done bool) error {
 	}
 	a := b.ck.Assign
 	a.Rows, a.Done, a.Lengths, a.CRCs = rows, done, lengths, crcs
-	return b.ck.save(b.tmp)
+	return b.ck.save(b.fs, b.tmp)
 }
 
 func distOf(cands []memindex.Neighbor, h int32) float32 {

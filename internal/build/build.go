@@ -29,6 +29,7 @@ import (
 	"github.com/gospann/spann/internal/progress"
 	"github.com/gospann/spann/internal/sysmem"
 	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/internal/vfs"
 	"github.com/gospann/spann/memindex"
 	"github.com/gospann/spann/posting"
 )
@@ -91,6 +92,9 @@ type Options struct {
 	// maxBucketBytes, if set, caps the spill bucket size (tests use it to
 	// force many buckets).
 	maxBucketBytes int64
+	// fs is what the build writes through (nil: vfs.OS); tests inject
+	// faults with a vfs.Injector.
+	fs vfs.FS
 }
 
 // Stats is the build summary (printed by spann-build, stored in the manifest).
@@ -275,6 +279,7 @@ type builder[T vec.Elem] struct {
 	headID []uint32 // base row of head i, ascending
 	graph  *memindex.Graph[T]
 	ck     *checkpoint // what is committed; saved after every step
+	fs     vfs.FS
 }
 
 func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) (st *Stats, err error) {
@@ -291,11 +296,14 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 	// buffers) cannot double the heap while the live set is large.
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.MemoryBudget * 85 / 100))
 	defer debug.SetGCPercent(debug.SetGCPercent(50))
+	b := &builder[T]{o: o, ctx: ctx, base: base, sp: sp, dim: base.Dim, fs: o.fs}
+	if b.fs == nil {
+		b.fs = vfs.OS
+	}
 	parent := filepath.Dir(filepath.Clean(o.Out))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := b.fs.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}
-	b := &builder[T]{o: o, ctx: ctx, base: base, sp: sp, dim: base.Dim}
 	dir, err := b.openBuildDir(parent, filepath.Base(o.Out))
 	if err != nil {
 		return nil, err
@@ -353,7 +361,7 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 			o.afterPhase(ph.name)
 		}
 		crashPoint("after " + ph.name)
-		if err := b.ck.save(b.tmp); err != nil {
+		if err := b.ck.save(b.fs, b.tmp); err != nil {
 			return nil, err
 		}
 	}
@@ -367,12 +375,12 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 			return nil, err
 		}
 		b.ck.Manifest = true
-		if err := b.ck.save(b.tmp); err != nil {
+		if err := b.ck.save(b.fs, b.tmp); err != nil {
 			return nil, err
 		}
 	}
 	crashPoint("manifest written")
-	if err := commitDir(b.tmp, o.Out, o.Force); err != nil {
+	if err := commitDir(b.fs, b.tmp, o.Out, o.Force); err != nil {
 		return nil, err
 	}
 	crashPoint("committed")
@@ -412,7 +420,7 @@ func (b *builder[T]) openBuildDir(parent, name string) (*buildDir, error) {
 		if o.Input != nil {
 			return nil, errors.New("resume needs the base vectors as a file (Options.Base), not Options.Input")
 		}
-		dir, ck, err := findResumable(parent, name)
+		dir, ck, err := findResumable(b.fs, parent, name)
 		if err != nil {
 			return nil, err
 		}
@@ -439,7 +447,7 @@ func (b *builder[T]) openBuildDir(parent, name string) (*buildDir, error) {
 		b.note("no interrupted build of %s to resume: starting afresh", o.Out)
 	}
 	removeStaleBuilds(parent, name)
-	dir, err := newBuildDir(parent, name)
+	dir, err := newBuildDir(b.fs, parent, name)
 	if err != nil {
 		return nil, err
 	}
@@ -447,7 +455,7 @@ func (b *builder[T]) openBuildDir(parent, name string) (*buildDir, error) {
 		Seconds: map[string]float64{}, FileBytes: map[string]int64{}, PhasePeakRSS: map[string]int64{}, MemoryBudget: o.MemoryBudget,
 		Threads: o.Threads, Codec: o.Codec.String()}
 	b.ck = &checkpoint{Version: checkpointVersion, BuildID: o.BuildID.String(), Flags: flags, Stats: b.stats}
-	if err := b.ck.save(dir.path); err != nil {
+	if err := b.ck.save(b.fs, dir.path); err != nil {
 		dir.close()
 		os.RemoveAll(dir.path)
 		return nil, err
@@ -575,7 +583,7 @@ func (b *builder[T]) selectHeads(nHeads int) error {
 	}
 	b.heads = datasets.Rows[T](heads)
 	b.stats.Heads = len(idx)
-	size, err := indexfile.WriteHeads(filepath.Join(b.tmp, HeadsFile), &indexfile.Heads{
+	size, err := indexfile.WriteHeads(b.fs, filepath.Join(b.tmp, HeadsFile), &indexfile.Heads{
 		BuildID: b.id, Type: b.base.Type, Dim: b.dim, IDs: b.headID, Vectors: heads})
 	if err != nil {
 		return err
@@ -659,7 +667,7 @@ func (b *builder[T]) buildGraph() error {
 	}
 	b.graph = g
 	g.Tag = b.id
-	if err := writeFile(filepath.Join(b.tmp, GraphFile), func(w io.Writer) error {
+	if err := writeFile(b.fs, filepath.Join(b.tmp, GraphFile), func(w io.Writer) error {
 		_, err := g.WriteTo(w)
 		return err
 	}); err != nil {
@@ -671,8 +679,8 @@ func (b *builder[T]) buildGraph() error {
 
 // writeFile creates path, lets write fill it through a buffer, and flushes,
 // syncs and closes it, reporting the first error with the file's name.
-func writeFile(path string, write func(w io.Writer) error) error {
-	f, err := os.Create(path)
+func writeFile(fs vfs.FS, path string, write func(w io.Writer) error) error {
+	f, err := fs.Create(path)
 	if err != nil {
 		return err
 	}
@@ -758,7 +766,7 @@ func (b *builder[T]) writeManifest() error {
 		b.stats.TotalBytes += info.Bytes
 	}
 	m.Stats = map[string]any{"stats": b.stats}
-	return indexfile.WriteManifest(b.tmp, m)
+	return indexfile.WriteManifest(b.fs, b.tmp, m)
 }
 
 // replaceable checks that --force may replace out: it must be a spann
@@ -788,41 +796,58 @@ func replaceable(out string) error {
 // commitDir moves the finished build into place. With force, an existing
 // index is swapped out atomically (renameat2 RENAME_EXCHANGE), so that at
 // every instant either the complete old index or the complete new one is
-// at out; the old one, now at tmp, is then deleted (a kill before that
-// leaves it in a build directory that the next build's cleanup removes).
-// Filesystems without the exchange get two renames, old aside first.
-func commitDir(tmp, out string, force bool) error {
-	if _, err := os.Stat(out); err == nil {
-		if !force {
-			return fmt.Errorf("%s already exists (use --force to replace it)", out)
-		}
-		if err := replaceable(out); err != nil {
-			return err
-		}
-		err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, out, unix.RENAME_EXCHANGE)
-		if err == nil {
-			crashPoint("exchanged")
-			os.RemoveAll(tmp) // the old index
-			return indexfile.SyncDir(filepath.Dir(filepath.Clean(out)))
-		}
-		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EXDEV) {
-			return fmt.Errorf("swap the finished index with %s: %w", out, err)
-		}
-		old := tmp + ".old"
-		if err := os.Rename(out, old); err != nil {
-			return fmt.Errorf("move the old %s aside: %w", out, err)
-		}
-		if err := os.Rename(tmp, out); err != nil {
-			os.Rename(old, out)
+// at out; the old one, now at tmp, is deleted once the swap is durable (a
+// kill before that leaves it in a build directory that the next build's
+// cleanup removes). Filesystems without the exchange get two renames, old
+// aside first. If the rename cannot be made durable (the parent's fsync
+// fails) it is undone and the build fails: a build that reports an error
+// leaves no new index at out.
+func commitDir(fs vfs.FS, tmp, out string, force bool) error {
+	parent := filepath.Dir(filepath.Clean(out))
+	if _, err := os.Stat(out); err != nil {
+		if err := fs.Rename(tmp, out); err != nil {
 			return fmt.Errorf("rename the finished index to %s: %w", out, err)
 		}
-		os.RemoveAll(old)
-		return indexfile.SyncDir(filepath.Dir(filepath.Clean(out)))
+		if err := fs.SyncDir(parent); err != nil {
+			fs.Rename(out, tmp)
+			return fmt.Errorf("commit %s: %w", out, err)
+		}
+		return nil
 	}
-	if err := os.Rename(tmp, out); err != nil {
+	if !force {
+		return fmt.Errorf("%s already exists (use --force to replace it)", out)
+	}
+	if err := replaceable(out); err != nil {
+		return err
+	}
+	err := fs.Exchange(tmp, out)
+	if err == nil {
+		crashPoint("exchanged")
+		if err := fs.SyncDir(parent); err != nil {
+			fs.Exchange(tmp, out) // the old index back at out
+			return fmt.Errorf("commit %s: %w", out, err)
+		}
+		fs.RemoveAll(tmp) // the old index
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EXDEV) {
+		return fmt.Errorf("swap the finished index with %s: %w", out, err)
+	}
+	old := tmp + ".old"
+	if err := fs.Rename(out, old); err != nil {
+		return fmt.Errorf("move the old %s aside: %w", out, err)
+	}
+	if err := fs.Rename(tmp, out); err != nil {
+		fs.Rename(old, out)
 		return fmt.Errorf("rename the finished index to %s: %w", out, err)
 	}
-	return indexfile.SyncDir(filepath.Dir(filepath.Clean(out)))
+	if err := fs.SyncDir(parent); err != nil {
+		fs.Rename(out, tmp)
+		fs.Rename(old, out)
+		return fmt.Errorf("commit %s: %w", out, err)
+	}
+	fs.RemoveAll(old)
+	return nil
 }
 
 func fmtBytes(n int64) string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/vfs"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
 )
@@ -449,12 +450,12 @@ func TestDeadSpillDirsRemoved(t *testing.T) {
 		os.Mkdir(d, 0o755)
 		os.WriteFile(filepath.Join(d, "assign-00000.spill"), make([]byte, 4096), 0o644)
 	}
-	deadLock, err := lockDir(dead)
+	deadLock, err := lockDir(vfs.OS, dead)
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadLock.Close() // the build died: its lock is released
-	liveLock, err := lockDir(live)
+	liveLock, err := lockDir(vfs.OS, live)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/vfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -175,13 +176,13 @@ func differs(was, now map[string]string) (string, bool) {
 func scratch(dir string) string { return filepath.Join(dir, scratchDir) }
 
 // save commits ck to dir's scratch directory atomically.
-func (ck *checkpoint) save(dir string) error {
+func (ck *checkpoint) save(fs vfs.FS, dir string) error {
 	crashPoint("checkpoint: saving")
 	data, err := json.MarshalIndent(ck, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := indexfile.WriteFileAtomic(filepath.Join(scratch(dir), checkpointName), append(data, '\n')); err != nil {
+	if err := vfs.WriteFileAtomic(fs, filepath.Join(scratch(dir), checkpointName), append(data, '\n')); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	crashPoint("checkpoint: saved")
@@ -209,18 +210,18 @@ func loadCheckpoint(dir string) (*checkpoint, error) {
 // buildDir is a build directory this process has locked.
 type buildDir struct {
 	path string
-	lock *os.File
+	lock vfs.File
 }
 
 func (d *buildDir) close() { d.lock.Close() }
 
 // newBuildDir creates and locks a fresh build directory next to out.
-func newBuildDir(parent, name string) (*buildDir, error) {
-	tmp, err := os.MkdirTemp(parent, "."+name+".building-")
+func newBuildDir(fs vfs.FS, parent, name string) (*buildDir, error) {
+	tmp, err := fs.MkdirTemp(parent, "."+name+".building-")
 	if err != nil {
 		return nil, fmt.Errorf("create build directory: %w", err)
 	}
-	lock, err := lockDir(tmp)
+	lock, err := lockDir(fs, tmp)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
@@ -230,11 +231,11 @@ func newBuildDir(parent, name string) (*buildDir, error) {
 
 // lockDir creates dir's scratch directory and takes its lock. The kernel
 // drops the lock when the process dies, however it dies.
-func lockDir(dir string) (*os.File, error) {
-	if err := os.MkdirAll(scratch(dir), 0o755); err != nil {
+func lockDir(fs vfs.FS, dir string) (vfs.File, error) {
+	if err := fs.MkdirAll(scratch(dir), 0o755); err != nil {
 		return nil, fmt.Errorf("build lock: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(scratch(dir), lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := fs.OpenFile(filepath.Join(scratch(dir), lockName), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("build lock: %w", err)
 	}
@@ -252,7 +253,7 @@ var errBuildRunning = errors.New("another build of this index is running")
 // lock free, a checkpoint readable), locked, with its checkpoint; nil if
 // there is none. A directory whose lock is held belongs to a build still
 // running.
-func findResumable(parent, name string) (*buildDir, *checkpoint, error) {
+func findResumable(fs vfs.FS, parent, name string) (*buildDir, *checkpoint, error) {
 	matches, _ := filepath.Glob(filepath.Join(parent, "."+name+".building-*"))
 	var best *buildDir
 	var bestCk *checkpoint
@@ -261,7 +262,7 @@ func findResumable(parent, name string) (*buildDir, *checkpoint, error) {
 		if _, err := os.Stat(filepath.Join(scratch(dir), checkpointName)); err != nil {
 			continue
 		}
-		lock, err := lockDir(dir)
+		lock, err := lockDir(fs, dir)
 		if err != nil {
 			running = running || errors.Is(err, unix.EWOULDBLOCK)
 			continue
@@ -347,7 +348,7 @@ func newCRC() hash.Hash32 { return crc32.New(castagnoli) }
 
 // prefixCRC returns the CRC-32C of f's first n bytes (an error if f is
 // shorter).
-func prefixCRC(f *os.File, n int64) (uint32, error) {
+func prefixCRC(f vfs.File, n int64) (uint32, error) {
 	h := newCRC()
 	if _, err := io.Copy(h, io.NewSectionReader(f, 0, n)); err != nil {
 		return 0, err

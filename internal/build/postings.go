@@ -12,15 +12,15 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/progress"
+	"github.com/gospann/spann/internal/vfs"
 	"github.com/gospann/spann/posting"
 )
 
 // postingsOut is postings.bin being written, with what a checkpoint
 // records about it.
 type postingsOut struct {
-	f   *os.File
+	f   vfs.File
 	crc uint32 // CRC-32C of every byte written to f
 	bw  *bufio.Writer
 	pw  *posting.Writer
@@ -143,7 +143,7 @@ func (b *builder[T]) openPostings(table *posting.Table, buckets int) (*postingsO
 		clear(out.sizes)
 		clear(out.stored)
 	}
-	f, err := os.Create(path)
+	f, err := b.fs.Create(path)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (b *builder[T]) reopenPostings(out *postingsOut, ps *postingsState, path st
 	if err := b.readState(out, ps); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := b.fs.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (b *builder[T]) commitPostings(out *postingsOut) error {
 	}
 	b.ck.Postings = &postingsState{Buckets: out.bucket, Postings: out.head, Offset: out.pw.Offset(), CRC: out.crc,
 		StateSHA: sum, Dropped: out.dropped, PastLimit: out.pastLimit}
-	return b.ck.save(b.tmp)
+	return b.ck.save(b.fs, b.tmp)
 }
 
 // finishPostings ends postings.bin, checks that every vector is stored,
@@ -237,7 +237,7 @@ func (b *builder[T]) finishPostings(out *postingsOut) error {
 	}
 	b.stats.Postings = len(b.headID)
 	b.postingStats(out.entries, out.sizes)
-	if err := writeFile(filepath.Join(b.tmp, DirectoryFile), func(w io.Writer) error {
+	if err := writeFile(b.fs, filepath.Join(b.tmp, DirectoryFile), func(w io.Writer) error {
 		return posting.WriteDirectory(w, out.entries, b.id)
 	}); err != nil {
 		return err
@@ -253,7 +253,7 @@ func (b *builder[T]) finishPostings(out *postingsOut) error {
 	}
 	b.ck.Postings = ps
 	os.Remove(filepath.Join(scratch(b.tmp), stateName))
-	return b.ck.save(b.tmp)
+	return b.ck.save(b.fs, b.tmp)
 }
 
 // restorePostings checks the finished postings and directory of an
@@ -293,7 +293,7 @@ func (b *builder[T]) writeState(out *postingsOut) (string, error) {
 		binary.Write(&w, binary.LittleEndian, uint32(c))
 	}
 	binary.Write(&w, binary.LittleEndian, out.stored)
-	if err := indexfile.WriteFileAtomic(filepath.Join(scratch(b.tmp), stateName), w.Bytes()); err != nil {
+	if err := vfs.WriteFileAtomic(b.fs, filepath.Join(scratch(b.tmp), stateName), w.Bytes()); err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(w.Bytes())

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/gospann/spann/internal/vfs"
 )
 
 // spill holds the (head, vector) assignments of the whole base on disk, split
@@ -34,23 +36,24 @@ type spill struct {
 	dir            string
 	rowBytes       int
 	headsPerBucket int
-	files          []*os.File
+	fs             vfs.FS
+	files          []vfs.File
 	writers        []*bufio.Writer
 	counts         []int64
 	crcs           []uint32
 	rec            []byte
 	order          []int32  // sort index, reused by every loadBucket
-	lock           *os.File // a --tmp-dir spill's own directory lock (nil in the build directory)
+	lock           vfs.File // a --tmp-dir spill's own directory lock (nil in the build directory)
 }
 
 // spillBufSize is the write buffer of each bucket file.
 const spillBufSize = 64 << 10
 
-func newSpill(dir string, buckets, heads, rowBytes int) (*spill, error) {
-	s := &spill{dir: dir, rowBytes: rowBytes, headsPerBucket: (heads + buckets - 1) / buckets,
+func newSpill(fs vfs.FS, dir string, buckets, heads, rowBytes int) (*spill, error) {
+	s := &spill{fs: fs, dir: dir, rowBytes: rowBytes, headsPerBucket: (heads + buckets - 1) / buckets,
 		counts: make([]int64, buckets), crcs: make([]uint32, buckets), rec: make([]byte, 12+rowBytes)}
 	for b := 0; b < buckets; b++ {
-		f, err := os.Create(s.bucketPath(b))
+		f, err := fs.Create(s.bucketPath(b))
 		if err != nil {
 			s.remove()
 			return nil, fmt.Errorf("spill: %w", err)
@@ -68,14 +71,14 @@ func (s *spill) bucketPath(b int) string {
 // reopenSpill opens the spill of an interrupted build: each bucket file is
 // checked against the length and CRC-32C its last checkpoint recorded and
 // cut back to that length (records added after the checkpoint are gone).
-func reopenSpill(dir string, buckets, heads, rowBytes int, lengths []int64, crcs []uint32) (*spill, error) {
+func reopenSpill(fs vfs.FS, dir string, buckets, heads, rowBytes int, lengths []int64, crcs []uint32) (*spill, error) {
 	if buckets < 1 || len(lengths) != buckets || len(crcs) != buckets {
 		return nil, fmt.Errorf("spill: checkpoint of %d buckets lists %d lengths", buckets, len(lengths))
 	}
-	s := &spill{dir: dir, rowBytes: rowBytes, headsPerBucket: (heads + buckets - 1) / buckets,
+	s := &spill{fs: fs, dir: dir, rowBytes: rowBytes, headsPerBucket: (heads + buckets - 1) / buckets,
 		counts: make([]int64, buckets), crcs: make([]uint32, buckets), rec: make([]byte, 12+rowBytes)}
 	for b := 0; b < buckets; b++ {
-		f, err := os.OpenFile(s.bucketPath(b), os.O_RDWR, 0)
+		f, err := fs.OpenFile(s.bucketPath(b), os.O_RDWR, 0)
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("spill: %w", err)
@@ -124,7 +127,7 @@ func (s *spill) add(head int32, id uint32, dist float32, row []byte, nearest boo
 	binary.LittleEndian.PutUint32(s.rec[8:], math.Float32bits(dist))
 	copy(s.rec[12:], row)
 	if _, err := s.writers[b].Write(s.rec); err != nil {
-		return fmt.Errorf("spill bucket %d: %w", b, err)
+		return fmt.Errorf("spill %s: %w", s.files[b].Name(), err)
 	}
 	s.counts[b]++
 	s.crcs[b] = crc32.Update(s.crcs[b], castagnoli, s.rec)
@@ -137,10 +140,10 @@ func (s *spill) add(head int32, id uint32, dist float32, row []byte, nearest boo
 func (s *spill) sync() (lengths []int64, crcs []uint32, err error) {
 	for b, w := range s.writers {
 		if err := w.Flush(); err != nil {
-			return nil, nil, fmt.Errorf("spill bucket %d: %w", b, err)
+			return nil, nil, fmt.Errorf("spill %s: %w", s.files[b].Name(), err)
 		}
 		if err := s.files[b].Sync(); err != nil {
-			return nil, nil, fmt.Errorf("spill bucket %d: %w", b, err)
+			return nil, nil, fmt.Errorf("spill %s: %w", s.files[b].Name(), err)
 		}
 		lengths = append(lengths, s.counts[b]*int64(s.recordBytes()))
 	}
@@ -193,7 +196,7 @@ func (s *spill) loadBucket(b int, buf []byte) (*bucket, []byte, error) {
 	}
 	buf = buf[:size]
 	if _, err := s.files[b].ReadAt(buf, 0); err != nil && !(err == io.EOF && size == 0) {
-		return nil, buf, fmt.Errorf("spill bucket %d: %w", b, err)
+		return nil, buf, fmt.Errorf("spill %s: %w", s.files[b].Name(), err)
 	}
 	rb := s.recordBytes()
 	n := len(buf) / rb

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/gospann/spann/internal/vfs"
 	"hash/crc32"
 	"io"
 	"os"
@@ -48,12 +49,12 @@ func (h *Heads) Len() int { return len(h.IDs) }
 
 // WriteHeads writes h to path (created or truncated) and returns the file's
 // size.
-func WriteHeads(path string, h *Heads) (int64, error) {
+func WriteHeads(fs vfs.FS, path string, h *Heads) (int64, error) {
 	rb := h.Dim * h.Type.Size()
 	if len(h.Vectors) != len(h.IDs)*rb {
 		return 0, fmt.Errorf("write %s: %d heads but %d vector bytes", path, len(h.IDs), len(h.Vectors))
 	}
-	f, err := os.Create(path)
+	f, err := fs.Create(path)
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/gospann/spann/internal/vfs"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -24,7 +25,7 @@ func sampleHeads() *Heads {
 func TestHeadsRoundTripAndCorruption(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "heads.bin")
-	size, err := WriteHeads(p, sampleHeads())
+	size, err := WriteHeads(vfs.OS, p, sampleHeads())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestManifest(t *testing.T) {
 	if _, err := ReadManifest(dir); err == nil || !strings.Contains(err.Error(), "not an index directory") {
 		t.Fatalf("missing manifest: %v", err)
 	}
-	if err := WriteManifest(dir, sampleManifest()); err != nil {
+	if err := WriteManifest(vfs.OS, dir, sampleManifest()); err != nil {
 		t.Fatal(err)
 	}
 	m, err := ReadManifest(dir)
@@ -127,7 +128,7 @@ func TestManifest(t *testing.T) {
 func TestCheckFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "heads.bin")
-	WriteHeads(p, sampleHeads())
+	WriteHeads(vfs.OS, p, sampleHeads())
 	info, err := Describe(dir, "heads.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestCheckFile(t *testing.T) {
 func FuzzParseHeads(f *testing.F) {
 	dir := f.TempDir()
 	p := filepath.Join(dir, "h")
-	WriteHeads(p, sampleHeads())
+	WriteHeads(vfs.OS, p, sampleHeads())
 	raw, _ := os.ReadFile(p)
 	f.Add(raw)
 	f.Add([]byte("SPNHEADS"))

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/gospann/spann/internal/vfs"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -136,38 +137,12 @@ func EncodeManifest(m *Manifest) ([]byte, error) {
 
 // WriteManifest writes the manifest into dir atomically (temporary file,
 // fsync, rename, fsync of the directory).
-func WriteManifest(dir string, m *Manifest) error {
+func WriteManifest(fs vfs.FS, dir string, m *Manifest) error {
 	data, err := EncodeManifest(m)
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, ManifestName), data)
-}
-
-// WriteFileAtomic replaces path with data so that a crash at any instant
-// leaves either the old file or the complete new one: it writes and syncs
-// path+".tmp", renames it over path and syncs the directory.
-func WriteFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return SyncDir(filepath.Dir(path))
+	return vfs.WriteFileAtomic(fs, filepath.Join(dir, ManifestName), data)
 }
 
 // SyncDir fsyncs a directory so that renames inside it are durable.
