@@ -12,8 +12,8 @@ import (
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
-	"github.com/gospann/spann/internal/vfs"
 	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/internal/vfs"
 	"github.com/gospann/spann/posting"
 )
 
