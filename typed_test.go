@@ -104,9 +104,9 @@ func TestOldFormatIsErrVersion(t *testing.T) {
 	}
 }
 
-// An index built from vectors in memory is byte for byte the index built
-// from the same vectors in a file (same seed and build id), and the typed
-// builder checks its input.
+// An index built from vectors in memory, or from a sequence of rows, is
+// byte for byte the index built from the same vectors in a file (same seed
+// and build id), and the typed builders check their input.
 func TestBuildVectors(t *testing.T) {
 	f := newFixture(t, datasets.Float32, vec.L2, 1200, 5, 12, posting.DefaultCodec)
 	m, err := datasets.LoadVectors(f.base, 0, 0)
@@ -148,5 +148,49 @@ func TestBuildVectors(t *testing.T) {
 	om.Base = f.base
 	if _, err := BuildVectors(context.Background(), datasets.Rows[float32](m.Data), 12, om); err == nil || !strings.Contains(err.Error(), "not both") {
 		t.Errorf("Base and vectors both given: %v", err)
+	}
+
+	// From a sequence: the same index again, and the spool is gone.
+	rows := func(yield func([]float32) bool) {
+		data := datasets.Rows[float32](m.Data)
+		for i := 0; i < 1200; i++ {
+			if !yield(data[i*12 : (i+1)*12]) {
+				return
+			}
+		}
+	}
+	spool := t.TempDir()
+	oseq := o
+	oseq.Out, oseq.TmpDir = filepath.Join(t.TempDir(), "seq"), spool
+	if _, err := BuildSeq(context.Background(), rows, 12, oseq); err != nil {
+		t.Fatal(err)
+	}
+	assertSameFiles(t, fromFile, oseq.Out)
+	if ents, _ := os.ReadDir(spool); len(ents) != 0 {
+		t.Errorf("the spool directory holds %d entries after the build", len(ents))
+	}
+	ragged := func(yield func([]float32) bool) { yield(make([]float32, 12)); yield(make([]float32, 11)) }
+	oseq.Out = filepath.Join(t.TempDir(), "ragged")
+	if _, err := BuildSeq(context.Background(), ragged, 12, oseq); err == nil || !strings.Contains(err.Error(), "row 1 has 11 elements, want 12") {
+		t.Errorf("ragged sequence: %v", err)
+	}
+	empty := func(yield func([]float32) bool) {}
+	if _, err := BuildSeq(context.Background(), empty, 12, oseq); err == nil || !strings.Contains(err.Error(), "no rows") {
+		t.Errorf("empty sequence: %v", err)
+	}
+	if ents, _ := os.ReadDir(spool); len(ents) != 0 {
+		t.Errorf("failed builds left %d entries in the spool directory", len(ents))
+	}
+}
+
+// assertSameFiles fails unless the index files in a and b are identical.
+func assertSameFiles(t *testing.T, a, b string) {
+	t.Helper()
+	for _, name := range []string{build.HeadsFile, build.GraphFile, build.DirectoryFile, build.PostingsFile} {
+		x, err1 := os.ReadFile(filepath.Join(a, name))
+		y, err2 := os.ReadFile(filepath.Join(b, name))
+		if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+			t.Errorf("%s differs between %s and %s (%v, %v)", name, a, b, err1, err2)
+		}
 	}
 }
