@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/gospann/spann/internal/build"
-	"github.com/gospann/spann/posting"
 )
 
 // CheckReport is what Check found in an index.
@@ -116,15 +115,16 @@ func (ix *Index) countCopies(r *CheckReport, problem func(string, ...any)) ([]ui
 		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
 	}
 	defer f.Close()
-	dec, err := posting.NewDecoder(ix.rowBytes)
+	dec, err := ix.store.NewDecoder()
 	if err != nil {
 		return nil, err
 	}
 	defer dec.Close()
-	dec.SetTable(ix.table)
 	copies := make([]uint8, ix.N())
 	var buf []byte
-	for h, e := range ix.entries {
+	view := ix.store.Snapshot()
+	for h := range int32(view.Len()) {
+		e := view.Entry(h)
 		if cap(buf) < int(e.Bytes) {
 			buf = make([]byte, e.Bytes)
 		}

@@ -44,9 +44,8 @@ type Index struct {
 	dim      int
 	rowBytes int
 	heads    *indexfile.Heads
-	entries  []posting.Entry
+	store    *posting.Store // postings.bin and its directory
 	postings string
-	table    *posting.Table // the postings file's shared Huffman table, if any
 	io       string
 	backend  string // chosen by the first worker
 	note     string
@@ -64,7 +63,6 @@ type Index struct {
 	closed   bool
 	drained  chan struct{} // closed when busy reaches 0 after Close
 	closeErr error         // first error closing a worker returned after Close
-	maxRead  int           // bytes of the largest posting read
 }
 
 // Info describes an open index.
@@ -140,9 +138,8 @@ func Open(dir string, opts Options) (*Index, error) {
 	if err := m.CheckID(dir, build.DirectoryFile, pdir.BuildID); err != nil {
 		return nil, err
 	}
-	ix.entries = pdir.Entries
-	if len(ix.entries) != m.Heads {
-		return nil, fmt.Errorf("%s: %w: %d postings for %d heads", dir, ErrCorrupt, len(ix.entries), m.Heads)
+	if len(pdir.Entries) != m.Heads {
+		return nil, fmt.Errorf("%s: %w: %d postings for %d heads", dir, ErrCorrupt, len(pdir.Entries), m.Heads)
 	}
 	// The postings file is opened once, here, and every worker reads it
 	// through a duplicate of this descriptor: a rebuild that renames a new
@@ -166,16 +163,13 @@ func Open(dir string, opts Options) (*Index, error) {
 	} else if size != pinfo.Bytes {
 		return nil, fmt.Errorf("%s: %w: %s is %d bytes, the manifest says %d", dir, ErrCorrupt, ix.postings, size, pinfo.Bytes)
 	}
-	if ix.table, err = readPostingsHeader(ix.pfile, ix.rowBytes, m, dir); err != nil {
-		return nil, err
+	// The store checks the header page (magic, version, CRC, row size)
+	// and that every posting's whole aligned read lies inside the file.
+	if ix.store, err = posting.OpenStore(ix.pfile, pdir.Entries, ix.rowBytes); err != nil {
+		return nil, postingError(err)
 	}
-	for i, e := range ix.entries {
-		// The whole aligned read must lie inside the file (the writer pads
-		// it to a page), not just the extent: O_DIRECT reads whole pages.
-		if e.ReadOffset()+uint64(e.ReadBytes()) > uint64(pinfo.Bytes) {
-			return nil, fmt.Errorf("%s: %w: posting %d's pages end past the postings file", dir, ErrCorrupt, i)
-		}
-		ix.maxRead = max(ix.maxRead, e.ReadBytes())
+	if err := m.CheckID(dir, build.PostingsFile, ix.store.Header().BuildID); err != nil {
+		return nil, err
 	}
 	graph, err := m.OpenChecked(dir, build.GraphFile)
 	if err != nil {
@@ -225,35 +219,16 @@ func readChecked(m *indexfile.Manifest, dir, name string, arena *offheap.Arena) 
 	return data, f.Verify()
 }
 
-// readPostingsHeader checks page 0 of the postings file (magic, version, build id,
-// CRC, row size) and returns its shared Huffman table, if it has one.
-func readPostingsHeader(f *iouring.File, rowBytes int, m *indexfile.Manifest, dir string) (*posting.Table, error) {
-	page, err := iouring.AlignedBuffer(posting.PageSize) // O_DIRECT needs an aligned buffer
-	if err != nil {
-		return nil, err
+// postingError classifies a posting package failure for errors.Is: a
+// newer format is ErrVersion, damage is ErrCorrupt.
+func postingError(err error) error {
+	switch {
+	case errors.Is(err, posting.ErrVersion):
+		return fmt.Errorf("%w: %w", ErrVersion, err)
+	case errors.Is(err, posting.ErrCorrupt):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	defer iouring.FreeBuffer(page)
-	n, err := f.ReadAt(page, 0)
-	if err != nil {
-		return nil, err
-	}
-	if n < posting.PageSize {
-		return nil, fmt.Errorf("%w: %s: header page: %d of %d bytes", ErrCorrupt, f.Path(), n, posting.PageSize)
-	}
-	h, err := posting.ReadFileHeader(page)
-	if errors.Is(err, posting.ErrVersion) {
-		return nil, fmt.Errorf("%w: %s: %w", ErrVersion, f.Path(), err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, f.Path(), err)
-	}
-	if int(h.RowBytes) != rowBytes {
-		return nil, fmt.Errorf("%s: %w: postings of %d-byte vectors, the manifest says %d", f.Path(), ErrCorrupt, h.RowBytes, rowBytes)
-	}
-	if err := m.CheckID(dir, build.PostingsFile, h.BuildID); err != nil {
-		return nil, err
-	}
-	return h.Table, nil
+	return err
 }
 
 func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {

@@ -231,6 +231,7 @@ type workerT[T vec.Elem] struct {
 type querySlot[T vec.Elem] struct {
 	batch   iouring.Batch       // batch.Tag is the slot's index in workerT.slots
 	span    span                // the current round's read buffer, from the worker's pagePool
+	view    *posting.View       // the directory version the query plans and decodes its reads with
 	probe   []int32             // heads whose postings the current round reads, in request order
 	cands   []memindex.Neighbor // candidate heads not read in round 1 (two-round rule)
 	slack   float64             // the second round's KthSlack; round2 is pending while cands is non-empty
@@ -247,19 +248,18 @@ type querySlot[T vec.Elem] struct {
 
 func (e *engineT[T]) newWorker() (worker, error) {
 	ix := e.ix
-	r, backend, err := ix.pfile.NewReader(ix.io, ringDepth)
+	r, backend, err := ix.store.NewReader(ix.io, ringDepth)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", ix.postings, err)
 	}
 	if ix.wrap != nil {
 		r = ix.wrap(r)
 	}
-	dec, err := posting.NewDecoder(ix.rowBytes)
+	dec, err := ix.store.NewDecoder()
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
-	dec.SetTable(ix.table)
 	ix.mu.Lock()
 	if ix.backend == "" {
 		ix.backend, ix.note = backend, iouring.FallbackReason(r)
@@ -432,7 +432,9 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		}
 		q = s.qnorm
 	}
-	s.q, s.err, s.stats = q, nil, SearchStats{}
+	// One directory version for the whole query: its reads are planned
+	// and decoded with the same entries even if postings move meanwhile.
+	s.q, s.err, s.stats, s.view = q, nil, SearchStats{}, ix.store.Snapshot()
 	t0 := time.Now()
 	heads := w.hs.Search(q, p.NProbe, p.HeadList)
 	s.stats.Heads = len(heads)
@@ -450,7 +452,7 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 			if p.Eps > 0 && heads[n].Dist > bound {
 				break
 			}
-			if ix.entries[heads[n].ID].Count > 0 {
+			if s.view.Entry(heads[n].ID).Count > 0 {
 				if p.MaxPostings > 0 && postings == p.MaxPostings {
 					break
 				}
@@ -498,15 +500,8 @@ func (w *workerT[T]) secondRound(s *querySlot[T]) (bool, error) {
 // skipped, the others get one aligned read each in one batch on the pipe.
 func (w *workerT[T]) startRound(s *querySlot[T]) error {
 	ix := w.e.ix
-	n, total := 0, 0
-	for _, h := range s.probe {
-		if en := ix.entries[h]; en.Count > 0 {
-			s.probe[n] = h
-			n++
-			total += en.ReadBytes()
-		}
-	}
-	s.probe = s.probe[:n]
+	probe, total := s.view.Plan(s.probe)
+	s.probe = probe
 	w.releaseSpan(s) // the previous round's reads are all scanned
 	if s.span.buf != nil {
 		return fmt.Errorf("spann: read buffer of a slot still in flight") // cannot happen: rounds start when the last one is done
@@ -518,14 +513,7 @@ func (w *workerT[T]) startRound(s *querySlot[T]) error {
 		}
 		s.span = sp
 	}
-	reqs, off := s.batch.Reqs[:0], 0
-	for _, h := range s.probe {
-		en := ix.entries[h]
-		n := en.ReadBytes()
-		reqs = append(reqs, iouring.Request{Offset: int64(en.ReadOffset()), Buf: s.span.buf[off : off+n]})
-		off += n
-	}
-	s.batch.Reqs = reqs
+	s.batch.Reqs = s.view.Requests(s.probe, s.span.buf, s.batch.Reqs[:0])
 	s.stats.Postings += len(s.probe)
 	if s.stats.Rounds == 0 {
 		s.ioStart = time.Now()
@@ -579,21 +567,11 @@ func (w *workerT[T]) scan(s *querySlot[T], b *iouring.Batch, i int) {
 		return
 	}
 	t0 := time.Now()
-	ix, st := w.e.ix, &s.stats
-	h := s.probe[i]
-	en := ix.entries[h]
+	st := &s.stats
 	r := &b.Reqs[i]
-	if r.Err != nil {
-		s.err = fmt.Errorf("posting %d of %s: %w", h, ix.postings, r.Err)
-		return
-	}
-	if r.N < len(r.Buf) {
-		s.err = fmt.Errorf("%w: posting %d of %s: short read (%d of %d bytes)", ErrCorrupt, h, ix.postings, r.N, len(r.Buf))
-		return
-	}
-	ids, rows, err := w.dec.Decode(r.Buf[en.Offset-en.ReadOffset():], en)
+	ids, rows, err := w.e.ix.store.Decode(w.dec, s.view, s.probe[i], r)
 	if err != nil {
-		s.err = fmt.Errorf("%w: posting %d of %s: %w", ErrCorrupt, h, ix.postings, err)
+		s.err = postingError(err)
 		return
 	}
 	n := len(ids)
