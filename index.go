@@ -127,10 +127,7 @@ func Open(dir string, opts Options) (*Index, error) {
 	}
 	pdir, err := posting.ReadDirectorySized(dirFile, dirFile.Size(), ix.mem)
 	if err != nil {
-		dirFile.Close()
-		// posting reports damage with its own ErrCorrupt; for an index
-		// file it is this package's.
-		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, filepath.Join(dir, build.DirectoryFile), err)
+		return nil, versionOrCorrupt(dirFile, err, posting.ErrVersion, filepath.Join(dir, build.DirectoryFile))
 	}
 	if err := dirFile.Verify(); err != nil {
 		return nil, err
@@ -184,7 +181,7 @@ func Open(dir string, opts Options) (*Index, error) {
 		ix.eng, err = newEngine[int8](ix, graph)
 	}
 	if err != nil {
-		graph.Close()
+		graph.Close() // (again, if newEngine did: harmless)
 		return nil, err
 	}
 	if err := graph.Verify(); err != nil {
@@ -219,6 +216,24 @@ func readChecked(m *indexfile.Manifest, dir, name string, arena *offheap.Arena) 
 	return data, f.Verify()
 }
 
+// versionOrCorrupt classifies a failure to parse an index file streamed
+// through f. A header naming a newer format (errVersion) is ErrVersion if
+// the whole file is intact — its SHA-256 is the manifest's — and damage
+// (ErrCorrupt) otherwise: the version field of a damaged file looks the
+// same. Every other failure is ErrCorrupt. f is closed.
+func versionOrCorrupt(f *indexfile.CheckedReader, err, errVersion error, path string) error {
+	if errors.Is(err, errVersion) {
+		if verr := f.Verify(); verr != nil {
+			return verr
+		}
+		return fmt.Errorf("%w: %s: %w", ErrVersion, path, err)
+	}
+	f.Close()
+	// Each package reports damage with its own error; for an index file it
+	// is this package's ErrCorrupt.
+	return fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+}
+
 // postingError classifies a posting package failure for errors.Is: a
 // newer format is ErrVersion, damage is ErrCorrupt.
 func postingError(err error) error {
@@ -231,7 +246,7 @@ func postingError(err error) error {
 	return err
 }
 
-func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {
+func newEngine[T vec.Elem](ix *Index, graph *indexfile.CheckedReader) (engine, error) {
 	sp, err := vec.NewSpace[T](ix.metric)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", ix.dir, ErrCorrupt, err)
@@ -239,9 +254,7 @@ func newEngine[T vec.Elem](ix *Index, graph io.Reader) (engine, error) {
 	heads := datasets.Rows[T](ix.heads.Vectors)
 	g, err := memindex.LoadIn(graph, sp, heads, ix.dim, ix.mem)
 	if err != nil {
-		// memindex reports bad structure and checksums as plain errors:
-		// for an index file they mean a damaged file.
-		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, filepath.Join(ix.dir, build.GraphFile), err)
+		return nil, versionOrCorrupt(graph, err, memindex.ErrVersion, filepath.Join(ix.dir, build.GraphFile))
 	}
 	if err := ix.Manifest.CheckID(ix.dir, build.GraphFile, g.Tag); err != nil {
 		return nil, err

@@ -3,7 +3,9 @@ package spann
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"hash/crc32"
 	"os"
@@ -101,6 +103,42 @@ func TestOldFormatIsErrVersion(t *testing.T) {
 	}
 	if _, err := Open(f.index, Options{}); !errors.Is(err, ErrVersion) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "postings.bin") {
 		t.Errorf("postings file version 99: %v, want ErrVersion naming postings.bin", err)
+	}
+}
+
+// A directory or graph file naming a newer format version is ErrVersion
+// when the manifest vouches for the whole file (its SHA-256 matches), and
+// ErrCorrupt when it does not: a damaged version field looks the same.
+func TestNewerFileVersion(t *testing.T) {
+	for _, name := range []string{build.DirectoryFile, build.GraphFile} {
+		for _, vouched := range []bool{false, true} {
+			f := newFixture(t, datasets.Uint8, vec.L2, 1000, 5, 8, posting.DefaultCodec)
+			path := filepath.Join(f.index, name)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oldSum := sha256.Sum256(data)
+			binary.LittleEndian.PutUint32(data[8:], 99)
+			os.WriteFile(path, data, 0o644)
+			if vouched {
+				mp := filepath.Join(f.index, indexfile.ManifestName)
+				m, _ := os.ReadFile(mp)
+				newSum := sha256.Sum256(data)
+				edited, err := indexfile.Resign(bytes.Replace(m, []byte(hex.EncodeToString(oldSum[:])), []byte(hex.EncodeToString(newSum[:])), 1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(mp, edited, 0o644)
+			}
+			_, err = Open(f.index, Options{})
+			if vouched && (!errors.Is(err, ErrVersion) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), name)) {
+				t.Errorf("%s of version 99, manifest agreeing: %v, want ErrVersion naming it", name, err)
+			}
+			if !vouched && (!errors.Is(err, ErrCorrupt) || errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "SHA-256")) {
+				t.Errorf("%s of version 99, manifest disagreeing: %v, want ErrCorrupt (SHA-256)", name, err)
+			}
+		}
 	}
 }
 

@@ -25,6 +25,10 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// ErrVersion is wrapped by Load's error for a graph whose header names a
+// format version newer than this program reads.
+var ErrVersion = errors.New("memindex: unsupported format version")
+
 // elemKind is the element-type code stored in the header.
 func elemKind[T vec.Elem]() uint8 {
 	var zero T
@@ -120,6 +124,11 @@ func LoadIn[T vec.Elem](r io.Reader, sp vec.Space[T], vectors []T, dim int, aren
 		return nil, fmt.Errorf("memindex load: bad magic %q", hdr[0:8])
 	}
 	version := binary.LittleEndian.Uint32(hdr[8:])
+	if version > fileVersion2 {
+		// A newer format, or a damaged version field: only a checksum of
+		// the whole file (the index manifest's) can tell which.
+		return nil, fmt.Errorf("memindex load: format version %d, this program reads %d and %d: %w", version, fileVersion1, fileVersion2, ErrVersion)
+	}
 	if version != fileVersion1 && version != fileVersion2 {
 		return nil, fmt.Errorf("memindex load: unsupported format version %d (want %d or %d)", version, fileVersion1, fileVersion2)
 	}

@@ -148,8 +148,13 @@ func TestTagAndVersion1(t *testing.T) {
 	}
 	binary.LittleEndian.PutUint32(v1[8:], 3)
 	resum(v1)
-	if _, err := Load(bytes.NewReader(v1), sp, data, dim); err == nil || !strings.Contains(err.Error(), "unsupported format version 3") {
-		t.Errorf("version 3: %v", err)
+	if _, err := Load(bytes.NewReader(v1), sp, data, dim); !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "format version 3") {
+		t.Errorf("version 3: %v, want ErrVersion", err)
+	}
+	binary.LittleEndian.PutUint32(v1[8:], 0)
+	resum(v1)
+	if _, err := Load(bytes.NewReader(v1), sp, data, dim); err == nil || errors.Is(err, ErrVersion) {
+		t.Errorf("version 0: %v, want an error that is not ErrVersion", err)
 	}
 }
 

@@ -148,8 +148,13 @@ func readDirectory(r io.Reader, size int64, arena *offheap.Arena) (Directory, er
 		return d, fmt.Errorf("directory: bad magic %q: %w", hdr[:8], ErrCorrupt)
 	}
 	version := binary.LittleEndian.Uint32(hdr[8:])
-	if version < dirVersion1 || version > dirVersion3 {
-		return d, fmt.Errorf("directory: unsupported version %d: %w", version, ErrCorrupt)
+	if version < dirVersion1 {
+		return d, fmt.Errorf("directory: version %d: %w", version, ErrCorrupt)
+	}
+	if version > dirVersion3 {
+		// A newer format, or a damaged version field: only the caller's
+		// checksum of the whole file can tell which.
+		return d, fmt.Errorf("directory: format version %d, this program reads 1 to %d: %w", version, dirVersion3, ErrVersion)
 	}
 	if binary.LittleEndian.Uint32(hdr[12:]) != 0 {
 		return d, fmt.Errorf("directory: nonzero reserved field: %w", ErrCorrupt)
