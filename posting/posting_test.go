@@ -624,7 +624,11 @@ func TestDirectoryRoundTrip(t *testing.T) {
 		for pos := range raw {
 			c := bytes.Clone(raw)
 			c[pos] ^= 0x04
-			if _, err := ReadDirectory(bytes.NewReader(c)); !errors.Is(err, ErrCorrupt) {
+			// A flipped version field naming a newer version is ErrVersion:
+			// the directory alone cannot tell damage from a newer format
+			// (the index's manifest checksum does, in spann.Open).
+			_, err := ReadDirectory(bytes.NewReader(c))
+			if !errors.Is(err, ErrCorrupt) && !(pos >= 8 && pos < 12 && errors.Is(err, ErrVersion)) {
 				t.Fatalf("byte %d flipped: err %v", pos, err)
 			}
 		}

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=$1 OLD_INDEX=$2 NEW=$3 NEW_INDEX=$4 ROUNDS=${5:-3}
 DATA=${SPANN_DATA:-data}/realsift-1M
-OUT=out/cmp
+OUT=${CMP_OUT:-out/cmp}
 mkdir -p "$OUT"
 { nproc; grep -m1 'model name' /proc/cpuinfo; date -u; } >"$OUT/machine.txt"
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }

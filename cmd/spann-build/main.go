@@ -41,7 +41,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "type", Usage: "element type overriding the extension: float32, uint8 or int8"},
 			&cli.StringFlag{Name: "metric", Value: "l2", Usage: "l2, ip or cosine (cosine: float32 only, vectors normalised at ingest)"},
 			&cli.Float64Flag{Name: "head-ratio", Value: 0.18, Usage: "fraction of the vectors that become heads, in (0,1); more heads mean smaller postings, fewer pages per query and more memory (docs/benchmarks.md)"},
-			&cli.IntFlag{Name: "replicas", Value: 8, Usage: "most heads a vector is stored under"},
+			&cli.IntFlag{Name: "replicas", Value: 10, Usage: "most heads a vector is stored under (the RNG rule keeps fewer where heads lie behind one another); more replicas mean larger postings and higher recall per posting read (docs/benchmarks.md)"},
 			&cli.IntFlag{Name: "posting-limit", Value: 96, Usage: "vectors per posting: the closest to the head are kept, plus any vector whose nearest head it is (so no vector is lost)"},
 			&cli.Float64Flag{Name: "rng-factor", Value: 1, Usage: "RNG rule: skip head c when factor·d(c,c') < d(x,c) for a chosen head c' (squared distances)"},
 			&cli.Float64Flag{Name: "replica-eps", Value: -1, Usage: "only heads within d1+eps·|d1| of the vector (d1: nearest head); negative = no bound"},

@@ -55,7 +55,7 @@ type Options struct {
 
 	Metric         vec.Metric
 	HeadRatio      float64 // fraction of vectors that become heads; default 0.18
-	Replicas       int     // max heads per vector; default 8
+	Replicas       int     // max heads per vector; default 10
 	PostingLimit   int     // max vectors per posting; default 96
 	RNGFactor      float64 // RNG rule factor; default 1
 	ReplicaEps     float64 // only heads within d1 + eps·|d1|; < 0 disables (default -1)
@@ -161,7 +161,7 @@ func (o *Options) fill() error {
 		return fmt.Errorf("--head-ratio %g: must be in (0, 1)", o.HeadRatio)
 	}
 	if o.Replicas == 0 {
-		o.Replicas = 8
+		o.Replicas = 10
 	}
 	if o.Replicas < 1 {
 		return fmt.Errorf("--replicas %d: must be at least 1", o.Replicas)
