@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/internal/indexfile"
 )
 
 // CheckReport is what Check found in an index.
@@ -79,7 +79,7 @@ func (r *CheckReport) account(copies []uint8, heads []uint32, problem func(strin
 	isHead := make([]bool, len(copies))
 	for _, id := range heads {
 		if int(id) >= len(copies) {
-			problem("%s: head id %d is not below n = %d", build.HeadsFile, id, len(copies))
+			problem("%s: head id %d is not below n = %d", indexfile.HeadsFile, id, len(copies))
 			continue
 		}
 		isHead[id] = true

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/gospann/spann/datasets"
-	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
 )
@@ -36,7 +36,7 @@ func TestCheck(t *testing.T) {
 	ents, _ := os.ReadDir(f.index)
 	for _, e := range ents {
 		b, _ := os.ReadFile(filepath.Join(f.index, e.Name()))
-		if e.Name() == build.PostingsFile {
+		if e.Name() == indexfile.PostingsFile {
 			b[posting.PageSize+30] ^= 0x08
 		}
 		os.WriteFile(filepath.Join(d, e.Name()), b, 0o644)

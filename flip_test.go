@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/gospann/spann/datasets"
-	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/indexfile"
 )
 
@@ -36,7 +35,7 @@ func TestByteFlips(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	files := []string{indexfile.ManifestName, build.HeadsFile, build.GraphFile, build.DirectoryFile, build.PostingsFile}
+	files := []string{indexfile.ManifestName, indexfile.HeadsFile, indexfile.GraphFile, indexfile.DirectoryFile, indexfile.PostingsFile}
 	for _, name := range files {
 		if err := copyFile(filepath.Join(src, name), filepath.Join(work, name)); err != nil {
 			t.Fatal(err)
@@ -95,7 +94,7 @@ func flipOffsets(name string, size int64, rng *rand.Rand) []int64 {
 	switch name {
 	case indexfile.ManifestName:
 		every(size)
-	case build.PostingsFile:
+	case indexfile.PostingsFile:
 		every(4096)
 		random(4096, 1000)
 	default:

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gospann/spann/datasets"
-	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/offheap"
 	"github.com/gospann/spann/internal/vec"
@@ -94,7 +93,7 @@ func Open(dir string, opts Options) (*Index, error) {
 		return nil, fmt.Errorf("%s: %w: %v", dir, ErrCorrupt, err)
 	}
 	ix := &Index{Manifest: m, dir: dir, typ: typ, metric: metric, dim: m.Dim, rowBytes: m.Dim * typ.Size(),
-		postings: filepath.Join(dir, build.PostingsFile), io: opts.IO, wrap: opts.WrapReader}
+		postings: filepath.Join(dir, indexfile.PostingsFile), io: opts.IO, wrap: opts.WrapReader}
 
 	// Heads, graph lists and directory live off the Go heap until Close
 	// (see internal/offheap for why).
@@ -105,14 +104,14 @@ func Open(dir string, opts Options) (*Index, error) {
 			ix.mem.Free()
 		}
 	}()
-	headBytes, err := readChecked(m, dir, build.HeadsFile, ix.mem)
+	headBytes, err := readChecked(m, dir, indexfile.HeadsFile, ix.mem)
 	if err != nil {
 		return nil, err
 	}
 	if ix.heads, err = indexfile.ParseHeads(headBytes); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, build.HeadsFile), err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, indexfile.HeadsFile), err)
 	}
-	if err := m.CheckID(dir, build.HeadsFile, ix.heads.BuildID); err != nil {
+	if err := m.CheckID(dir, indexfile.HeadsFile, ix.heads.BuildID); err != nil {
 		return nil, err
 	}
 	if ix.heads.Type != typ || ix.heads.Dim != m.Dim || ix.heads.Len() != m.Heads {
@@ -121,18 +120,18 @@ func Open(dir string, opts Options) (*Index, error) {
 	// The directory and the graph are streamed through their checksums
 	// rather than read whole: at Open, memory is the peak a small machine
 	// must have.
-	dirFile, err := m.OpenChecked(dir, build.DirectoryFile)
+	dirFile, err := m.OpenChecked(dir, indexfile.DirectoryFile)
 	if err != nil {
 		return nil, err
 	}
 	pdir, err := posting.ReadDirectorySized(dirFile, dirFile.Size(), ix.mem)
 	if err != nil {
-		return nil, versionOrCorrupt(dirFile, err, posting.ErrVersion, filepath.Join(dir, build.DirectoryFile))
+		return nil, versionOrCorrupt(dirFile, err, posting.ErrVersion, filepath.Join(dir, indexfile.DirectoryFile))
 	}
 	if err := dirFile.Verify(); err != nil {
 		return nil, err
 	}
-	if err := m.CheckID(dir, build.DirectoryFile, pdir.BuildID); err != nil {
+	if err := m.CheckID(dir, indexfile.DirectoryFile, pdir.BuildID); err != nil {
 		return nil, err
 	}
 	if len(pdir.Entries) != m.Heads {
@@ -143,9 +142,9 @@ func Open(dir string, opts Options) (*Index, error) {
 	// index over dir never reaches an open Index. It is too large to
 	// checksum at every open; its size and header page are checked here and
 	// every posting's own CRC32C at every read.
-	pinfo, ok := m.File(build.PostingsFile)
+	pinfo, ok := m.File(indexfile.PostingsFile)
 	if !ok {
-		return nil, fmt.Errorf("%s: %w: manifest lists no %s", dir, ErrCorrupt, build.PostingsFile)
+		return nil, fmt.Errorf("%s: %w: manifest lists no %s", dir, ErrCorrupt, indexfile.PostingsFile)
 	}
 	if ix.pfile, err = iouring.OpenFile(ix.postings); err != nil {
 		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
@@ -165,10 +164,10 @@ func Open(dir string, opts Options) (*Index, error) {
 	if ix.store, err = posting.OpenStore(ix.pfile, pdir.Entries, ix.rowBytes); err != nil {
 		return nil, postingError(err)
 	}
-	if err := m.CheckID(dir, build.PostingsFile, ix.store.Header().BuildID); err != nil {
+	if err := m.CheckID(dir, indexfile.PostingsFile, ix.store.Header().BuildID); err != nil {
 		return nil, err
 	}
-	graph, err := m.OpenChecked(dir, build.GraphFile)
+	graph, err := m.OpenChecked(dir, indexfile.GraphFile)
 	if err != nil {
 		return nil, err
 	}
@@ -254,9 +253,9 @@ func newEngine[T vec.Elem](ix *Index, graph *indexfile.CheckedReader) (engine, e
 	heads := datasets.Rows[T](ix.heads.Vectors)
 	g, err := memindex.LoadIn(graph, sp, heads, ix.dim, ix.mem)
 	if err != nil {
-		return nil, versionOrCorrupt(graph, err, memindex.ErrVersion, filepath.Join(ix.dir, build.GraphFile))
+		return nil, versionOrCorrupt(graph, err, memindex.ErrVersion, filepath.Join(ix.dir, indexfile.GraphFile))
 	}
-	if err := ix.Manifest.CheckID(ix.dir, build.GraphFile, g.Tag); err != nil {
+	if err := ix.Manifest.CheckID(ix.dir, indexfile.GraphFile, g.Tag); err != nil {
 		return nil, err
 	}
 	return &engineT[T]{ix: ix, sp: sp, graph: g, heads: heads}, nil

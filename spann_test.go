@@ -16,7 +16,6 @@ import (
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/eval"
-	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
@@ -184,7 +183,7 @@ func TestOpenRejectsDamagedIndex(t *testing.T) {
 		}
 		return dst
 	}
-	for _, name := range []string{build.HeadsFile, build.GraphFile, build.DirectoryFile, "manifest.json"} {
+	for _, name := range []string{indexfile.HeadsFile, indexfile.GraphFile, indexfile.DirectoryFile, "manifest.json"} {
 		d := copyIndex()
 		b, _ := os.ReadFile(filepath.Join(d, name))
 		b[len(b)/2] ^= 0x40
@@ -202,21 +201,21 @@ func TestOpenRejectsDamagedIndex(t *testing.T) {
 	// row size, the shared table and the CRC.
 	for _, off := range []int{0, 8, 16, 30, posting.PageSize - 1} {
 		d := copyIndex()
-		p := filepath.Join(d, build.PostingsFile)
+		p := filepath.Join(d, indexfile.PostingsFile)
 		b, _ := os.ReadFile(p)
 		b[off] ^= 0x10
 		os.WriteFile(p, b, 0o644)
-		if _, err := Open(d, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), build.PostingsFile) {
+		if _, err := Open(d, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), indexfile.PostingsFile) {
 			t.Errorf("postings header byte %d flipped: %v", off, err)
 		}
 	}
 	// A flipped byte inside a posting is caught when that posting is read.
 	d := copyIndex()
-	pb, _ := os.ReadFile(filepath.Join(d, build.PostingsFile))
+	pb, _ := os.ReadFile(filepath.Join(d, indexfile.PostingsFile))
 	for i := posting.PageSize + 40; i < len(pb); i += posting.PageSize {
 		pb[i] ^= 0x01
 	}
-	os.WriteFile(filepath.Join(d, build.PostingsFile), pb, 0o644)
+	os.WriteFile(filepath.Join(d, indexfile.PostingsFile), pb, 0o644)
 	ix, err := Open(d, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -576,14 +575,14 @@ func TestMixedBuildsRefused(t *testing.T) {
 		}
 		return d
 	}
-	for _, name := range []string{build.HeadsFile, build.GraphFile, build.DirectoryFile, build.PostingsFile} {
+	for _, name := range []string{indexfile.HeadsFile, indexfile.GraphFile, indexfile.DirectoryFile, indexfile.PostingsFile} {
 		for _, fix := range []bool{false, true} {
 			_, err := Open(mix(name, fix), Options{})
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), name) {
 				t.Errorf("%s of another build (manifest fixed: %v): %v, want ErrCorrupt naming the file", name, fix, err)
 				continue
 			}
-			if (fix || name == build.PostingsFile) && !strings.Contains(err.Error(), "is from build "+otherID.String()) {
+			if (fix || name == indexfile.PostingsFile) && !strings.Contains(err.Error(), "is from build "+otherID.String()) {
 				t.Errorf("%s of another build (manifest fixed: %v): %v, want the build id check", name, fix, err)
 			}
 		}

@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/gospann/spann/datasets"
-	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
@@ -86,7 +85,7 @@ func TestOldFormatIsErrVersion(t *testing.T) {
 
 	// A postings file of a newer version (an intact header: its CRC fixed
 	// up) is ErrVersion too, not damage.
-	pp := filepath.Join(f.index, build.PostingsFile)
+	pp := filepath.Join(f.index, indexfile.PostingsFile)
 	pf, err := os.OpenFile(pp, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +109,7 @@ func TestOldFormatIsErrVersion(t *testing.T) {
 // when the manifest vouches for the whole file (its SHA-256 matches), and
 // ErrCorrupt when it does not: a damaged version field looks the same.
 func TestNewerFileVersion(t *testing.T) {
-	for _, name := range []string{build.DirectoryFile, build.GraphFile} {
+	for _, name := range []string{indexfile.DirectoryFile, indexfile.GraphFile} {
 		for _, vouched := range []bool{false, true} {
 			f := newFixture(t, datasets.Uint8, vec.L2, 1000, 5, 8, posting.DefaultCodec)
 			path := filepath.Join(f.index, name)
@@ -164,7 +163,7 @@ func TestBuildVectors(t *testing.T) {
 	if _, err := BuildVectors(context.Background(), datasets.Rows[float32](m.Data), 12, om); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{build.HeadsFile, build.GraphFile, build.DirectoryFile, build.PostingsFile} {
+	for _, name := range []string{indexfile.HeadsFile, indexfile.GraphFile, indexfile.DirectoryFile, indexfile.PostingsFile} {
 		a, err1 := os.ReadFile(filepath.Join(fromFile, name))
 		b, err2 := os.ReadFile(filepath.Join(fromMemory, name))
 		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
@@ -224,7 +223,7 @@ func TestBuildVectors(t *testing.T) {
 // assertSameFiles fails unless the index files in a and b are identical.
 func assertSameFiles(t *testing.T, a, b string) {
 	t.Helper()
-	for _, name := range []string{build.HeadsFile, build.GraphFile, build.DirectoryFile, build.PostingsFile} {
+	for _, name := range []string{indexfile.HeadsFile, indexfile.GraphFile, indexfile.DirectoryFile, indexfile.PostingsFile} {
 		x, err1 := os.ReadFile(filepath.Join(a, name))
 		y, err2 := os.ReadFile(filepath.Join(b, name))
 		if err1 != nil || err2 != nil || !bytes.Equal(x, y) {

@@ -34,12 +34,12 @@ import (
 	"github.com/gospann/spann/posting"
 )
 
-// Index file names inside the index directory.
+// Index file names inside the index directory (indexfile owns them).
 const (
-	HeadsFile     = "heads.bin"
-	GraphFile     = "graph.bin"
-	DirectoryFile = "directory.bin"
-	PostingsFile  = "postings.bin"
+	HeadsFile     = indexfile.HeadsFile
+	GraphFile     = indexfile.GraphFile
+	DirectoryFile = indexfile.DirectoryFile
+	PostingsFile  = indexfile.PostingsFile
 )
 
 // Options configures a build. Zero values take the documented defaults.

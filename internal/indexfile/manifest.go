@@ -17,6 +17,15 @@ import (
 	"regexp"
 )
 
+// The files of an index directory (see doc.go): names are part of the
+// on-disk format.
+const (
+	HeadsFile     = "heads.bin"
+	GraphFile     = "graph.bin"
+	DirectoryFile = "directory.bin"
+	PostingsFile  = "postings.bin"
+)
+
 // Manifest format constants: part of the on-disk format; never change.
 const (
 	ManifestName  = "manifest.json"
