@@ -1,17 +1,14 @@
 package build
 
 import (
-	"fmt"
 	"os"
 	"strconv"
-	"syscall"
+
+	"github.com/gospann/spann/internal/crash"
 )
 
-// crashAt names the point at which a build kills itself with SIGKILL
-// (environment variable SPANN_TEST_CRASH_AT; empty in normal use). The
-// crash tests set it to kill a real build process at exactly the point
-// they mean to test instead of after a guessed delay. "NAME#K" kills at
-// the K-th time the build passes NAME, "NAME" at the first. Points:
+// The points at which a build kills itself with SIGKILL when a test sets
+// SPANN_TEST_CRASH_AT (internal/crash; "NAME#K" kills at the K-th pass):
 //
 //	after select heads, after head graph, after assign and write postings
 //	                    the end of each phase, its file written
@@ -33,25 +30,11 @@ import (
 //	                    not yet removed
 //	exchanged           --force: new index at --out, the old one not yet
 //	                    removed from the build directory's name
-var crashAt = os.Getenv("SPANN_TEST_CRASH_AT")
 
 // testBucketBytes (SPANN_TEST_BUCKET_BYTES, bytes) caps the spill bucket
 // size like Options.maxBucketBytes, so that the crash tests' small builds,
 // run as child processes, have several buckets to be killed between.
 var testBucketBytes, _ = strconv.ParseInt(os.Getenv("SPANN_TEST_BUCKET_BYTES"), 10, 64)
 
-// crashSeen counts the passes through each point (the build calls
-// crashPoint from one goroutine).
-var crashSeen = map[string]int{}
-
 // crashPoint kills the process if the test asked for a crash at name.
-func crashPoint(name string) {
-	if crashAt == "" {
-		return
-	}
-	crashSeen[name]++
-	if crashAt == name && crashSeen[name] == 1 || crashAt == fmt.Sprintf("%s#%d", name, crashSeen[name]) {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is on its way
-	}
-}
+func crashPoint(name string) { crash.Point(name) }

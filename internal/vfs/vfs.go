@@ -7,6 +7,7 @@ package vfs
 import (
 	"io"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -111,17 +112,5 @@ func WriteFileAtomic(fs FS, path string, data []byte) error {
 		fs.Remove(tmp)
 		return err
 	}
-	return fs.SyncDir(dirOf(path))
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			if i == 0 {
-				return "/"
-			}
-			return path[:i]
-		}
-	}
-	return "."
+	return fs.SyncDir(filepath.Dir(path))
 }
