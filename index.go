@@ -4,14 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/offheap"
 	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/internal/wal"
 	"github.com/gospann/spann/iouring"
 	"github.com/gospann/spann/memindex"
 	"github.com/gospann/spann/posting"
@@ -31,6 +36,10 @@ type Options struct {
 	// it is made: fault-injection tests wrap it to fail or shorten reads.
 	// A wrapped reader is driven one batch at a time (no native pipe).
 	WrapReader func(iouring.Reader) iouring.Reader
+	// Writable opens the index for updates (Delete, Checkpoint): it takes
+	// an exclusive lock on the directory, so a second writable Open fails;
+	// read-only Opens see the updates acknowledged before they started.
+	Writable bool
 }
 
 // Index is an open index. Its methods are safe for concurrent use.
@@ -55,6 +64,14 @@ type Index struct {
 	// heap; it is freed when the Index is closed and no search can still
 	// touch it (Close, or the last straggler's return after Close).
 	mem *offheap.Arena
+
+	// Updates (mutable.go).
+	id   indexfile.BuildID
+	log  *wal.Log                       // wal.log, when writable
+	lock *os.File                       // update.lock, when writable
+	dead atomic.Pointer[roaring.Bitmap] // deleted ids; nil when none (never changed, only replaced)
+	umu  sync.RWMutex                   // Delete (shared) against Checkpoint (exclusive)
+	dmu  sync.Mutex                     // serialises replacing dead
 
 	mu       sync.Mutex
 	free     []worker
@@ -186,9 +203,13 @@ func Open(dir string, opts Options) (*Index, error) {
 	if err := graph.Verify(); err != nil {
 		return nil, err
 	}
+	if err := ix.openUpdates(opts.Writable); err != nil {
+		return nil, err
+	}
 	// Open one worker now so that a backend problem surfaces at Open.
 	w, err := ix.eng.newWorker()
 	if err != nil {
+		ix.closeUpdates()
 		return nil, err
 	}
 	ix.free = append(ix.free, w)
@@ -385,6 +406,9 @@ func (ix *Index) Close() error {
 		}
 	}
 	if err := ix.pfile.Close(); err != nil && first == nil {
+		first = err
+	}
+	if err := ix.closeUpdates(); err != nil && first == nil {
 		first = err
 	}
 	ix.mu.Lock()

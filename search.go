@@ -2,6 +2,7 @@ package spann
 
 import (
 	"fmt"
+	"github.com/RoaringBitmap/roaring/v2"
 	"math"
 	"time"
 
@@ -236,7 +237,8 @@ type querySlot[T vec.Elem] struct {
 	cands   []memindex.Neighbor // candidate heads not read in round 1 (two-round rule)
 	slack   float64             // the second round's KthSlack; round2 is pending while cands is non-empty
 	heap    *topk.Heap
-	q       []T // the query (normalised copy for cosine)
+	dead    *roaring.Bitmap // ids deleted when the query began (nil: none)
+	q       []T             // the query (normalised copy for cosine)
 	qnorm   []T
 	qi      int       // the caller's query index (searchMany)
 	start   time.Time // when the worker took the query
@@ -434,7 +436,7 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 	}
 	// One directory version for the whole query: its reads are planned
 	// and decoded with the same entries even if postings move meanwhile.
-	s.q, s.err, s.stats, s.view = q, nil, SearchStats{}, ix.store.Snapshot()
+	s.q, s.err, s.stats, s.view, s.dead = q, nil, SearchStats{}, ix.store.Snapshot(), ix.dead.Load()
 	t0 := time.Now()
 	heads := w.hs.Search(q, p.NProbe, p.HeadList)
 	s.stats.Heads = len(heads)
@@ -442,7 +444,9 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 
 	s.heap.Reset(k)
 	for _, h := range heads {
-		s.heap.Push(int32(ix.heads.IDs[h.ID]), h.Dist)
+		if id := ix.heads.IDs[h.ID]; s.dead == nil || !s.dead.Contains(id) {
+			s.heap.Push(int32(id), h.Dist)
+		}
 	}
 	// Query-aware pruning: Eps against the nearest head, MaxPostings.
 	if len(heads) > 0 {
@@ -582,7 +586,7 @@ func (w *workerT[T]) scan(s *querySlot[T], b *iouring.Batch, i int) {
 	w.e.sp.Batch(s.q, datasets.Rows[T](rows), d)
 	worst := s.heap.Worst()
 	for j, dist := range d {
-		if dist <= worst {
+		if dist <= worst && (s.dead == nil || !s.dead.Contains(ids[j])) {
 			s.heap.PushUnique(int32(ids[j]), dist)
 			worst = s.heap.Worst()
 		}

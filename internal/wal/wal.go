@@ -168,6 +168,20 @@ func Open(fs vfs.FS, path string, id [16]byte, replay func(Record) error) (*Log,
 	return newLog(fs, path, f, id, st.LastSeq+1), st, nil
 }
 
+// Replay calls replay for every intact record of the log at path, without
+// changing the file (a torn tail is skipped, not cut): for a reader that
+// does not own the log.
+func Replay(path string, id [16]byte, replay func(Record) error) (ReplayStats, error) {
+	var st ReplayStats
+	f, err := os.Open(path)
+	if err != nil {
+		return st, err
+	}
+	defer f.Close()
+	_, err = scan(f, path, id, replay, &st)
+	return st, err
+}
+
 // scan replays the records of f and returns where the intact log ends.
 func scan(f vfs.File, path string, id [16]byte, replay func(Record) error, st *ReplayStats) (int64, error) {
 	info, err := f.Stat()

@@ -1,0 +1,212 @@
+package spann
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/gospann/spann/internal/crash"
+	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/vfs"
+	"github.com/gospann/spann/internal/wal"
+)
+
+// Updates (issue 10; deletes so far). An Index opened with
+// Options.Writable takes an exclusive lock on the directory (update.lock)
+// and owns its write-ahead log, wal.log: Delete appends a record and
+// returns once it is durable (concurrent Deletes share one fsync), then
+// publishes a new tombstone bitmap that searches consult, so a deleted id
+// is never returned. Checkpoint folds the log into tombstones.bin and
+// empties the log. Open — read-only or writable — replays the log, then
+// reads tombstones.bin: in that order a read-only Open racing a
+// checkpoint sees every delete acknowledged before it started (both
+// before the checkpoint, both after, or the old log with the new file:
+// deletes are a union, so each combination holds them all).
+
+// ErrReadOnly is returned by updates on an Index not opened with
+// Options.Writable.
+var ErrReadOnly = errors.New("spann: index is open read-only")
+
+// Record types in wal.log.
+const recDelete byte = 1
+
+// File names of a mutable index's state.
+const (
+	walFile    = "wal.log"
+	updateLock = "update.lock"
+)
+
+// openUpdates loads the deletes of ix (log, then tombstones file) and,
+// when writable, locks the directory and opens the log for appending.
+func (ix *Index) openUpdates(writable bool) error {
+	id, err := indexfile.ParseBuildID(ix.Manifest.BuildID)
+	if err != nil {
+		return fmt.Errorf("%s: %w: %v", ix.dir, ErrCorrupt, err)
+	}
+	ix.id = id
+	logPath := filepath.Join(ix.dir, walFile)
+	dead := roaring.New()
+	apply := func(r wal.Record) error { return ix.replayRecord(dead, r) }
+	if writable {
+		lock, err := os.OpenFile(filepath.Join(ix.dir, updateLock), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("open %s for writing: %w", ix.dir, err)
+		}
+		if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			lock.Close()
+			return fmt.Errorf("%s is open for writing by another process (%s is locked)", ix.dir, lock.Name())
+		}
+		ix.lock = lock
+		if _, err := os.Stat(logPath); os.IsNotExist(err) {
+			ix.log, err = wal.Create(vfs.OS, logPath, id)
+		} else {
+			ix.log, _, err = wal.Open(vfs.OS, logPath, id, apply)
+		}
+		if err != nil {
+			ix.closeUpdates()
+			return walError(err)
+		}
+	} else if _, err := wal.Replay(logPath, id, apply); err != nil && !os.IsNotExist(err) {
+		return walError(err)
+	}
+	file, err := indexfile.ReadTombstones(ix.dir, id)
+	if err != nil {
+		ix.closeUpdates()
+		return err
+	}
+	dead.Or(file)
+	if !dead.IsEmpty() {
+		ix.dead.Store(dead)
+	}
+	return nil
+}
+
+func walError(err error) error {
+	if errors.Is(err, wal.ErrCorrupt) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
+}
+
+// replayRecord applies one logged update to the tombstones being rebuilt.
+func (ix *Index) replayRecord(dead *roaring.Bitmap, r wal.Record) error {
+	switch r.Type {
+	case recDelete:
+		ids, err := decodeIDs(r.Payload, ix.N())
+		if err != nil {
+			return fmt.Errorf("%w: %s record %d: %v", ErrCorrupt, filepath.Join(ix.dir, walFile), r.Seq, err)
+		}
+		dead.AddMany(ids)
+		return nil
+	}
+	return fmt.Errorf("%w: %s record %d: unknown type %d", ErrCorrupt, filepath.Join(ix.dir, walFile), r.Seq, r.Type)
+}
+
+// decodeIDs reads a delete record's payload: uint32 ids, each below n.
+func decodeIDs(p []byte, n int) ([]uint32, error) {
+	if len(p)%4 != 0 {
+		return nil, fmt.Errorf("%d bytes is not a whole number of ids", len(p))
+	}
+	ids := make([]uint32, len(p)/4)
+	for i := range ids {
+		ids[i] = binary.LittleEndian.Uint32(p[4*i:])
+		if int64(ids[i]) >= int64(n) {
+			return nil, fmt.Errorf("id %d is not below n = %d", ids[i], n)
+		}
+	}
+	return ids, nil
+}
+
+// Delete marks ids deleted: no search that starts after Delete returns
+// returns any of them. It returns once the deletion is durable in the
+// write-ahead log. Deleting an id already deleted does nothing; an id
+// outside [0, N) is an error and nothing is deleted. Safe to call while
+// searches and other Deletes run; needs Options.Writable. (Deleted
+// vectors stay in their postings until those are rewritten.)
+func (ix *Index) Delete(ids []int32) error {
+	if ix.log == nil {
+		return ErrReadOnly
+	}
+	payload := make([]byte, 0, 4*len(ids))
+	for _, id := range ids {
+		if id < 0 || int(id) >= ix.N() {
+			return fmt.Errorf("spann: delete %d: no such id (the index holds 0..%d)", id, ix.N()-1)
+		}
+		payload = binary.LittleEndian.AppendUint32(payload, uint32(id))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	// Shared with other Deletes (their records share an fsync), exclusive
+	// with Checkpoint, which must not empty the log between our record
+	// and its effect.
+	ix.umu.RLock()
+	defer ix.umu.RUnlock()
+	if _, err := ix.log.Append(recDelete, payload); err != nil {
+		if errors.Is(err, wal.ErrClosed) {
+			return ErrClosed
+		}
+		return fmt.Errorf("spann: delete: %w", err)
+	}
+	ix.dmu.Lock()
+	defer ix.dmu.Unlock()
+	next := roaring.New()
+	if cur := ix.dead.Load(); cur != nil {
+		next = cur.Clone()
+	}
+	for _, id := range ids {
+		next.Add(uint32(id))
+	}
+	ix.dead.Store(next) // searches holding the old bitmap keep it
+	return nil
+}
+
+// Deleted returns how many ids are deleted.
+func (ix *Index) Deleted() int {
+	if bm := ix.dead.Load(); bm != nil {
+		return int(bm.GetCardinality())
+	}
+	return 0
+}
+
+// Checkpoint folds the write-ahead log into tombstones.bin (replaced
+// atomically) and empties the log. Deletes wait while it runs; searches
+// do not. Needs Options.Writable.
+func (ix *Index) Checkpoint() error {
+	if ix.log == nil {
+		return ErrReadOnly
+	}
+	ix.umu.Lock()
+	defer ix.umu.Unlock()
+	bm := ix.dead.Load()
+	if bm == nil {
+		bm = roaring.New()
+	}
+	if err := indexfile.WriteTombstones(vfs.OS, ix.dir, ix.id, bm); err != nil {
+		return fmt.Errorf("spann: checkpoint: %w", err)
+	}
+	crash.Point("checkpoint: tombstones written")
+	if err := ix.log.Reset(); err != nil {
+		return fmt.Errorf("spann: checkpoint: %w", err)
+	}
+	crash.Point("checkpoint: log reset")
+	return nil
+}
+
+// closeUpdates closes the log and releases the directory lock.
+func (ix *Index) closeUpdates() error {
+	var err error
+	if ix.log != nil {
+		err = ix.log.Close()
+	}
+	if ix.lock != nil {
+		ix.lock.Close()
+		ix.lock = nil
+	}
+	return err
+}
