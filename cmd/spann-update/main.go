@@ -1,0 +1,110 @@
+// Command spann-update changes an index in place: deletes ids (durable in
+// the index's write-ahead log when it returns) and checkpoints the log
+// into the index's files.
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	spann "github.com/gospann/spann"
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/cmdutil"
+)
+
+func main() { cmdutil.Main(newApp()) }
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:      "spann-update",
+		Usage:     "delete vectors from an index in place, durably",
+		UsageText: "spann-update --index DIR [--delete IDS.ibin] [--batch 1000] [--checkpoint]",
+		Description: "Opens the index for writing (an exclusive lock: one writer at a time; searches in other " +
+			"processes that open it afterwards see the changes). --delete reads ids from an .ibin file with one " +
+			"column (uint32 n, uint32 1, then n int32 ids) and deletes them in batches of --batch: each batch is " +
+			"in the index's write-ahead log (wal.log, fsynced) before the next starts, so a crash loses at most " +
+			"the batch in flight; a deleted id is never returned by a search again, and deleting one twice does " +
+			"nothing. An id outside the index fails the whole batch it is in, and stops. --checkpoint then folds " +
+			"the log into tombstones.bin and empties it. Inserts are not supported yet.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "index", Required: true, Usage: "index directory"},
+			&cli.StringFlag{Name: "delete", Usage: "ids to delete: .ibin file with one column"},
+			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "ids per logged batch (one fsync each)"},
+			&cli.BoolFlag{Name: "checkpoint", Usage: "fold the write-ahead log into tombstones.bin afterwards"},
+			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
+		},
+		Action: run,
+	}
+}
+
+type summary struct {
+	Deleted      int     `json:"deleted_now"`
+	DeletedTotal int     `json:"deleted_total"`
+	Batches      int     `json:"batches"`
+	Seconds      float64 `json:"seconds"`
+	PerSecond    float64 `json:"ids_per_second"`
+	Checkpoint   bool    `json:"checkpointed"`
+}
+
+func run(c *cli.Context) error {
+	if c.Int("batch") < 1 {
+		return fmt.Errorf("--batch %d: must be at least 1", c.Int("batch"))
+	}
+	if c.String("delete") == "" && !c.Bool("checkpoint") {
+		return fmt.Errorf("nothing to do: give --delete IDS.ibin and/or --checkpoint")
+	}
+	var ids []int32
+	if p := c.String("delete"); p != "" {
+		r, err := datasets.ReadResults(p)
+		if err != nil {
+			return err
+		}
+		if r.K != 1 {
+			return fmt.Errorf("%s: %d columns, an id file has 1", p, r.K)
+		}
+		ids = r.IDs
+	}
+	ix, err := spann.Open(c.String("index"), spann.Options{Writable: true})
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	before := ix.Deleted()
+	var s summary
+	start := time.Now()
+	for lo := 0; lo < len(ids); lo += c.Int("batch") {
+		hi := min(len(ids), lo+c.Int("batch"))
+		if err := ix.Delete(ids[lo:hi]); err != nil {
+			return fmt.Errorf("%s: ids %d..%d of %s: %w (the %d before them are deleted)", c.String("index"), lo, hi-1, c.String("delete"), err, lo)
+		}
+		s.Batches++
+	}
+	s.Seconds = time.Since(start).Seconds()
+	s.DeletedTotal = ix.Deleted()
+	s.Deleted = s.DeletedTotal - before
+	if s.Seconds > 0 {
+		s.PerSecond = float64(len(ids)) / s.Seconds
+	}
+	if c.Bool("checkpoint") {
+		if err := ix.Checkpoint(); err != nil {
+			return err
+		}
+		s.Checkpoint = true
+	}
+	if err := ix.Close(); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return cmdutil.PrintJSON(os.Stdout, s)
+	}
+	fmt.Printf("%s: %d ids deleted now (%d given, in %d batches, %.0f ids/s), %d deleted in all",
+		c.String("index"), s.Deleted, len(ids), s.Batches, s.PerSecond, s.DeletedTotal)
+	if s.Checkpoint {
+		fmt.Print("; log checkpointed into tombstones.bin")
+	}
+	fmt.Println()
+	return nil
+}

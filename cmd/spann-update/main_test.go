@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	spann "github.com/gospann/spann"
+	"github.com/gospann/spann/datasets"
+)
+
+func update(args ...string) error {
+	return newApp().Run(append([]string{"spann-update"}, args...))
+}
+
+// Ids from an .ibin file are deleted and stay deleted after a checkpoint;
+// bad input is refused with a one-line error.
+func TestDeleteCommand(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.u8bin")
+	if err := datasets.Generate(base, datasets.GenParams{N: 2000, Dim: 8, Type: datasets.Uint8, Seed: 2}, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, "idx")
+	if _, err := spann.Build(context.Background(), spann.BuildOptions{Base: base, Out: index, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	ids := filepath.Join(dir, "ids.ibin")
+	if err := datasets.WriteResults(ids, &datasets.Results{N: 5, K: 1, IDs: []int32{3, 9, 1500, 9, 42}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := update("--index", index, "--delete", ids, "--batch", "2", "--checkpoint"); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := spann.Open(index, spann.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.Deleted() != 4 {
+		t.Errorf("%d deleted, want 4", ix.Deleted())
+	}
+	ix.Close()
+	bad := filepath.Join(dir, "bad.ibin")
+	datasets.WriteResults(bad, &datasets.Results{N: 2, K: 1, IDs: []int32{5, 2000}})
+	two := filepath.Join(dir, "two.ibin")
+	datasets.WriteResults(two, &datasets.Results{N: 1, K: 2, IDs: []int32{5, 6}})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--index", index, "--delete", bad}, "delete 2000: no such id"},
+		{[]string{"--index", index, "--delete", two}, "2 columns"},
+		{[]string{"--index", index}, "nothing to do"},
+		{[]string{"--index", index, "--delete", ids, "--batch", "0"}, "--batch 0"},
+		{[]string{"--index", filepath.Join(dir, "none"), "--checkpoint"}, "none"},
+	} {
+		if err := update(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want mention of %q", c.args, err, c.want)
+		}
+	}
+}
