@@ -150,6 +150,9 @@ func TestDelete(t *testing.T) {
 	}
 	checkLive(t, f, ix, base, dead)
 	ix.Close()
+	if r, err := Check(f.index); err != nil || r.Deleted != len(dead) || r.Unreachable != 0 {
+		t.Fatalf("check after deletes: %v, %d deleted", err, r.Deleted)
+	}
 
 	// A damaged log record (not its tail) or tombstones file refuses Open.
 	path := filepath.Join(f.index, indexfile.TombstonesFile)

@@ -38,7 +38,7 @@ func checkCommand() *cli.Command {
 			} else {
 				fmt.Printf("files: %d checksums match the manifest\n", r.Files)
 				fmt.Printf("postings: %d decoded, %d entries, %.2f replicas per stored vector\n", r.Postings, r.Entries, r.ReplicasMean)
-				fmt.Printf("vectors: %d, heads %d (%d of them also in a posting), unreachable %d\n", r.Vectors, r.Heads, r.HeadsInPostings, r.Unreachable)
+				fmt.Printf("vectors: %d, heads %d (%d of them also in a posting), unreachable %d, deleted %d\n", r.Vectors, r.Heads, r.HeadsInPostings, r.Unreachable, r.Deleted)
 				for _, p := range r.Problems {
 					fmt.Println("problem:", p)
 				}
