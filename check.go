@@ -68,6 +68,13 @@ func Check(dir string) (*CheckReport, error) {
 	if err != nil {
 		return r, err
 	}
+	if buf := ix.buf.Load(); buf != nil { // inserted vectors, stored in the log
+		for _, es := range buf.heads {
+			for _, e := range es {
+				copies[e.id] = min(copies[e.id]+1, 255)
+			}
+		}
+	}
 	r.account(copies, ix.heads.IDs, problem)
 	if !r.OK() {
 		return r, fmt.Errorf("%w: %s: %s", ErrCheckFailed, dir, r.Problems[0])

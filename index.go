@@ -66,12 +66,16 @@ type Index struct {
 	mem *offheap.Arena
 
 	// Updates (mutable.go).
-	id   indexfile.BuildID
-	log  *wal.Log                       // wal.log, when writable
-	lock *os.File                       // update.lock, when writable
-	dead atomic.Pointer[roaring.Bitmap] // deleted ids; nil when none (never changed, only replaced)
-	umu  sync.RWMutex                   // Delete (shared) against Checkpoint (exclusive)
-	dmu  sync.Mutex                     // serialises replacing dead
+	id      indexfile.BuildID
+	log     *wal.Log                       // wal.log, when writable
+	lock    *os.File                       // update.lock, when writable
+	dead    atomic.Pointer[roaring.Bitmap] // deleted ids; nil when none (never changed, only replaced)
+	umu     sync.RWMutex                   // Delete (shared) against Checkpoint (exclusive)
+	dmu     sync.Mutex                     // serialises replacing dead and buf
+	buf     atomic.Pointer[insertBuffer]   // vectors inserted since the build; nil when none
+	inserts []wal.Record                   // their log records, kept through checkpoints
+	total   atomic.Int64                   // ids handed out: the build's n plus those reserved by Inserts
+	acked   atomic.Int64                   // ids that exist: the build's and every acknowledged insert's (N)
 
 	mu       sync.Mutex
 	free     []worker
@@ -286,7 +290,7 @@ func newEngine[T vec.Elem](ix *Index, graph *indexfile.CheckedReader) (engine, e
 func (ix *Index) Info() Info {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	return Info{Dir: ix.dir, BuildID: ix.Manifest.BuildID, Type: ix.typ.String(), Metric: ix.metric.String(), Dim: ix.dim, N: ix.Manifest.N,
+	return Info{Dir: ix.dir, BuildID: ix.Manifest.BuildID, Type: ix.typ.String(), Metric: ix.metric.String(), Dim: ix.dim, N: ix.N(),
 		Heads: ix.heads.Len(), Backend: ix.backend, Fallback: ix.note}
 }
 
@@ -297,7 +301,7 @@ func (ix *Index) Type() datasets.ElemType { return ix.typ }
 func (ix *Index) Dim() int { return ix.dim }
 
 // N returns the number of indexed vectors.
-func (ix *Index) N() int { return ix.Manifest.N }
+func (ix *Index) N() int { return int(ix.acked.Load()) }
 
 // ErrClosed is returned by searches on an Index after Close (errors.Is).
 var ErrClosed = errors.New("spann: index is closed")

@@ -49,6 +49,8 @@ func (ix *Index) openUpdates(writable bool) error {
 		return fmt.Errorf("%s: %w: %v", ix.dir, ErrCorrupt, err)
 	}
 	ix.id = id
+	ix.total.Store(int64(ix.Manifest.N))
+	ix.acked.Store(int64(ix.Manifest.N))
 	logPath := filepath.Join(ix.dir, walFile)
 	dead := roaring.New()
 	apply := func(r wal.Record) error { return ix.replayRecord(dead, r) }
@@ -96,6 +98,8 @@ func walError(err error) error {
 // replayRecord applies one logged update to the tombstones being rebuilt.
 func (ix *Index) replayRecord(dead *roaring.Bitmap, r wal.Record) error {
 	switch r.Type {
+	case recInsert:
+		return ix.replayInsert(r)
 	case recDelete:
 		ids, err := decodeIDs(r.Payload, ix.N())
 		if err != nil {
@@ -148,10 +152,7 @@ func (ix *Index) Delete(ids []int32) error {
 	ix.umu.RLock()
 	defer ix.umu.RUnlock()
 	if _, err := ix.log.Append(recDelete, payload); err != nil {
-		if errors.Is(err, wal.ErrClosed) {
-			return ErrClosed
-		}
-		return fmt.Errorf("spann: delete: %w", err)
+		return ix.updateError("delete", err)
 	}
 	ix.dmu.Lock()
 	defer ix.dmu.Unlock()
@@ -166,6 +167,14 @@ func (ix *Index) Delete(ids []int32) error {
 	return nil
 }
 
+// updateError classifies a failed log append.
+func (ix *Index) updateError(op string, err error) error {
+	if errors.Is(err, wal.ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("spann: %s: %w", op, err)
+}
+
 // Deleted returns how many ids are deleted.
 func (ix *Index) Deleted() int {
 	if bm := ix.dead.Load(); bm != nil {
@@ -174,8 +183,8 @@ func (ix *Index) Deleted() int {
 	return 0
 }
 
-// Checkpoint folds the write-ahead log into tombstones.bin (replaced
-// atomically) and empties the log. Deletes wait while it runs; searches
+// Checkpoint folds the deletes in the write-ahead log into tombstones.bin
+// (replaced atomically) and rewrites the log with only the inserts. Deletes wait while it runs; searches
 // do not. Needs Options.Writable.
 func (ix *Index) Checkpoint() error {
 	if ix.log == nil {
@@ -191,7 +200,8 @@ func (ix *Index) Checkpoint() error {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	crash.Point("checkpoint: tombstones written")
-	if err := ix.log.Reset(); err != nil {
+	// The inserts stay in the log until merging them into postings exists.
+	if err := ix.log.Rewrite(ix.inserts); err != nil {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	crash.Point("checkpoint: log reset")

@@ -190,6 +190,7 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 
 type engine interface {
 	newWorker() (worker, error)
+	assign(raw []byte) ([][]int32, []byte, error) // an insert's heads (insert.go)
 }
 
 type worker interface {
@@ -447,6 +448,9 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		if id := ix.heads.IDs[h.ID]; s.dead == nil || !s.dead.Contains(id) {
 			s.heap.Push(int32(id), h.Dist)
 		}
+	}
+	if buf := ix.buf.Load(); buf != nil {
+		w.scanBuffered(s, buf, heads) // vectors inserted since the build
 	}
 	// Query-aware pruning: Eps against the nearest head, MaxPostings.
 	if len(heads) > 0 {

@@ -370,25 +370,33 @@ func (l *Log) LastSeq() uint64 {
 }
 
 // Reset empties the log once a checkpoint has folded its records into the
-// index: a new log holding only the header replaces it atomically (written
-// beside it, then renamed over it), so a crash leaves the old log or the
-// empty one, never a mix. Sequence numbers start again at 1. No Append may
-// run concurrently.
-func (l *Log) Reset() error {
+// index (Rewrite with no records).
+func (l *Log) Reset() error { return l.Rewrite(nil) }
+
+// Rewrite replaces the log with one holding only keep (their types and
+// payloads, renumbered from 1), once a checkpoint has folded the other
+// records into the index: the new log is written beside the old one,
+// synced and renamed over it, so a crash leaves the old log or the new
+// one, never a mix. No Append may run concurrently.
+func (l *Log) Rewrite(keep []Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
 		return l.err
 	}
+	data := encodeHeader(l.id)
+	for i, r := range keep {
+		data = appendRecord(data, uint64(i+1), r.Type, r.Payload)
+	}
 	tmp := l.path + ".new"
-	if err := vfs.WriteFileAtomic(l.fs, tmp, encodeHeader(l.id)); err != nil {
+	if err := vfs.WriteFileAtomic(l.fs, tmp, data); err != nil {
 		return err
 	}
 	f, err := l.fs.OpenFile(tmp, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Seek(headerSize, io.SeekStart); err != nil {
+	if _, err := f.Seek(int64(len(data)), io.SeekStart); err != nil {
 		f.Close()
 		return err
 	}
@@ -401,7 +409,7 @@ func (l *Log) Reset() error {
 		return err
 	}
 	l.f.Close()
-	l.f, l.next, l.synced = f, 1, 0
+	l.f, l.next, l.synced = f, uint64(len(keep))+1, uint64(len(keep))
 	return nil
 }
 

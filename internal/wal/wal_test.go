@@ -339,6 +339,21 @@ func TestReset(t *testing.T) {
 	if _, err := os.Stat(path + ".new"); !os.IsNotExist(err) {
 		t.Errorf("Reset left %s.new", path)
 	}
+	// Rewrite keeps the records given, renumbered; appends follow them.
+	l, _, _ = Open(vfs.OS, path, testID, func(Record) error { return nil })
+	if err := l.Rewrite([]Record{{Type: 7, Payload: []byte("a")}, {Type: 8, Payload: []byte("bb")}}); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := l.Append(9, []byte("ccc")); err != nil || seq != 3 {
+		t.Fatalf("append after Rewrite: %d %v", seq, err)
+	}
+	l.Close()
+	var types []byte
+	l, st, err := Open(vfs.OS, path, testID, func(r Record) error { types = append(types, r.Type); return nil })
+	if err != nil || st.Records != 3 || string(types) != "\x07\x08\x09" {
+		t.Fatalf("after Rewrite: %+v %v %v", st, types, err)
+	}
+	l.Close()
 }
 
 // A writer killed (SIGKILL, at hook points inside group commit) loses no

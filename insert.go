@@ -1,0 +1,245 @@
+package spann
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"path/filepath"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/internal/wal"
+	"github.com/gospann/spann/memindex"
+)
+
+// Inserts, first form: an inserted vector is assigned to its heads as a
+// built one is (the head graph's candidate heads, the RNG rule, up to the
+// build's replicas), logged with its heads in one wal.log record, and once
+// durable added to an in-memory insert buffer that searches scan next to
+// the postings of the heads they probe (no I/O). Checkpoint keeps the
+// insert records in the log (it rewrites the log with them alone), so the
+// buffer is rebuilt at every Open. Folding the buffer into postings.bin is
+// the next step (docs/design.md, "Plan for inserts"); until then inserted
+// vectors cost memory (their rows and heads) for as long as they live.
+
+// Record type of an insert in wal.log. Payload (little-endian): uint32
+// first id, uint32 n; per row a uint8 head count c and c uint32 heads;
+// then the n rows.
+const recInsert byte = 2
+
+// bufEntry is one inserted vector under one of its heads.
+type bufEntry struct {
+	id  int32
+	row []byte // in the record's payload
+}
+
+// insertBuffer is an immutable snapshot of the inserted vectors by head;
+// Insert publishes a new one sharing all it did not change.
+type insertBuffer struct {
+	heads map[int32][]bufEntry
+	n     int // vectors
+}
+
+// with returns a snapshot with rec's vectors added (rec already checked).
+func (b *insertBuffer) with(rec *insertRecord) *insertBuffer {
+	next := &insertBuffer{heads: make(map[int32][]bufEntry, len(b.heads)+len(rec.heads)), n: b.n + rec.n}
+	for h, es := range b.heads {
+		next.heads[h] = es
+	}
+	for i := 0; i < rec.n; i++ {
+		e := bufEntry{id: rec.first + int32(i), row: rec.row(i)}
+		for _, h := range rec.heads[i] {
+			old := next.heads[h]
+			// old[:len:len]: appending never writes into a backing array
+			// an older snapshot reads.
+			next.heads[h] = append(old[:len(old):len(old)], e)
+		}
+	}
+	return next
+}
+
+// insertRecord is a decoded insert record.
+type insertRecord struct {
+	first    int32
+	n        int
+	heads    [][]int32
+	rows     []byte
+	rowBytes int
+}
+
+func (r *insertRecord) row(i int) []byte { return r.rows[i*r.rowBytes : (i+1)*r.rowBytes] }
+
+func encodeInsert(first int32, heads [][]int32, rows []byte) []byte {
+	p := binary.LittleEndian.AppendUint32(nil, uint32(first))
+	p = binary.LittleEndian.AppendUint32(p, uint32(len(heads)))
+	for _, hs := range heads {
+		p = append(p, byte(len(hs)))
+		for _, h := range hs {
+			p = binary.LittleEndian.AppendUint32(p, uint32(h))
+		}
+	}
+	return append(p, rows...)
+}
+
+// decodeInsert parses and checks an insert record's payload; the rows
+// alias p.
+func decodeInsert(p []byte, rowBytes, nHeads int) (*insertRecord, error) {
+	if len(p) < 8 {
+		return nil, fmt.Errorf("insert record of %d bytes", len(p))
+	}
+	r := &insertRecord{first: int32(binary.LittleEndian.Uint32(p)), n: int(binary.LittleEndian.Uint32(p[4:])), rowBytes: rowBytes}
+	if r.first < 0 || r.n < 1 || int64(r.first)+int64(r.n) > math.MaxInt32 {
+		return nil, fmt.Errorf("insert of %d vectors from id %d", r.n, r.first)
+	}
+	off := 8
+	for i := 0; i < r.n; i++ {
+		if off >= len(p) {
+			return nil, fmt.Errorf("insert record cut short in its heads")
+		}
+		c := int(p[off])
+		off++
+		if c < 1 || off+4*c > len(p) {
+			return nil, fmt.Errorf("insert record: vector %d has %d heads", i, c)
+		}
+		hs := make([]int32, c)
+		for j := range hs {
+			hs[j] = int32(binary.LittleEndian.Uint32(p[off:]))
+			if hs[j] < 0 || int(hs[j]) >= nHeads {
+				return nil, fmt.Errorf("insert record: head %d of %d", hs[j], nHeads)
+			}
+			off += 4
+		}
+		r.heads = append(r.heads, hs)
+	}
+	if len(p)-off != r.n*rowBytes {
+		return nil, fmt.Errorf("insert record: %d bytes of rows for %d vectors of %d", len(p)-off, r.n, rowBytes)
+	}
+	r.rows = p[off:]
+	return r, nil
+}
+
+// applyInsert adds a checked record to the index's state (ix.dmu held,
+// or during Open).
+func (ix *Index) applyInsert(rec *insertRecord, payload []byte) {
+	cur := ix.buf.Load()
+	if cur == nil {
+		cur = &insertBuffer{}
+	}
+	ix.buf.Store(cur.with(rec))
+	ix.inserts = append(ix.inserts, wal.Record{Type: recInsert, Payload: payload})
+	end := int64(rec.first) + int64(rec.n)
+	if end > ix.total.Load() {
+		ix.total.Store(end)
+	}
+	if end > ix.acked.Load() {
+		ix.acked.Store(end)
+	}
+}
+
+// Insert adds vectors — rows of the index's element type and dimension,
+// raw little-endian bytes — under new ids, first to first+n-1, which it
+// returns once they are durable in the write-ahead log; searches that
+// start afterwards can return them. Needs Options.Writable; safe while
+// searches and other updates run.
+func (ix *Index) Insert(rows []byte) (first int32, err error) {
+	if ix.log == nil {
+		return 0, ErrReadOnly
+	}
+	if len(rows) == 0 || len(rows)%ix.rowBytes != 0 {
+		return 0, fmt.Errorf("spann: insert: %d bytes is not a positive whole number of %d-byte vectors", len(rows), ix.rowBytes)
+	}
+	n := len(rows) / ix.rowBytes
+	heads, rows, err := ix.eng.assign(rows)
+	if err != nil {
+		return 0, err
+	}
+	ix.umu.RLock()
+	defer ix.umu.RUnlock()
+	ix.dmu.Lock()
+	if int64(n) > math.MaxInt32-ix.total.Load() {
+		ix.dmu.Unlock()
+		return 0, fmt.Errorf("spann: insert of %d vectors: ids would pass %d", n, math.MaxInt32)
+	}
+	first = int32(ix.total.Load())
+	ix.total.Add(int64(n)) // reserved now, so that concurrent Inserts get other ids
+	ix.dmu.Unlock()
+	payload := encodeInsert(first, heads, rows)
+	if _, err := ix.log.Append(recInsert, payload); err != nil {
+		return 0, ix.updateError("insert", err)
+	}
+	rec, err := decodeInsert(payload, ix.rowBytes, ix.heads.Len())
+	if err != nil {
+		return 0, err // cannot happen: we encoded it
+	}
+	ix.dmu.Lock()
+	ix.applyInsert(rec, payload)
+	ix.dmu.Unlock()
+	return first, nil
+}
+
+// InsertVectors is Insert for typed vectors (len a multiple of Dim); the
+// element type must be the index's.
+func InsertVectors[T Element](ix *Index, vectors []T) (int32, error) {
+	if err := ix.checkElem(elemType[T]()); err != nil {
+		return 0, err
+	}
+	return ix.Insert(datasets.Bytes(vectors))
+}
+
+// replayInsert applies a logged insert at Open.
+func (ix *Index) replayInsert(r wal.Record) error {
+	payload := append([]byte(nil), r.Payload...) // the replay buffer is reused
+	rec, err := decodeInsert(payload, ix.rowBytes, ix.heads.Len())
+	if err != nil {
+		return fmt.Errorf("%w: %s record %d: %v", ErrCorrupt, filepath.Join(ix.dir, walFile), r.Seq, err)
+	}
+	ix.applyInsert(rec, payload)
+	return nil
+}
+
+// assign finds each row's heads as the build does and returns them with
+// the rows as stored (normalised for cosine).
+func (e *engineT[T]) assign(raw []byte) ([][]int32, []byte, error) {
+	ix := e.ix
+	p := ix.Manifest.Params
+	replicas, cands := max(p.Replicas, 1), max(p.CandidateHeads, p.Replicas, 1)
+	rng := p.RNGFactor
+	if rng <= 0 {
+		rng = 1
+	}
+	rows := datasets.Rows[T](raw)
+	if ix.metric == vec.Cosine {
+		rows = append([]T(nil), rows...)
+		vec.NormalizeRows(rows, ix.dim)
+	}
+	headDist := func(x, y int32) float32 {
+		return e.sp.Dist(e.heads[int(x)*ix.dim:int(x+1)*ix.dim], e.heads[int(y)*ix.dim:int(y+1)*ix.dim])
+	}
+	s := e.graph.NewSearcher()
+	out := make([][]int32, len(rows)/ix.dim)
+	for i := range out {
+		v := rows[i*ix.dim : (i+1)*ix.dim]
+		found := s.Search(v, cands, 2*cands)
+		out[i] = build.ChooseReplicas(found, replicas, float32(rng), float32(p.ReplicaEps), headDist, nil)
+		if len(out[i]) == 0 || len(out[i]) > 255 {
+			return nil, nil, fmt.Errorf("spann: insert: vector %d got %d heads", i, len(out[i]))
+		}
+	}
+	return out, datasets.Bytes(rows), nil
+}
+
+// scanBuffered scores the inserted vectors under the query's candidate
+// heads into its heap.
+func (w *workerT[T]) scanBuffered(s *querySlot[T], buf *insertBuffer, heads []memindex.Neighbor) {
+	worst := s.heap.Worst()
+	for _, h := range heads {
+		for _, e := range buf.heads[h.ID] {
+			d := w.e.sp.Dist(s.q, datasets.Rows[T](e.row))
+			if d <= worst && (s.dead == nil || !s.dead.Contains(uint32(e.id))) {
+				s.heap.PushUnique(e.id, d)
+				worst = s.heap.Worst()
+			}
+		}
+	}
+}

@@ -1,0 +1,271 @@
+package spann
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/posting"
+)
+
+// extraRows generates n more vectors like the fixture's base.
+func extraRows(t *testing.T, n, dim int, seed uint64) *datasets.Matrix {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "extra.u8bin")
+	if err := datasets.Generate(p, datasets.GenParams{N: n, Dim: dim, Type: datasets.Uint8, Seed: seed, Clusters: 6}, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := datasets.LoadVectors(p, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Inserted vectors get new ids, are found (exhaustive search stays exact
+// over base, inserted and deleted together), and survive reopening and
+// checkpoints; Check counts them as stored.
+func TestInsert(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 40, 16, posting.DefaultCodec)
+	base, err := datasets.LoadVectors(f.base, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := extraRows(t, 600, 16, 77)
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := ix.Insert(extra.Data[:400*16])
+	if err != nil || first != 3000 {
+		t.Fatalf("first insert: ids from %d, %v", first, err)
+	}
+	first, err = InsertVectors(ix, extra.Data[400*16:])
+	if err != nil || first != 3400 || ix.N() != 3600 {
+		t.Fatalf("second insert: ids from %d, n %d, %v", first, ix.N(), err)
+	}
+	all := &datasets.Matrix{N: 3600, Dim: 16, Data: append(bytes.Clone(base.Data), extra.Data...)}
+	dead := map[int32]bool{}
+	for _, id := range []int32{3001, 3002, 3599, 10, 20} {
+		dead[id] = true
+	}
+	if err := ix.Delete([]int32{3001, 3002, 3599, 10, 20}); err != nil {
+		t.Fatal(err)
+	}
+	checkLive(t, f, ix, all, dead)
+	// Queries equal to inserted vectors find them first.
+	res, err := ix.SearchBatch(extra.Data[:20*16], 1, SearchParams{NProbe: 16, Eps: -1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q := 0; q < 20; q++ {
+		if want := int32(3000 + q); !dead[want] && (res.IDs[q] != want || res.Dists[q] != 0) {
+			t.Errorf("inserted vector %d searched for itself: got %d at %g", want, res.IDs[q], res.Dists[q])
+		}
+	}
+	if _, err := ix.Insert(make([]byte, 17)); err == nil || !strings.Contains(err.Error(), "16-byte vectors") {
+		t.Errorf("ragged insert: %v", err)
+	}
+	if _, err := InsertVectors(ix, make([]float32, 16)); !errors.Is(err, ErrType) {
+		t.Errorf("float32 insert into a uint8 index: %v", err)
+	}
+	ix.Close()
+
+	// Replayed from the log; after a checkpoint still there.
+	ix, err = Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.N() != 3600 || ix.Info().N != 3600 {
+		t.Fatalf("reopened: n %d", ix.N())
+	}
+	checkLive(t, f, ix, all, dead)
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := ix.Insert(extra.Data[:16]); err != nil || first != 3600 {
+		t.Fatalf("insert after checkpoint: %d %v", first, err)
+	}
+	all = &datasets.Matrix{N: 3601, Dim: 16, Data: append(all.Data, extra.Data[:16]...)}
+	ix.Close()
+	ro, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLive(t, f, ro, all, dead)
+	if _, err := ro.Insert(extra.Data[:16]); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("read-only insert: %v", err)
+	}
+	ro.Close()
+	if r, err := Check(f.index); err != nil || r.Vectors != 3601 || r.Unreachable != 0 || r.Deleted != 5 {
+		t.Fatalf("check: %v %+v", err, r)
+	}
+}
+
+// Inserts, deletes, searches and checkpoints at once (-race): every
+// acknowledged insert is then found, nothing deleted is.
+func TestInsertConcurrent(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 20, 16, posting.DefaultCodec)
+	extra := extraRows(t, 200, 16, 78)
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := ix.SearchBatch(f.q.Data, 10, SearchParams{NProbe: 16, Eps: -1}, 2); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var mu sync.Mutex
+	ids := map[int32][]byte{}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; i < 200; i += 4 {
+				row := extra.Row(i)
+				id, err := ix.Insert(row)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				ids[id] = row
+				mu.Unlock()
+				if i%50 == 0 {
+					if err := ix.Checkpoint(); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(stop)
+	bg.Wait()
+	if len(ids) != 200 || ix.N() != 3200 {
+		t.Fatalf("%d distinct ids, n %d", len(ids), ix.N())
+	}
+	for id, row := range ids {
+		got, err := ix.Search(row, 1, SearchParams{NProbe: 16, Eps: -1})
+		if err != nil || len(got) != 1 || got[0].Dist != 0 {
+			t.Fatalf("inserted %d not found: %v %v", id, got, err)
+		}
+	}
+}
+
+// An inserter killed with SIGKILL loses no acknowledged insert.
+func TestKilledInserter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs writers in child processes")
+	}
+	if os.Getenv("SPANN_INSERT_CHILD") != "" {
+		t.Skip("the child's own run")
+	}
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 5, 16, posting.DefaultCodec)
+	extra := extraRows(t, 400, 16, 79)
+	rows := filepath.Join(t.TempDir(), "rows.u8bin")
+	if err := datasets.WriteVectors(rows, extra); err != nil {
+		t.Fatal(err)
+	}
+	for _, point := range []string{"wal: written#3", "wal: synced#8", "checkpoint: tombstones written#1", "wal: batch#30"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestInsertChild$")
+		cmd.Env = append(os.Environ(), "SPANN_INSERT_CHILD="+f.index, "SPANN_INSERT_ROWS="+rows, "SPANN_TEST_CRASH_AT="+point)
+		out, _ := cmd.Output()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("%s: the inserter was not killed there: %v\n%s", point, cmd.ProcessState, out)
+		}
+		ix, err := Open(f.index, Options{Writable: true})
+		if err != nil {
+			t.Fatalf("%s: reopen: %v", point, err)
+		}
+		stored := map[int32][]byte{}
+		if buf := ix.buf.Load(); buf != nil {
+			for _, es := range buf.heads {
+				for _, e := range es {
+					stored[e.id] = e.row
+				}
+			}
+		}
+		acked := 0
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			var id, i int
+			if _, err := fmt.Sscanf(sc.Text(), "inserted %d row %d", &id, &i); err != nil {
+				continue
+			}
+			if !bytes.Equal(stored[int32(id)], extra.Row(i)) {
+				t.Fatalf("%s: acknowledged insert %d (row %d) lost or changed", point, id, i)
+			}
+			acked++
+		}
+		t.Logf("%s: %d acknowledged, %d stored after reopening", point, acked, len(stored))
+		ix.Close()
+	}
+}
+
+// TestInsertChild is TestKilledInserter's child: it inserts rows one by
+// one from 2 goroutines, checkpointing now and then, printing each
+// acknowledged id, until the crash point kills it.
+func TestInsertChild(t *testing.T) {
+	dir := os.Getenv("SPANN_INSERT_CHILD")
+	if dir == "" {
+		t.Skip("run by TestKilledInserter")
+	}
+	m, err := datasets.LoadVectors(os.Getenv("SPANN_INSERT_ROWS"), 0, 0)
+	ix, err2 := Open(dir, Options{Writable: true})
+	if err != nil || err2 != nil {
+		fmt.Println(err, err2)
+		os.Exit(1)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; i < m.N; i += 2 {
+				id, err := ix.Insert(m.Row(i))
+				if err != nil {
+					fmt.Println(err)
+					os.Exit(1)
+				}
+				mu.Lock()
+				fmt.Println("inserted " + strconv.Itoa(int(id)) + " row " + strconv.Itoa(i))
+				mu.Unlock()
+				if i%40 == 0 {
+					if err := ix.Checkpoint(); err != nil {
+						fmt.Println(err)
+						os.Exit(1)
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+}
