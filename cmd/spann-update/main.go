@@ -1,6 +1,6 @@
-// Command spann-update changes an index in place: deletes ids (durable in
-// the index's write-ahead log when it returns) and checkpoints the log
-// into the index's files.
+// Command spann-update changes an index in place: inserts vectors and
+// deletes ids (each batch durable in the index's write-ahead log before
+// the next) and checkpoints the log into the index's files.
 package main
 
 import (
@@ -20,17 +20,21 @@ func main() { cmdutil.Main(newApp()) }
 func newApp() *cli.App {
 	return &cli.App{
 		Name:      "spann-update",
-		Usage:     "delete vectors from an index in place, durably",
-		UsageText: "spann-update --index DIR [--delete IDS.ibin] [--batch 1000] [--checkpoint]",
+		Usage:     "insert and delete vectors of an index in place, durably",
+		UsageText: "spann-update --index DIR [--insert FILE] [--delete IDS.ibin] [--batch 1000] [--checkpoint]",
 		Description: "Opens the index for writing (an exclusive lock: one writer at a time; searches in other " +
 			"processes that open it afterwards see the changes). --delete reads ids from an .ibin file with one " +
 			"column (uint32 n, uint32 1, then n int32 ids) and deletes them in batches of --batch: each batch is " +
 			"in the index's write-ahead log (wal.log, fsynced) before the next starts, so a crash loses at most " +
 			"the batch in flight; a deleted id is never returned by a search again, and deleting one twice does " +
 			"nothing. An id outside the index fails the whole batch it is in, and stops. --checkpoint then folds " +
-			"the log into tombstones.bin and empties it. Inserts are not supported yet.",
+			"the deletes in the log into tombstones.bin. --insert adds the vectors of FILE (.fbin/.u8bin/.i8bin of the " +
+			"index's type and dimension) under new ids, following the largest so far, each assigned to its heads as a " +
+			"built vector is; they are searched from memory until merging them into the postings exists (docs/design.md), " +
+			"so they cost memory for as long as they live. Inserts run before deletes, so --delete may name the new ids.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "index", Required: true, Usage: "index directory"},
+			&cli.StringFlag{Name: "insert", Usage: "vectors to insert: .fbin, .u8bin or .i8bin of the index's type and dimension"},
 			&cli.StringFlag{Name: "delete", Usage: "ids to delete: .ibin file with one column"},
 			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "ids per logged batch (one fsync each)"},
 			&cli.BoolFlag{Name: "checkpoint", Usage: "fold the write-ahead log into tombstones.bin afterwards"},
@@ -41,6 +45,9 @@ func newApp() *cli.App {
 }
 
 type summary struct {
+	Inserted     int     `json:"inserted"`
+	FirstID      int32   `json:"first_inserted_id,omitempty"`
+	InsertPerSec float64 `json:"inserted_per_second,omitempty"`
 	Deleted      int     `json:"deleted_now"`
 	DeletedTotal int     `json:"deleted_total"`
 	Batches      int     `json:"batches"`
@@ -53,8 +60,8 @@ func run(c *cli.Context) error {
 	if c.Int("batch") < 1 {
 		return fmt.Errorf("--batch %d: must be at least 1", c.Int("batch"))
 	}
-	if c.String("delete") == "" && !c.Bool("checkpoint") {
-		return fmt.Errorf("nothing to do: give --delete IDS.ibin and/or --checkpoint")
+	if c.String("insert") == "" && c.String("delete") == "" && !c.Bool("checkpoint") {
+		return fmt.Errorf("nothing to do: give --insert FILE, --delete IDS.ibin and/or --checkpoint")
 	}
 	var ids []int32
 	if p := c.String("delete"); p != "" {
@@ -72,8 +79,13 @@ func run(c *cli.Context) error {
 		return err
 	}
 	defer ix.Close()
-	before := ix.Deleted()
 	var s summary
+	if p := c.String("insert"); p != "" {
+		if err := insertFile(ix, p, c.Int("batch"), &s); err != nil {
+			return err
+		}
+	}
+	before := ix.Deleted()
 	start := time.Now()
 	for lo := 0; lo < len(ids); lo += c.Int("batch") {
 		hi := min(len(ids), lo+c.Int("batch"))
@@ -100,6 +112,9 @@ func run(c *cli.Context) error {
 	if c.Bool("json") {
 		return cmdutil.PrintJSON(os.Stdout, s)
 	}
+	if s.Inserted > 0 {
+		fmt.Printf("%s: %d vectors inserted as ids %d..%d (%.0f vectors/s)\n", c.String("index"), s.Inserted, s.FirstID, int(s.FirstID)+s.Inserted-1, s.InsertPerSec)
+	}
 	fmt.Printf("%s: %d ids deleted now (%d given, in %d batches, %.0f ids/s), %d deleted in all",
 		c.String("index"), s.Deleted, len(ids), s.Batches, s.PerSecond, s.DeletedTotal)
 	if s.Checkpoint {
@@ -107,4 +122,32 @@ func run(c *cli.Context) error {
 	}
 	fmt.Println()
 	return nil
+}
+
+// insertFile inserts the vectors of path, batch rows at a time.
+func insertFile(ix *spann.Index, path string, batch int, s *summary) error {
+	vf, err := datasets.OpenVectors(path, 0)
+	if err != nil {
+		return err
+	}
+	defer vf.Close()
+	if vf.Type != ix.Type() || vf.Dim != ix.Dim() {
+		return fmt.Errorf("%s: %d-dimensional %s vectors, the index holds %d-dimensional %s", path, vf.Dim, vf.Type, ix.Dim(), ix.Type())
+	}
+	start := time.Now()
+	err = vf.Stream(batch, func(row int, rows []byte) error {
+		first, err := ix.Insert(rows)
+		if err != nil {
+			return fmt.Errorf("%s: rows %d..: %w (the %d before them are inserted)", path, row, err, s.Inserted)
+		}
+		if s.Inserted == 0 {
+			s.FirstID = first
+		}
+		s.Inserted += len(rows) / vf.RowBytes()
+		return nil
+	})
+	if secs := time.Since(start).Seconds(); secs > 0 {
+		s.InsertPerSec = float64(s.Inserted) / secs
+	}
+	return err
 }

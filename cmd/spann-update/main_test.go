@@ -41,15 +41,38 @@ func TestDeleteCommand(t *testing.T) {
 		t.Errorf("%d deleted, want 4", ix.Deleted())
 	}
 	ix.Close()
+	// Inserts: the new ids follow, and may be deleted in the same run.
+	more := filepath.Join(dir, "more.u8bin")
+	if err := datasets.Generate(more, datasets.GenParams{N: 30, Dim: 8, Type: datasets.Uint8, Seed: 9}, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	newIDs := filepath.Join(dir, "new.ibin")
+	datasets.WriteResults(newIDs, &datasets.Results{N: 2, K: 1, IDs: []int32{2000, 2029}})
+	if err := update("--index", index, "--insert", more, "--batch", "7", "--delete", newIDs); err != nil {
+		t.Fatal(err)
+	}
+	ix, err = spann.Open(index, spann.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.N() != 2030 || ix.Deleted() != 6 {
+		t.Errorf("after inserting 30 and deleting 2 of them: n %d, %d deleted", ix.N(), ix.Deleted())
+	}
+	ix.Close()
+	wrong := filepath.Join(dir, "wrong.fbin")
+	datasets.Generate(wrong, datasets.GenParams{N: 3, Dim: 8, Type: datasets.Float32, Seed: 9}, 1, nil)
+	if err := update("--index", index, "--insert", wrong); err == nil || !strings.Contains(err.Error(), "float32") {
+		t.Errorf("float32 vectors into a uint8 index: %v", err)
+	}
 	bad := filepath.Join(dir, "bad.ibin")
-	datasets.WriteResults(bad, &datasets.Results{N: 2, K: 1, IDs: []int32{5, 2000}})
+	datasets.WriteResults(bad, &datasets.Results{N: 2, K: 1, IDs: []int32{5, 3000}})
 	two := filepath.Join(dir, "two.ibin")
 	datasets.WriteResults(two, &datasets.Results{N: 1, K: 2, IDs: []int32{5, 6}})
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--index", index, "--delete", bad}, "delete 2000: no such id"},
+		{[]string{"--index", index, "--delete", bad}, "delete 3000: no such id"},
 		{[]string{"--index", index, "--delete", two}, "2 columns"},
 		{[]string{"--index", index}, "nothing to do"},
 		{[]string{"--index", index, "--delete", ids, "--batch", "0"}, "--batch 0"},
