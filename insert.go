@@ -2,9 +2,12 @@ package spann
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
@@ -216,15 +219,32 @@ func (e *engineT[T]) assign(raw []byte) ([][]int32, []byte, error) {
 	headDist := func(x, y int32) float32 {
 		return e.sp.Dist(e.heads[int(x)*ix.dim:int(x+1)*ix.dim], e.heads[int(y)*ix.dim:int(y+1)*ix.dim])
 	}
-	s := e.graph.NewSearcher()
 	out := make([][]int32, len(rows)/ix.dim)
-	for i := range out {
-		v := rows[i*ix.dim : (i+1)*ix.dim]
-		found := s.Search(v, cands, 2*cands)
-		out[i] = build.ChooseReplicas(found, replicas, float32(rng), float32(p.ReplicaEps), headDist, nil)
-		if len(out[i]) == 0 || len(out[i]) > 255 {
-			return nil, nil, fmt.Errorf("spann: insert: vector %d got %d heads", i, len(out[i]))
-		}
+	// The head-graph searches are the cost: split the batch over the
+	// cores, each part with its own searcher.
+	parts := min(runtime.GOMAXPROCS(0), (len(out)+63)/64)
+	per := (len(out) + parts - 1) / parts
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for t := 0; t < parts; t++ {
+		wg.Add(1)
+		go func(t int) {
+			defer wg.Done()
+			s := e.graph.NewSearcher()
+			for i := t * per; i < min(len(out), (t+1)*per); i++ {
+				v := rows[i*ix.dim : (i+1)*ix.dim]
+				found := s.Search(v, cands, 2*cands)
+				out[i] = build.ChooseReplicas(found, replicas, float32(rng), float32(p.ReplicaEps), headDist, nil)
+				if len(out[i]) == 0 || len(out[i]) > 255 {
+					errs[t] = fmt.Errorf("spann: insert: vector %d got %d heads", i, len(out[i]))
+					return
+				}
+			}
+		}(t)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
 	}
 	return out, datasets.Bytes(rows), nil
 }
