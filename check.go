@@ -69,8 +69,8 @@ func Check(dir string) (*CheckReport, error) {
 		return r, err
 	}
 	if buf := ix.buf.Load(); buf != nil { // inserted vectors, stored in the log
-		for _, es := range buf.heads {
-			for _, e := range es {
+		for h := range buf.lists {
+			for _, e := range buf.list(int32(h)) {
 				copies[e.id] = min(copies[e.id]+1, 255)
 			}
 		}

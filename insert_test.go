@@ -206,8 +206,8 @@ func TestKilledInserter(t *testing.T) {
 		}
 		stored := map[int32][]byte{}
 		if buf := ix.buf.Load(); buf != nil {
-			for _, es := range buf.heads {
-				for _, e := range es {
+			for h := range buf.lists {
+				for _, e := range buf.list(int32(h)) {
 					stored[e.id] = e.row
 				}
 			}
