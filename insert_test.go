@@ -184,9 +184,6 @@ func TestKilledInserter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs writers in child processes")
 	}
-	if os.Getenv("SPANN_INSERT_CHILD") != "" {
-		t.Skip("the child's own run")
-	}
 	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 5, 16, posting.DefaultCodec)
 	extra := extraRows(t, 400, 16, 79)
 	rows := filepath.Join(t.TempDir(), "rows.u8bin")
@@ -194,7 +191,7 @@ func TestKilledInserter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, point := range []string{"wal: written#3", "wal: synced#8", "checkpoint: tombstones written#1", "wal: batch#30"} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestInsertChild$")
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "SPANN_INSERT_CHILD="+f.index, "SPANN_INSERT_ROWS="+rows, "SPANN_TEST_CRASH_AT="+point)
 		out, _ := cmd.Output()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
@@ -229,15 +226,12 @@ func TestKilledInserter(t *testing.T) {
 	}
 }
 
-// TestInsertChild is TestKilledInserter's child: it inserts rows one by
-// one from 2 goroutines, checkpointing now and then, printing each
-// acknowledged id, until the crash point kills it.
-func TestInsertChild(t *testing.T) {
-	dir := os.Getenv("SPANN_INSERT_CHILD")
-	if dir == "" {
-		t.Skip("run by TestKilledInserter")
-	}
-	m, err := datasets.LoadVectors(os.Getenv("SPANN_INSERT_ROWS"), 0, 0)
+// insertChild is TestKilledInserter's child: it inserts the rows of the
+// vector file rows into the index in dir one by one from 2 goroutines,
+// checkpointing now and then, printing each acknowledged id, until the
+// crash point kills it.
+func insertChild(dir, rows string) {
+	m, err := datasets.LoadVectors(rows, 0, 0)
 	ix, err2 := Open(dir, Options{Writable: true})
 	if err != nil || err2 != nil {
 		fmt.Println(err, err2)

@@ -235,11 +235,8 @@ func TestKilledDeleter(t *testing.T) {
 		t.Skip("runs writers in child processes")
 	}
 	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 5, 16, posting.DefaultCodec)
-	if os.Getenv("SPANN_DELETE_CHILD") != "" {
-		t.Skip("the child's own run")
-	}
 	for _, point := range []string{"wal: written#4", "wal: synced#9", "wal: batch#15", "checkpoint: tombstones written#2", "checkpoint: log reset#1", "wal: written#40"} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestDeleteChild$")
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "SPANN_DELETE_CHILD="+f.index, "SPANN_TEST_CRASH_AT="+point)
 		out, _ := cmd.Output()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
@@ -266,14 +263,24 @@ func TestKilledDeleter(t *testing.T) {
 	}
 }
 
-// TestDeleteChild is TestKilledDeleter's child: it deletes ids 0, 1, 2, …
-// from 2 goroutines, checkpointing now and then, printing each
-// acknowledged id, until the crash point kills it.
-func TestDeleteChild(t *testing.T) {
-	dir := os.Getenv("SPANN_DELETE_CHILD")
-	if dir == "" {
-		t.Skip("run by TestKilledDeleter")
+// TestMain lets the test binary be the child processes that the kill
+// tests run (deleteChild, insertChild) when their variable is set.
+func TestMain(m *testing.M) {
+	switch {
+	case os.Getenv("SPANN_DELETE_CHILD") != "":
+		deleteChild(os.Getenv("SPANN_DELETE_CHILD"))
+	case os.Getenv("SPANN_INSERT_CHILD") != "":
+		insertChild(os.Getenv("SPANN_INSERT_CHILD"), os.Getenv("SPANN_INSERT_ROWS"))
+	default:
+		os.Exit(m.Run())
 	}
+	os.Exit(0)
+}
+
+// deleteChild is TestKilledDeleter's child: it deletes ids 0, 1, 2, … of
+// the index in dir from 2 goroutines, checkpointing now and then, printing
+// each acknowledged id, until the crash point kills it.
+func deleteChild(dir string) {
 	ix, err := Open(dir, Options{Writable: true})
 	if err != nil {
 		fmt.Println(err)
