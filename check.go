@@ -23,8 +23,11 @@ type CheckReport struct {
 	HeadsInPostings int      `json:"heads_in_postings"`         // heads stored again in a posting (harmless, wasted pages)
 	// Deleted counts the ids deleted by updates (wal.log and
 	// tombstones.bin, both checked by Open): still stored, never returned.
-	Deleted  int      `json:"deleted"`
-	Problems []string `json:"problems,omitempty"`
+	Deleted int `json:"deleted"`
+	// LogTornBytes is the torn tail of wal.log that Open skipped (see
+	// Info.LogTornBytes).
+	LogTornBytes int64    `json:"log_torn_bytes"`
+	Problems     []string `json:"problems,omitempty"`
 }
 
 // OK reports whether the index passed every check.
@@ -51,7 +54,7 @@ func Check(dir string) (*CheckReport, error) {
 		return nil, err
 	}
 	defer ix.Close()
-	r := &CheckReport{Vectors: ix.N(), Heads: ix.heads.Len(), Deleted: ix.Deleted()}
+	r := &CheckReport{Vectors: ix.N(), Heads: ix.heads.Len(), Deleted: ix.Deleted(), LogTornBytes: ix.tornBytes}
 	problem := func(format string, a ...any) {
 		if len(r.Problems) < maxListed {
 			r.Problems = append(r.Problems, fmt.Sprintf(format, a...))

@@ -76,6 +76,10 @@ type Index struct {
 	inserts []wal.Record                   // their log records, kept through checkpoints
 	total   atomic.Int64                   // ids handed out: the build's n plus those reserved by Inserts
 	acked   atomic.Int64                   // ids that exist: the build's and every acknowledged insert's (N)
+	// tornBytes is the torn tail of wal.log that Open discarded (cut off
+	// when writable, skipped when not): the end of a batch a crash cut,
+	// or a damaged last record, which cannot be told apart.
+	tornBytes int64
 
 	mu       sync.Mutex
 	free     []worker
@@ -96,6 +100,10 @@ type Info struct {
 	Heads    int
 	Backend  string // posting-read backend in use ("" until the first search)
 	Fallback string // why the backend is not the one asked for, if so
+	// LogTornBytes is the torn tail of the write-ahead log that Open
+	// discarded: updates a crash interrupted before they were
+	// acknowledged (or a damaged last record). 0 normally.
+	LogTornBytes int64
 }
 
 // Open loads the manifest, heads, head graph and posting directory of the
@@ -291,7 +299,7 @@ func (ix *Index) Info() Info {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	return Info{Dir: ix.dir, BuildID: ix.Manifest.BuildID, Type: ix.typ.String(), Metric: ix.metric.String(), Dim: ix.dim, N: ix.N(),
-		Heads: ix.heads.Len(), Backend: ix.backend, Fallback: ix.note}
+		Heads: ix.heads.Len(), Backend: ix.backend, Fallback: ix.note, LogTornBytes: ix.tornBytes}
 }
 
 // Type returns the element type queries must have.

@@ -64,17 +64,21 @@ func (ix *Index) openUpdates(writable bool) error {
 			return fmt.Errorf("%s is open for writing by another process (%s is locked)", ix.dir, lock.Name())
 		}
 		ix.lock = lock
+		var st wal.ReplayStats
 		if _, err := os.Stat(logPath); os.IsNotExist(err) {
 			ix.log, err = wal.Create(vfs.OS, logPath, id)
 		} else {
-			ix.log, _, err = wal.Open(vfs.OS, logPath, id, apply)
+			ix.log, st, err = wal.Open(vfs.OS, logPath, id, apply)
 		}
+		ix.tornBytes = st.TornBytes
 		if err != nil {
 			ix.closeUpdates()
 			return walError(err)
 		}
-	} else if _, err := wal.Replay(logPath, id, apply); err != nil && !os.IsNotExist(err) {
+	} else if st, err := wal.Replay(logPath, id, apply); err != nil && !os.IsNotExist(err) {
 		return walError(err)
+	} else {
+		ix.tornBytes = st.TornBytes
 	}
 	file, err := indexfile.ReadTombstones(ix.dir, id)
 	if err != nil {

@@ -150,8 +150,25 @@ func TestDelete(t *testing.T) {
 	}
 	checkLive(t, f, ix, base, dead)
 	ix.Close()
-	if r, err := Check(f.index); err != nil || r.Deleted != len(dead) || r.Unreachable != 0 {
-		t.Fatalf("check after deletes: %v, %d deleted", err, r.Deleted)
+	if r, err := Check(f.index); err != nil || r.Deleted != len(dead) || r.Unreachable != 0 || r.LogTornBytes != 0 {
+		t.Fatalf("check after deletes: %v, %+v", err, r)
+	}
+	// A torn tail (what a power cut leaves) is skipped by a reader, cut by
+	// a writer, and reported by both.
+	lf, _ := os.OpenFile(filepath.Join(f.index, walFile), os.O_WRONLY|os.O_APPEND, 0)
+	lf.Write(make([]byte, 10))
+	lf.Close()
+	for _, w := range []bool{false, true} {
+		ix, err := Open(f.index, Options{Writable: w})
+		if err != nil || ix.Info().LogTornBytes != 10 || ix.Deleted() != len(dead) {
+			t.Fatalf("writable %v, torn tail of 10 bytes: %v, reported %d, %d deleted", w, err, ix.Info().LogTornBytes, ix.Deleted())
+		}
+		ix.Close()
+	}
+	if ix, _ := Open(f.index, Options{}); ix.Info().LogTornBytes != 0 {
+		t.Fatalf("the writer did not cut the torn tail")
+	} else {
+		ix.Close()
 	}
 
 	// A damaged log record (not its tail) or tombstones file refuses Open.
@@ -258,7 +275,7 @@ func TestKilledDeleter(t *testing.T) {
 			}
 			acked++
 		}
-		t.Logf("%s: %d acknowledged deletes, %d deleted after reopening", point, acked, ix.Deleted())
+		t.Logf("%s: %d acknowledged deletes, %d deleted after reopening, %d torn bytes", point, acked, ix.Deleted(), ix.Info().LogTornBytes)
 		ix.Close()
 	}
 }
