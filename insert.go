@@ -32,23 +32,31 @@ import (
 // then the n rows.
 const recInsert byte = 2
 
-// bufEntry is one inserted vector under one of its heads.
+// bufEntry is one inserted vector under one of its heads: its id and the
+// record that holds its row (an index into insertBuffer.recs).
 type bufEntry struct {
 	id  int32
-	row []byte // in the record's payload
+	rec int32
 }
 
-// insertBuffer holds the inserted vectors by head. Each head's list is
-// replaced, never changed, behind its own atomic pointer, so an Insert
-// publishes a head's new list without copying any other head's, and a
-// query reads each list it needs once. (A query that started before an
-// Insert returned may see that Insert under some heads and not others.)
+// insertBuffer holds the inserted vectors by head. Each head's list, and
+// the list of records, is replaced behind its own atomic pointer and only
+// ever grows: a new list may share its predecessor's backing array, into
+// which only indices past every older list's length are written, so a
+// query that loaded an older list never reads what an Insert is writing.
+// An Insert publishes a head's longer list without copying any other
+// head's; a query reads each list it needs once. (A query that started
+// before an Insert returned may see that Insert under some heads and not
+// others.) One writer at a time: ix.dmu held, or Open.
 //
-// Why per head: a first form copied a map of every touched head per
-// Insert; replaying 100,000 realsift-1M inserts at Open allocated 1.07 GB
-// that way (heap profile), and the live buffer was 57 MB.
+// Why: a first form copied a map of every touched head per Insert and
+// kept a 32-byte entry (id and row slice) per head of each vector:
+// replaying 100,000 realsift-1M inserts at Open allocated 1.07 GB and the
+// buffer held 57 MB (heap profile). Entries are now 8 bytes, and the rows
+// stay in the records' payloads, which checkpoints keep anyway.
 type insertBuffer struct {
 	lists []atomic.Pointer[[]bufEntry] // by head
+	recs  atomic.Pointer[[]*insertRecord]
 }
 
 func newInsertBuffer(heads int) *insertBuffer {
@@ -63,21 +71,31 @@ func (b *insertBuffer) list(h int32) []bufEntry {
 	return nil
 }
 
-// add publishes rec's vectors under their heads (one writer at a time:
-// ix.dmu held, or Open).
+// row returns the row of an entry of a list loaded from b. (The records
+// were published before the lists that name them.)
+func (b *insertBuffer) row(e bufEntry) []byte {
+	r := (*b.recs.Load())[e.rec]
+	return r.row(int(e.id - r.first))
+}
+
+// add publishes rec's vectors under their heads.
 func (b *insertBuffer) add(rec *insertRecord) {
+	var recs []*insertRecord
+	if cur := b.recs.Load(); cur != nil {
+		recs = *cur
+	}
+	recs = append(recs, rec)
+	b.recs.Store(&recs)
+	ri := int32(len(recs) - 1)
 	byHead := map[int32][]bufEntry{}
 	for i := 0; i < rec.n; i++ {
-		e := bufEntry{id: rec.first + int32(i), row: rec.row(i)}
+		e := bufEntry{id: rec.first + int32(i), rec: ri}
 		for _, h := range rec.heads[i] {
 			byHead[h] = append(byHead[h], e)
 		}
 	}
 	for h, es := range byHead {
-		old := b.list(h)
-		next := make([]bufEntry, len(old), len(old)+len(es))
-		copy(next, old)
-		next = append(next, es...)
+		next := append(b.list(h), es...)
 		b.lists[h].Store(&next)
 	}
 }
@@ -275,8 +293,14 @@ func (e *engineT[T]) assign(raw []byte) ([][]int32, []byte, error) {
 func (w *workerT[T]) scanBuffered(s *querySlot[T], buf *insertBuffer, heads []memindex.Neighbor) {
 	worst := s.heap.Worst()
 	for _, h := range heads {
-		for _, e := range buf.list(h.ID) {
-			d := w.e.sp.Dist(s.q, datasets.Rows[T](e.row))
+		l := buf.list(h.ID)
+		if len(l) == 0 {
+			continue
+		}
+		recs := *buf.recs.Load() // after the list: it holds every record the list names
+		for _, e := range l {
+			r := recs[e.rec]
+			d := w.e.sp.Dist(s.q, datasets.Rows[T](r.row(int(e.id-r.first))))
 			if d <= worst && (s.dead == nil || !s.dead.Contains(uint32(e.id))) {
 				s.heap.PushUnique(e.id, d)
 				worst = s.heap.Worst()

@@ -205,7 +205,7 @@ func TestKilledInserter(t *testing.T) {
 		if buf := ix.buf.Load(); buf != nil {
 			for h := range buf.lists {
 				for _, e := range buf.list(int32(h)) {
-					stored[e.id] = e.row
+					stored[e.id] = buf.row(e)
 				}
 			}
 		}
