@@ -169,6 +169,7 @@ func (ix *Index) applyInsert(rec *insertRecord, payload []byte) {
 		ix.buf.Store(buf)
 	}
 	buf.add(rec)
+	rec.heads = nil // in the lists now (and in the payload, for checkpoints)
 	ix.inserts = append(ix.inserts, wal.Record{Type: recInsert, Payload: payload})
 	end := int64(rec.first) + int64(rec.n)
 	if end > ix.total.Load() {
