@@ -211,10 +211,8 @@ func (ix *Index) Insert(rows []byte) (first int32, err error) {
 	if _, err := ix.log.Append(recInsert, payload); err != nil {
 		return 0, ix.updateError("insert", err)
 	}
-	rec, err := decodeInsert(payload, ix.rowBytes, ix.heads.Len())
-	if err != nil {
-		return 0, err // cannot happen: we encoded it
-	}
+	// The rows end the payload; the buffer points into it.
+	rec := &insertRecord{first: first, n: n, heads: heads, rows: payload[len(payload)-len(rows):], rowBytes: ix.rowBytes}
 	ix.dmu.Lock()
 	ix.applyInsert(rec, payload)
 	ix.dmu.Unlock()

@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/gospann/spann/datasets"
@@ -191,12 +188,7 @@ func TestKilledInserter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, point := range []string{"wal: written#3", "wal: synced#8", "checkpoint: tombstones written#1", "wal: batch#30"} {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "SPANN_INSERT_CHILD="+f.index, "SPANN_INSERT_ROWS="+rows, "SPANN_TEST_CRASH_AT="+point)
-		out, _ := cmd.Output()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("%s: the inserter was not killed there: %v\n%s", point, cmd.ProcessState, out)
-		}
+		out := killedChild(t, point, "SPANN_INSERT_CHILD="+f.index, "SPANN_INSERT_ROWS="+rows)
 		ix, err := Open(f.index, Options{Writable: true})
 		if err != nil {
 			t.Fatalf("%s: reopen: %v", point, err)
@@ -227,39 +219,15 @@ func TestKilledInserter(t *testing.T) {
 }
 
 // insertChild is TestKilledInserter's child: it inserts the rows of the
-// vector file rows into the index in dir one by one from 2 goroutines,
-// checkpointing now and then, printing each acknowledged id, until the
-// crash point kills it.
+// vector file rows one at a time.
 func insertChild(dir, rows string) {
 	m, err := datasets.LoadVectors(rows, 0, 0)
-	ix, err2 := Open(dir, Options{Writable: true})
-	if err != nil || err2 != nil {
-		fmt.Println(err, err2)
+	if err != nil {
+		fmt.Println(err)
 		os.Exit(1)
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for g := 0; g < 2; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for i := g; i < m.N; i += 2 {
-				id, err := ix.Insert(m.Row(i))
-				if err != nil {
-					fmt.Println(err)
-					os.Exit(1)
-				}
-				mu.Lock()
-				fmt.Println("inserted " + strconv.Itoa(int(id)) + " row " + strconv.Itoa(i))
-				mu.Unlock()
-				if i%40 == 0 {
-					if err := ix.Checkpoint(); err != nil {
-						fmt.Println(err)
-						os.Exit(1)
-					}
-				}
-			}
-		}(g)
-	}
-	wg.Wait()
+	updateChild(dir, m.N, 40, func(ix *Index, i int) (string, error) {
+		id, err := ix.Insert(m.Row(i))
+		return fmt.Sprintf("inserted %d row %d", id, i), err
+	})
 }

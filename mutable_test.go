@@ -253,12 +253,7 @@ func TestKilledDeleter(t *testing.T) {
 	}
 	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 5, 16, posting.DefaultCodec)
 	for _, point := range []string{"wal: written#4", "wal: synced#9", "wal: batch#15", "checkpoint: tombstones written#2", "checkpoint: log reset#1", "wal: written#40"} {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "SPANN_DELETE_CHILD="+f.index, "SPANN_TEST_CRASH_AT="+point)
-		out, _ := cmd.Output()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("%s: the deleter was not killed there: %v\n%s", point, cmd.ProcessState, out)
-		}
+		out := killedChild(t, point, "SPANN_DELETE_CHILD="+f.index)
 		ix, err := Open(f.index, Options{Writable: true})
 		if err != nil {
 			t.Fatalf("%s: reopen: %v", point, err)
@@ -294,10 +289,25 @@ func TestMain(m *testing.M) {
 	os.Exit(0)
 }
 
-// deleteChild is TestKilledDeleter's child: it deletes ids 0, 1, 2, … of
-// the index in dir from 2 goroutines, checkpointing now and then, printing
-// each acknowledged id, until the crash point kills it.
-func deleteChild(dir string) {
+// killedChild runs this test binary as a child process with env (which
+// selects the child in TestMain) and SPANN_TEST_CRASH_AT=point, and
+// returns its output once it has died of SIGKILL there.
+func killedChild(t *testing.T, point string, env ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), env...), "SPANN_TEST_CRASH_AT="+point)
+	out, _ := cmd.Output()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("%s: the child was not killed there: %v\n%s", point, cmd.ProcessState, out)
+	}
+	return out
+}
+
+// updateChild opens the index in dir for writing and runs update(i) for
+// i = 0, 1, … n-1 from 2 goroutines, printing the line each returns once
+// it is acknowledged, then checkpointing after every ckEvery-th, until the
+// crash point kills the process. Any error exits 1.
+func updateChild(dir string, n, ckEvery int, update func(ix *Index, i int) (string, error)) {
 	ix, err := Open(dir, Options{Writable: true})
 	if err != nil {
 		fmt.Println(err)
@@ -309,15 +319,16 @@ func deleteChild(dir string) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			for i := g; i < 3000; i += 2 {
-				if err := ix.Delete([]int32{int32(i)}); err != nil {
+			for i := g; i < n; i += 2 {
+				line, err := update(ix, i)
+				if err != nil {
 					fmt.Println(err)
 					os.Exit(1)
 				}
 				mu.Lock()
-				fmt.Printf("deleted %d\n", i)
+				fmt.Println(line) // acknowledged
 				mu.Unlock()
-				if i%50 == 0 {
+				if i%ckEvery == 0 {
 					if err := ix.Checkpoint(); err != nil {
 						fmt.Println(err)
 						os.Exit(1)
@@ -327,4 +338,12 @@ func deleteChild(dir string) {
 		}(g)
 	}
 	wg.Wait()
+}
+
+// deleteChild is TestKilledDeleter's child: it deletes ids 0, 1, 2, … one
+// at a time.
+func deleteChild(dir string) {
+	updateChild(dir, 3000, 50, func(ix *Index, i int) (string, error) {
+		return fmt.Sprintf("deleted %d", i), ix.Delete([]int32{int32(i)})
+	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/testutil"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
 )
@@ -163,13 +164,7 @@ func TestBuildVectors(t *testing.T) {
 	if _, err := BuildVectors(context.Background(), datasets.Rows[float32](m.Data), 12, om); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{indexfile.HeadsFile, indexfile.GraphFile, indexfile.DirectoryFile, indexfile.PostingsFile} {
-		a, err1 := os.ReadFile(filepath.Join(fromFile, name))
-		b, err2 := os.ReadFile(filepath.Join(fromMemory, name))
-		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
-			t.Errorf("%s differs between the file and the memory build (%v, %v)", name, err1, err2)
-		}
-	}
+	assertSameFiles(t, fromFile, fromMemory)
 	ix, err := Open(fromMemory, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -220,14 +215,10 @@ func TestBuildVectors(t *testing.T) {
 	}
 }
 
-// assertSameFiles fails unless the index files in a and b are identical.
+// assertSameFiles fails unless b holds the index of a.
 func assertSameFiles(t *testing.T, a, b string) {
 	t.Helper()
-	for _, name := range []string{indexfile.HeadsFile, indexfile.GraphFile, indexfile.DirectoryFile, indexfile.PostingsFile} {
-		x, err1 := os.ReadFile(filepath.Join(a, name))
-		y, err2 := os.ReadFile(filepath.Join(b, name))
-		if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
-			t.Errorf("%s differs between %s and %s (%v, %v)", name, a, b, err1, err2)
-		}
+	if err := testutil.SameIndex(a, b); err != nil {
+		t.Error(err)
 	}
 }

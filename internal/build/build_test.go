@@ -6,12 +6,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/testutil"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/internal/vfs"
 	"github.com/gospann/spann/posting"
@@ -163,23 +163,9 @@ func TestBuildSmall(t *testing.T) {
 	if ents, _ := os.ReadDir(spillTo); len(ents) != 0 {
 		t.Fatalf("--tmp-dir left %d entries", len(ents))
 	}
-	for _, name := range []string{HeadsFile, GraphFile, PostingsFile, DirectoryFile} {
-		a, err := os.ReadFile(filepath.Join(out, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(filepath.Join(out2, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s differs between two builds with the same seed (threads 2 and 1)", name)
-		}
-	}
-	m1, err1 := indexfile.ReadManifest(out)
-	m2, err2 := indexfile.ReadManifest(out2)
-	if err1 != nil || err2 != nil || !slices.Equal(m1.Files, m2.Files) || m1.BuildID != id.String() {
-		t.Errorf("manifests list different files or the wrong build id: %v %v %+v %+v", err1, err2, m1, m2)
+	assertSameIndex(t, out, out2) // threads 2 and 1, one spill bucket and many
+	if m, err := indexfile.ReadManifest(out); err != nil || m.BuildID != id.String() {
+		t.Errorf("manifest: %v, build id %s, want %s", err, m.BuildID, id)
 	}
 	// An existing output is refused without Force and replaced with it.
 	if _, err := Run(context.Background(), Options{Base: base, Out: out, Seed: 1}); err == nil || !strings.Contains(err.Error(), "already exists") {
@@ -329,30 +315,11 @@ func TestResumeChecks(t *testing.T) {
 	assertNoLeftovers(t, dir)
 }
 
-// assertSameIndex fails unless the index files in a and b are identical
-// and their manifests list the same files and build id.
+// assertSameIndex fails unless b holds the same index as a.
 func assertSameIndex(t *testing.T, a, b string) {
 	t.Helper()
-	for _, name := range []string{HeadsFile, GraphFile, PostingsFile, DirectoryFile} {
-		x, err := os.ReadFile(filepath.Join(a, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		y, err := os.ReadFile(filepath.Join(b, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(x, y) {
-			t.Errorf("%s differs between %s and %s", name, a, b)
-		}
-	}
-	m1, err1 := indexfile.ReadManifest(a)
-	m2, err2 := indexfile.ReadManifest(b)
-	if err1 != nil || err2 != nil || !slices.Equal(m1.Files, m2.Files) || m1.BuildID != m2.BuildID {
-		t.Errorf("manifests differ: %v %v %+v %+v", err1, err2, m1, m2)
-	}
-	if ents, _ := os.ReadDir(b); len(ents) != 5 {
-		t.Errorf("%s holds %d entries, want the 4 files and the manifest", b, len(ents))
+	if err := testutil.SameIndex(a, b); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -1,11 +1,17 @@
-// Package testutil finds the real data sets for tests and benchmarks.
+// Package testutil finds the real data sets for tests and benchmarks, and
+// compares indexes.
 package testutil
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
+
+	"github.com/gospann/spann/internal/indexfile"
 )
 
 // RepoRoot returns the repository's root directory.
@@ -43,4 +49,39 @@ func RequireDataFile(tb testing.TB, file string) string {
 		tb.Skipf("%s not found: set SPANN_DATA or run ../shared/data/unpack data", file)
 	}
 	return p
+}
+
+// SameIndex reports how the index in b differs from the one in a: any of
+// the four index files not byte for byte equal, manifests listing other
+// files or another build id, or b holding anything but those files and
+// its manifest. nil when they are the same index.
+func SameIndex(a, b string) error {
+	for _, name := range []string{indexfile.HeadsFile, indexfile.GraphFile, indexfile.DirectoryFile, indexfile.PostingsFile} {
+		x, err := os.ReadFile(filepath.Join(a, name))
+		if err != nil {
+			return err
+		}
+		y, err := os.ReadFile(filepath.Join(b, name))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(x, y) {
+			return fmt.Errorf("%s differs between %s and %s", name, a, b)
+		}
+	}
+	m1, err := indexfile.ReadManifest(a)
+	if err != nil {
+		return err
+	}
+	m2, err := indexfile.ReadManifest(b)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(m1.Files, m2.Files) || m1.BuildID != m2.BuildID {
+		return fmt.Errorf("manifests of %s and %s list other files or build ids", a, b)
+	}
+	if ents, _ := os.ReadDir(b); len(ents) != 5 {
+		return fmt.Errorf("%s holds %d entries, want the 4 files and the manifest", b, len(ents))
+	}
+	return nil
 }

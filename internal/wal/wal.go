@@ -388,21 +388,26 @@ func (l *Log) Rewrite(keep []Record) error {
 	for i, r := range keep {
 		data = appendRecord(data, uint64(i+1), r.Type, r.Payload)
 	}
+	// Written and synced under a temporary name, kept open to append to,
+	// then renamed over the log.
 	tmp := l.path + ".new"
-	if err := vfs.WriteFileAtomic(l.fs, tmp, data); err != nil {
-		return err
-	}
-	f, err := l.fs.OpenFile(tmp, os.O_RDWR, 0)
+	f, err := l.fs.Create(tmp)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Seek(int64(len(data)), io.SeekStart); err != nil {
+	fail := func(err error) error {
 		f.Close()
-		return err
+		l.fs.Remove(tmp)
+		return fmt.Errorf("%s: %w", tmp, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
 	}
 	if err := l.fs.Rename(tmp, l.path); err != nil {
-		f.Close()
-		return err
+		return fail(err)
 	}
 	if err := l.fs.SyncDir(filepath.Dir(l.path)); err != nil {
 		f.Close()
