@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/RoaringBitmap/roaring/v2"
+
 	"github.com/gospann/spann/internal/indexfile"
 )
 
@@ -78,7 +80,7 @@ func Check(dir string) (*CheckReport, error) {
 			}
 		}
 	}
-	r.account(copies, ix.heads.IDs, problem)
+	r.account(copies, ix.heads.IDs, ix.dead.Load(), problem)
 	if !r.OK() {
 		return r, fmt.Errorf("%w: %s: %s", ErrCheckFailed, dir, r.Problems[0])
 	}
@@ -87,8 +89,9 @@ func Check(dir string) (*CheckReport, error) {
 
 // account fills the report's vector figures from each vector's number of
 // posting copies and the head ids: every vector must be a head or in a
-// posting.
-func (r *CheckReport) account(copies []uint8, heads []uint32, problem func(string, ...any)) {
+// posting, unless it is deleted (dead; a rewritten posting drops deleted
+// vectors).
+func (r *CheckReport) account(copies []uint8, heads []uint32, dead *roaring.Bitmap, problem func(string, ...any)) {
 	isHead := make([]bool, len(copies))
 	for _, id := range heads {
 		if int(id) >= len(copies) {
@@ -105,7 +108,7 @@ func (r *CheckReport) account(copies []uint8, heads []uint32, problem func(strin
 		switch {
 		case c > 0 && !isHead[id]:
 			stored++
-		case c == 0 && !isHead[id]:
+		case c == 0 && !isHead[id] && (dead == nil || !dead.Contains(uint32(id))):
 			r.Unreachable++
 			if len(r.UnreachableIDs) < maxListed {
 				r.UnreachableIDs = append(r.UnreachableIDs, uint32(id))

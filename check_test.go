@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/RoaringBitmap/roaring/v2"
+
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
@@ -67,11 +69,12 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("tight limit: %v, %+v", err, r)
 	}
 
-	// The accounting itself: vectors 1 and 4 in no posting and not heads.
+	// The accounting itself: vectors 1 and 4 in no posting and not heads
+	// (5 neither, but deleted).
 	var acc CheckReport
 	var probs []string
 	acc.Entries = 3
-	acc.account([]uint8{1, 0, 2, 0, 0}, []uint32{3}, func(f string, a ...any) { probs = append(probs, fmt.Sprintf(f, a...)) })
+	acc.account([]uint8{1, 0, 2, 0, 0, 0}, []uint32{3}, roaring.BitmapOf(5), func(f string, a ...any) { probs = append(probs, fmt.Sprintf(f, a...)) })
 	if acc.Unreachable != 2 || !slices.Equal(acc.UnreachableIDs, []uint32{1, 4}) || acc.ReplicasMean != 1.5 ||
 		len(probs) != 1 || !strings.Contains(probs[0], "2 vectors are neither heads nor in any posting") {
 		t.Fatalf("accounting: %+v, problems %q", acc, probs)

@@ -16,6 +16,7 @@ import (
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/offheap"
 	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/internal/vfs"
 	"github.com/gospann/spann/internal/wal"
 	"github.com/gospann/spann/iouring"
 	"github.com/gospann/spann/memindex"
@@ -40,6 +41,8 @@ type Options struct {
 	// an exclusive lock on the directory, so a second writable Open fails;
 	// read-only Opens see the updates acknowledged before they started.
 	Writable bool
+
+	fs vfs.FS // what updates write through (tests inject faults); vfs.OS if nil
 }
 
 // Index is an open index. Its methods are safe for concurrent use.
@@ -65,7 +68,9 @@ type Index struct {
 	// touch it (Close, or the last straggler's return after Close).
 	mem *offheap.Arena
 
-	// Updates (mutable.go).
+	// Updates (mutable.go, insert.go, merge.go).
+	fs      vfs.FS
+	state   *indexfile.Manifest // the last committed manifest (Manifest is the one opened); umu
 	id      indexfile.BuildID
 	log     *wal.Log                       // wal.log, when writable
 	lock    *os.File                       // update.lock, when writable
@@ -73,7 +78,6 @@ type Index struct {
 	umu     sync.RWMutex                   // Delete (shared) against Checkpoint (exclusive)
 	dmu     sync.Mutex                     // serialises replacing dead and buf
 	buf     atomic.Pointer[insertBuffer]   // vectors inserted since the build; nil when none
-	inserts []wal.Record                   // their log records, kept through checkpoints
 	total   atomic.Int64                   // ids handed out: the build's n plus those reserved by Inserts
 	acked   atomic.Int64                   // ids that exist: the build's and every acknowledged insert's (N)
 	// tornBytes is the torn tail of wal.log that Open discarded (cut off
@@ -108,11 +112,41 @@ type Info struct {
 
 // Open loads the manifest, heads, head graph and posting directory of the
 // index in dir, validating sizes and checksums; posting lists stay on disk.
+//
+// A read-only Open of an index that a writer is updating sees one
+// consistent state: if a checkpoint committed a new generation while it
+// was opening (so that the log it replayed may already have been emptied,
+// or a file it named removed), it opens again.
 func Open(dir string, opts Options) (*Index, error) {
+	const attempts = 5
+	for try := 1; ; try++ {
+		ix, gen, err := openOnce(dir, opts)
+		if opts.Writable || try == attempts || gen < 0 {
+			return ix, err // a writer holds the lock: nothing moves under it
+		}
+		m, merr := indexfile.ReadManifest(dir)
+		if merr == nil && m.Generation == gen {
+			return ix, err
+		}
+		if ix != nil {
+			ix.Close()
+		}
+	}
+}
+
+// openOnce opens dir once, returning the generation of the manifest it
+// read (-1 if it read none).
+func openOnce(dir string, opts Options) (*Index, int64, error) {
 	m, err := indexfile.ReadManifest(dir)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
+	ix, err := openManifest(dir, m, opts)
+	return ix, m.Generation, err
+}
+
+// openManifest opens the index that manifest m describes.
+func openManifest(dir string, m *indexfile.Manifest, opts Options) (*Index, error) {
 	typ, err := datasets.ParseType(m.Type)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", dir, ErrCorrupt, err)
@@ -122,7 +156,10 @@ func Open(dir string, opts Options) (*Index, error) {
 		return nil, fmt.Errorf("%s: %w: %v", dir, ErrCorrupt, err)
 	}
 	ix := &Index{Manifest: m, dir: dir, typ: typ, metric: metric, dim: m.Dim, rowBytes: m.Dim * typ.Size(),
-		postings: filepath.Join(dir, indexfile.PostingsFile), io: opts.IO, wrap: opts.WrapReader}
+		postings: filepath.Join(dir, indexfile.PostingsFile), io: opts.IO, wrap: opts.WrapReader, fs: opts.fs, state: m}
+	if ix.fs == nil {
+		ix.fs = vfs.OS
+	}
 
 	// Heads, graph lists and directory live off the Go heap until Close
 	// (see internal/offheap for why).
@@ -149,18 +186,18 @@ func Open(dir string, opts Options) (*Index, error) {
 	// The directory and the graph are streamed through their checksums
 	// rather than read whole: at Open, memory is the peak a small machine
 	// must have.
-	dirFile, err := m.OpenChecked(dir, indexfile.DirectoryFile)
+	dirFile, err := m.OpenChecked(dir, m.Directory())
 	if err != nil {
 		return nil, err
 	}
 	pdir, err := posting.ReadDirectorySized(dirFile, dirFile.Size(), ix.mem)
 	if err != nil {
-		return nil, versionOrCorrupt(dirFile, err, posting.ErrVersion, filepath.Join(dir, indexfile.DirectoryFile))
+		return nil, versionOrCorrupt(dirFile, err, posting.ErrVersion, filepath.Join(dir, m.Directory()))
 	}
 	if err := dirFile.Verify(); err != nil {
 		return nil, err
 	}
-	if err := m.CheckID(dir, indexfile.DirectoryFile, pdir.BuildID); err != nil {
+	if err := m.CheckID(dir, m.Directory(), pdir.BuildID); err != nil {
 		return nil, err
 	}
 	if len(pdir.Entries) != m.Heads {
@@ -170,7 +207,10 @@ func Open(dir string, opts Options) (*Index, error) {
 	// through a duplicate of this descriptor: a rebuild that renames a new
 	// index over dir never reaches an open Index. It is too large to
 	// checksum at every open; its size and header page are checked here and
-	// every posting's own CRC32C at every read.
+	// every posting's own CRC32C at every read. It may be longer than the
+	// manifest says: postings a checkpoint was writing when it was
+	// interrupted (a writable Open cuts them off), which no directory
+	// names.
 	pinfo, ok := m.File(indexfile.PostingsFile)
 	if !ok {
 		return nil, fmt.Errorf("%s: %w: manifest lists no %s", dir, ErrCorrupt, indexfile.PostingsFile)
@@ -185,7 +225,7 @@ func Open(dir string, opts Options) (*Index, error) {
 	}()
 	if size, err := ix.pfile.Size(); err != nil {
 		return nil, err
-	} else if size != pinfo.Bytes {
+	} else if size < pinfo.Bytes {
 		return nil, fmt.Errorf("%s: %w: %s is %d bytes, the manifest says %d", dir, ErrCorrupt, ix.postings, size, pinfo.Bytes)
 	}
 	// The store checks the header page (magic, version, CRC, row size)

@@ -17,15 +17,13 @@ import (
 	"github.com/gospann/spann/memindex"
 )
 
-// Inserts, first form: an inserted vector is assigned to its heads as a
-// built one is (the head graph's candidate heads, the RNG rule, up to the
-// build's replicas), logged with its heads in one wal.log record, and once
+// Inserts: an inserted vector is assigned to its heads as a built one is
+// (the head graph's candidate heads, the RNG rule, up to the build's
+// replicas), logged with its heads in one wal.log record, and once
 // durable added to an in-memory insert buffer that searches scan next to
-// the postings of the heads they probe (no I/O). Checkpoint keeps the
-// insert records in the log (it rewrites the log with them alone), so the
-// buffer is rebuilt at every Open. Folding the buffer into postings.bin is
-// the next step (docs/design.md, "Plan for inserts"); until then inserted
-// vectors cost memory (their rows and heads) for as long as they live.
+// the postings of the heads they probe (no I/O). Open rebuilds the buffer
+// from the log; Checkpoint folds it into the postings (merge.go) and
+// empties both.
 
 // Record type of an insert in wal.log. Payload (little-endian): uint32
 // first id, uint32 n; per row a uint8 head count c and c uint32 heads;
@@ -169,8 +167,7 @@ func (ix *Index) applyInsert(rec *insertRecord, payload []byte) {
 		ix.buf.Store(buf)
 	}
 	buf.add(rec)
-	rec.heads = nil // in the lists now (and in the payload, for checkpoints)
-	ix.inserts = append(ix.inserts, wal.Record{Type: recInsert, Payload: payload})
+	rec.heads = nil // in the lists now
 	end := int64(rec.first) + int64(rec.n)
 	if end > ix.total.Load() {
 		ix.total.Store(end)
@@ -228,12 +225,26 @@ func InsertVectors[T Element](ix *Index, vectors []T) (int32, error) {
 	return ix.Insert(datasets.Bytes(vectors))
 }
 
-// replayInsert applies a logged insert at Open.
+// replayInsert applies a logged insert at Open. One whose ids are below
+// the manifest's n is in postings.bin already: a checkpoint committed it
+// and was cut short before it emptied the log.
 func (ix *Index) replayInsert(r wal.Record) error {
+	bad := func(err error) error {
+		return fmt.Errorf("%w: %s record %d: %v", ErrCorrupt, filepath.Join(ix.dir, walFile), r.Seq, err)
+	}
+	if len(r.Payload) >= 8 {
+		first, n := int64(binary.LittleEndian.Uint32(r.Payload)), int64(binary.LittleEndian.Uint32(r.Payload[4:]))
+		switch folded := int64(ix.Manifest.N); {
+		case first+n <= folded:
+			return nil
+		case first < folded:
+			return bad(fmt.Errorf("insert of ids %d..%d straddles the %d ids checkpointed", first, first+n-1, folded))
+		}
+	}
 	payload := append([]byte(nil), r.Payload...) // the replay buffer is reused
 	rec, err := decodeInsert(payload, ix.rowBytes, ix.heads.Len())
 	if err != nil {
-		return fmt.Errorf("%w: %s record %d: %v", ErrCorrupt, filepath.Join(ix.dir, walFile), r.Seq, err)
+		return bad(err)
 	}
 	ix.applyInsert(rec, payload)
 	return nil

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
 )
@@ -187,20 +189,16 @@ func TestKilledInserter(t *testing.T) {
 	if err := datasets.WriteVectors(rows, extra); err != nil {
 		t.Fatal(err)
 	}
-	for _, point := range []string{"wal: written#3", "wal: synced#8", "checkpoint: tombstones written#1", "wal: batch#30"} {
+	points := []string{"wal: written#3", "wal: synced#8", "checkpoint: tombstones written#1", "wal: batch#30",
+		"checkpoint: postings written#1", "checkpoint: directory written#2", "checkpoint: manifest written#1",
+		"checkpoint: manifest written#3", "checkpoint: log reset#2"}
+	for _, point := range points {
 		out := killedChild(t, point, "SPANN_INSERT_CHILD="+f.index, "SPANN_INSERT_ROWS="+rows)
 		ix, err := Open(f.index, Options{Writable: true})
 		if err != nil {
 			t.Fatalf("%s: reopen: %v", point, err)
 		}
-		stored := map[int32][]byte{}
-		if buf := ix.buf.Load(); buf != nil {
-			for h := range buf.lists {
-				for _, e := range buf.list(int32(h)) {
-					stored[e.id] = buf.row(e)
-				}
-			}
-		}
+		stored := storedRows(t, ix)
 		acked := 0
 		sc := bufio.NewScanner(bytes.NewReader(out))
 		for sc.Scan() {
@@ -215,7 +213,55 @@ func TestKilledInserter(t *testing.T) {
 		}
 		t.Logf("%s: %d acknowledged, %d stored after reopening", point, acked, len(stored))
 		ix.Close()
+		if r, err := Check(f.index); err != nil {
+			t.Fatalf("%s: check after reopening: %v\n%+v", point, err, r)
+		}
 	}
+}
+
+// storedRows returns every vector the index stores in its postings or
+// its insert buffer, by id; a vector in both (folded into postings, then
+// replayed into the buffer again) fails the test.
+func storedRows(t *testing.T, ix *Index) map[int32][]byte {
+	t.Helper()
+	stored, buffered := map[int32][]byte{}, map[int32]bool{}
+	if buf := ix.buf.Load(); buf != nil {
+		for h := range buf.lists {
+			for _, e := range buf.list(int32(h)) {
+				stored[e.id] = buf.row(e)
+				buffered[e.id] = true
+			}
+		}
+	}
+	f, err := os.Open(ix.postings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec, err := ix.store.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	view := ix.store.Snapshot()
+	for h := range int32(view.Len()) {
+		e := view.Entry(h)
+		raw := make([]byte, e.Bytes)
+		if _, err := f.ReadAt(raw, int64(e.Offset)); err != nil {
+			t.Fatal(err)
+		}
+		ids, rows, err := dec.Decode(raw, e)
+		if err != nil {
+			t.Fatalf("posting %d: %v", h, err)
+		}
+		for i, id := range ids {
+			if buffered[int32(id)] {
+				t.Fatalf("vector %d is both in posting %d and in the insert buffer", id, h)
+			}
+			stored[int32(id)] = bytes.Clone(rows[i*ix.rowBytes : (i+1)*ix.rowBytes])
+		}
+	}
+	return stored
 }
 
 // insertChild is TestKilledInserter's child: it inserts the rows of the
@@ -230,4 +276,110 @@ func insertChild(dir, rows string) {
 		id, err := ix.Insert(m.Row(i))
 		return fmt.Sprintf("inserted %d row %d", id, i), err
 	})
+}
+
+// Checkpoint folds the insert buffer into postings.bin: a search answers
+// exactly as before (the same vectors under the same heads), the buffer
+// and the log are empty, deleted vectors leave the rewritten postings, a
+// new generation's directory and manifest are committed (the one before
+// the previous is removed), and a reopened index, writable or not,
+// answers the same again.
+func TestCheckpointFoldsInserts(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 40, 16, posting.DefaultCodec)
+	extra := extraRows(t, 900, 16, 78)
+	queries := extraRows(t, 50, 16, 79).Data
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ix.Close() }()
+	p := SearchParams{NProbe: 8, Eps: -1}
+	before0, err := Check(f.index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 3; round++ {
+		rows := extra.Data[(round-1)*300*16 : round*300*16]
+		if _, err := ix.Insert(rows); err != nil {
+			t.Fatal(err)
+		}
+		// Delete some built and some inserted vectors.
+		if err := ix.Delete([]int32{int32(round), int32(100 + round), int32(3000 + 300*(round-1) + 7)}); err != nil {
+			t.Fatal(err)
+		}
+		want, err := ix.SearchBatch(queries, 10, p, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ix.Checkpoint(); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if ix.buf.Load() != nil {
+			t.Fatalf("round %d: the insert buffer survived the checkpoint", round)
+		}
+		sameResults(t, fmt.Sprintf("round %d, folded", round), ix, queries, p, want)
+		m, err := indexfile.ReadManifest(f.index)
+		if err != nil || m.Generation != int64(round) || m.N != 3000+300*round {
+			t.Fatalf("round %d: manifest %+v, %v", round, m, err)
+		}
+		for g := int64(0); g <= int64(round); g++ {
+			_, err := os.Stat(filepath.Join(f.index, indexfile.DirectoryName(g)))
+			if present := err == nil; present != (g >= int64(round)-1) {
+				t.Errorf("round %d: directory of generation %d present: %v", round, g, present)
+			}
+		}
+		if st, err := os.Stat(filepath.Join(f.index, walFile)); err != nil || st.Size() > 4096 {
+			t.Errorf("round %d: log not emptied: %v, %v", round, st.Size(), err)
+		}
+		ro, err := Open(f.index, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameResults(t, fmt.Sprintf("round %d, reopened read-only", round), ro, queries, p, want)
+		ro.Close()
+		r, err := Check(f.index)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if r.Vectors != 3000+300*round || r.Deleted != 3*round || r.Unreachable != 0 {
+			t.Fatalf("round %d: check %+v", round, r)
+		}
+	}
+	after, err := Check(f.index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Entries <= before0.Entries {
+		t.Fatalf("posting entries %d after 900 inserts, %d before", after.Entries, before0.Entries)
+	}
+	// A checkpoint with only deletes commits no new generation.
+	if err := ix.Delete([]int32{2000}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := indexfile.ReadManifest(f.index); m.Generation != 3 {
+		t.Fatalf("delete-only checkpoint: generation %d", m.Generation)
+	}
+	ix.Close()
+	ix, err = Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.N() != 3900 || ix.Deleted() != 10 || ix.buf.Load() != nil {
+		t.Fatalf("reopened: n %d, %d deleted", ix.N(), ix.Deleted())
+	}
+}
+
+// sameResults checks that ix answers queries exactly as want.
+func sameResults(t *testing.T, what string, ix *Index, queries []byte, p SearchParams, want *BatchResult) {
+	t.Helper()
+	got, err := ix.SearchBatch(queries, want.K, p, 1)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !slices.Equal(got.IDs, want.IDs) || !slices.Equal(got.Dists, want.Dists) {
+		t.Fatalf("%s: results differ from before the checkpoint", what)
+	}
 }

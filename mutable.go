@@ -12,7 +12,6 @@ import (
 
 	"github.com/gospann/spann/internal/crash"
 	"github.com/gospann/spann/internal/indexfile"
-	"github.com/gospann/spann/internal/vfs"
 	"github.com/gospann/spann/internal/wal"
 )
 
@@ -64,11 +63,15 @@ func (ix *Index) openUpdates(writable bool) error {
 			return fmt.Errorf("%s is open for writing by another process (%s is locked)", ix.dir, lock.Name())
 		}
 		ix.lock = lock
+		if err := ix.cutUncommitted(); err != nil {
+			ix.closeUpdates()
+			return err
+		}
 		var st wal.ReplayStats
 		if _, err := os.Stat(logPath); os.IsNotExist(err) {
-			ix.log, err = wal.Create(vfs.OS, logPath, id)
+			ix.log, err = wal.Create(ix.fs, logPath, id)
 		} else {
-			ix.log, st, err = wal.Open(vfs.OS, logPath, id, apply)
+			ix.log, st, err = wal.Open(ix.fs, logPath, id, apply)
 		}
 		ix.tornBytes = st.TornBytes
 		if err != nil {
@@ -187,9 +190,12 @@ func (ix *Index) Deleted() int {
 	return 0
 }
 
-// Checkpoint folds the deletes in the write-ahead log into tombstones.bin
-// (replaced atomically) and rewrites the log with only the inserts. Deletes wait while it runs; searches
-// do not. Needs Options.Writable.
+// Checkpoint folds the write-ahead log into the index files and empties
+// it: the deletes into tombstones.bin (replaced atomically), the inserts
+// into postings.bin and a new generation of the directory and manifest
+// (merge.go). Updates wait while it runs; searches do not. Needs
+// Options.Writable. If it fails, the index stays as it was, every update
+// still in the log.
 func (ix *Index) Checkpoint() error {
 	if ix.log == nil {
 		return ErrReadOnly
@@ -200,15 +206,61 @@ func (ix *Index) Checkpoint() error {
 	if bm == nil {
 		bm = roaring.New()
 	}
-	if err := indexfile.WriteTombstones(vfs.OS, ix.dir, ix.id, bm); err != nil {
+	if err := indexfile.WriteTombstones(ix.fs, ix.dir, ix.id, bm); err != nil {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	crash.Point("checkpoint: tombstones written")
-	// The inserts stay in the log until merging them into postings exists.
-	if err := ix.log.Rewrite(ix.inserts); err != nil {
+	if buf := ix.buf.Load(); buf != nil {
+		if err := ix.foldInserts(buf, bm); err != nil {
+			return err
+		}
+	}
+	if err := ix.log.Reset(); err != nil {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	crash.Point("checkpoint: log reset")
+	if g := ix.state.Generation - 2; g >= 0 {
+		ix.removeDirectory(g)
+	}
+	return nil
+}
+
+// removeDirectory removes generation g's directory file, if any; failing
+// to remove it wastes space and is not an error.
+func (ix *Index) removeDirectory(g int64) {
+	if err := ix.fs.Remove(filepath.Join(ix.dir, indexfile.DirectoryName(g))); err != nil && !os.IsNotExist(err) {
+		fmt.Fprintf(os.Stderr, "spann: checkpoint: %v\n", err)
+	}
+}
+
+// cutUncommitted removes what an interrupted checkpoint left behind: the
+// postings it appended past the committed length of postings.bin and the
+// directory files of generations the manifest does not name (newer, or
+// older than the previous one). Called by a writable Open, under the lock.
+func (ix *Index) cutUncommitted() error {
+	pinfo, _ := ix.state.File(indexfile.PostingsFile)
+	if st, err := os.Stat(ix.postings); err != nil {
+		return err
+	} else if st.Size() > pinfo.Bytes {
+		if err := os.Truncate(ix.postings, pinfo.Bytes); err != nil {
+			return fmt.Errorf("open %s for writing: cut an interrupted checkpoint's postings: %w", ix.dir, err)
+		}
+	}
+	names, err := filepath.Glob(filepath.Join(ix.dir, "directory-*.bin*"))
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{indexfile.DirectoryName(ix.state.Generation): true}
+	if g := ix.state.Generation - 1; g >= 0 {
+		keep[indexfile.DirectoryName(g)] = true
+	}
+	for _, name := range names {
+		if !keep[filepath.Base(name)] {
+			if err := os.Remove(name); err != nil {
+				return fmt.Errorf("open %s for writing: %w", ix.dir, err)
+			}
+		}
+	}
 	return nil
 }
 

@@ -155,8 +155,8 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 	if k <= 0 {
 		return fmt.Errorf("k=%d: must be positive", k)
 	}
-	if k > ix.Manifest.N {
-		return fmt.Errorf("k=%d: larger than the %d indexed vectors", k, ix.Manifest.N)
+	if n := ix.N(); k > n {
+		return fmt.Errorf("k=%d: larger than the %d indexed vectors", k, n)
 	}
 	if p.NProbe == 0 {
 		p.NProbe = 64
@@ -435,6 +435,11 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		}
 		q = s.qnorm
 	}
+	// The insert buffer before the directory: a checkpoint publishes the
+	// directory holding the buffered vectors before it empties the
+	// buffer, so a query sees them in one or the other (or both: the heap
+	// keeps one copy), never in neither.
+	buf := ix.buf.Load()
 	// One directory version for the whole query: its reads are planned
 	// and decoded with the same entries even if postings move meanwhile.
 	s.q, s.err, s.stats, s.view, s.dead = q, nil, SearchStats{}, ix.store.Snapshot(), ix.dead.Load()
@@ -449,8 +454,8 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 			s.heap.Push(int32(id), h.Dist)
 		}
 	}
-	if buf := ix.buf.Load(); buf != nil {
-		w.scanBuffered(s, buf, heads) // vectors inserted since the build
+	if buf != nil {
+		w.scanBuffered(s, buf, heads) // vectors inserted since the last checkpoint
 	}
 	// Query-aware pruning: Eps against the nearest head, MaxPostings.
 	if len(heads) > 0 {

@@ -2,11 +2,13 @@ package posting
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
+	"slices"
 
 	"github.com/gospann/spann/internal/offheap"
 )
@@ -15,7 +17,7 @@ import (
 //
 //	off      size  field
 //	0        8     magic "SPANNDIR"
-//	8        4     format version, uint32 (3; readers accept 1, 2 and 3)
+//	8        4     format version, uint32 (3 or 4; readers accept 1 to 4)
 //	12       4     zero
 //	16       8     entry count N, uint64
 //	24       16    version 3: the index's build id (absent before: H = 24)
@@ -29,7 +31,9 @@ import (
 // after the previous one's end (Offset+Bytes), every size is at least an
 // empty extent's, and every extent touches no more pages than its size
 // needs (the Writer's packing rule, which bounds the bytes a query reads).
-// A version 1 directory must also have page-aligned offsets.
+// A version 1 directory must also have page-aligned offsets. Version 4 has
+// the same layout, but its extents may lie in any order (an updated index
+// rewrites postings elsewhere in the file): they must not overlap.
 const (
 	dirMagic      = "SPANNDIR"
 	dirHeaderSize = 24 // versions 1 and 2; version 3 adds the build id
@@ -46,7 +50,8 @@ const (
 	dirVersion1 = 1 // page-aligned extents (postings file version 1)
 	dirVersion2 = 2 // packed extents (postings file version 2)
 	dirVersion3 = 3 // version 2 and the build id
-	dirVersion  = dirVersion3
+	dirVersion4 = 4 // version 3 with extents in any order
+	dirVersion  = dirVersion4
 )
 
 // Directory is a decoded directory file.
@@ -55,10 +60,18 @@ type Directory struct {
 	Entries []Entry  // one per posting, in posting (head) order
 }
 
-// WriteDirectory writes entries as a (current version) directory file of
-// build id to w.
+// WriteDirectory writes entries as a directory file of build id to w:
+// version 3 when the extents are in posting order (a built index), else
+// version 4 (an updated one).
 func WriteDirectory(w io.Writer, entries []Entry, id [16]byte) error {
-	return writeDirectory(w, entries, dirVersion, id)
+	version := uint32(dirVersion3)
+	for i := 1; i < len(entries); i++ {
+		if entries[i].Offset < entries[i-1].Offset {
+			version = dirVersion4
+			break
+		}
+	}
+	return writeDirectory(w, entries, version, id)
 }
 
 // writeDirectory writes a directory of the given version; tests use it to
@@ -151,10 +164,10 @@ func readDirectory(r io.Reader, size int64, arena *offheap.Arena) (Directory, er
 	if version < dirVersion1 {
 		return d, fmt.Errorf("directory: version %d: %w", version, ErrCorrupt)
 	}
-	if version > dirVersion3 {
+	if version > dirVersion {
 		// A newer format, or a damaged version field: only the caller's
 		// checksum of the whole file can tell which.
-		return d, fmt.Errorf("directory: format version %d, this program reads 1 to %d: %w", version, dirVersion3, ErrVersion)
+		return d, fmt.Errorf("directory: format version %d, this program reads 1 to %d: %w", version, dirVersion, ErrVersion)
 	}
 	if binary.LittleEndian.Uint32(hdr[12:]) != 0 {
 		return d, fmt.Errorf("directory: nonzero reserved field: %w", ErrCorrupt)
@@ -216,20 +229,17 @@ func readFull(r io.Reader, h hash.Hash32, b []byte) error {
 	return nil
 }
 
-// checkEntries verifies that entries describe non-overlapping extents in
-// file order after the header page, each touching only the pages its size
-// needs; version 1 also requires page-aligned offsets.
+// checkEntries verifies that entries describe non-overlapping extents
+// after the header page, each touching only the pages its size needs;
+// before version 4 they must also be in file order, and version 1 also
+// requires page-aligned offsets.
 func checkEntries(entries []Entry, version uint32) error {
-	if version < dirVersion1 || version > dirVersion3 {
+	if version < dirVersion1 || version > dirVersion {
 		return fmt.Errorf("unsupported version %d", version)
 	}
-	next := uint64(PageSize)
 	for i, e := range entries {
 		if version == dirVersion1 && e.Offset%PageSize != 0 {
 			return fmt.Errorf("entry %d: offset %d not page-aligned (version 1)", i, e.Offset)
-		}
-		if e.Offset < next {
-			return fmt.Errorf("entry %d: offset %d overlaps the previous extent or the header (next free %d)", i, e.Offset, next)
 		}
 		if e.Bytes < extentOverhead {
 			return fmt.Errorf("entry %d: %d bytes, below an empty extent's %d", i, e.Bytes, extentOverhead)
@@ -240,7 +250,38 @@ func checkEntries(entries []Entry, version uint32) error {
 		if e.Pages() != minPages(e.Bytes) {
 			return fmt.Errorf("entry %d: %d bytes at offset %d span %d pages, more than the %d needed", i, e.Bytes, e.Offset, e.Pages(), minPages(e.Bytes))
 		}
+	}
+	if version == dirVersion4 {
+		return checkDisjoint(entries)
+	}
+	next := uint64(PageSize)
+	for i, e := range entries {
+		if e.Offset < next {
+			return fmt.Errorf("entry %d: offset %d overlaps the previous extent or the header (next free %d)", i, e.Offset, next)
+		}
 		next = e.Offset + uint64(e.Bytes)
+	}
+	return nil
+}
+
+// checkDisjoint checks that extents in any order overlap neither each
+// other nor the header page.
+func checkDisjoint(entries []Entry) error {
+	order := make([]int32, len(entries))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(entries[a].Offset, entries[b].Offset) })
+	next, prev := uint64(PageSize), int32(-1)
+	for _, i := range order {
+		e := entries[i]
+		if e.Offset < next {
+			if prev < 0 {
+				return fmt.Errorf("entry %d: offset %d overlaps the header page", i, e.Offset)
+			}
+			return fmt.Errorf("entry %d: extent at %d overlaps entry %d's, which ends at %d", i, e.Offset, prev, next)
+		}
+		next, prev = e.Offset+uint64(e.Bytes), i
 	}
 	return nil
 }

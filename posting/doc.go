@@ -117,7 +117,8 @@
 //
 // Nothing follows the checksum. Readers also check that the first extent
 // starts at or after 4096, each later one at or after the end
-// (Offset+Bytes) of the one before, that Bytes >= 28, and that every extent
+// (Offset+Bytes) of the one before (version 4: that no two overlap),
+// that Bytes >= 28, and that every extent
 // touches no more than ceil(Bytes/4096) pages. The last check is a Writer
 // property rather than something reads need (the aligned read is computed
 // from Offset and Bytes either way); it is enforced because it is what
@@ -136,15 +137,18 @@
 //	3  postings file: page 0 holds the shared Huffman table's length and
 //	   bytes; extents are laid out as in version 2.
 //	   directory: the build id follows the entry count.
-//	4  (postings file only) as 3, and bytes [4076, 4092) of page 0 hold
-//	   the build id.
+//	4  postings file: as 3, and bytes [4076, 4092) of page 0 hold the
+//	   build id.
+//	   directory: as 3, but the extents may lie in any order (an updated
+//	   index rewrites postings at new places); they must not overlap.
 //
 // Readers accept all: a version 1 file obeys every version 2 rule (its
 // extents happen to be aligned), a version 2 header is a version 3 header
 // without a table, a version 3 header is a version 4 header with a zero
 // build id, and a version 1 directory must in addition have page-aligned
-// offsets. Writers write postings files of version 4 and directories of
-// version 3. The build id ties the files of one index together: the
+// offsets. Writers write postings files of version 4, and directories of
+// version 3 when the extents are in posting order, else of version 4.
+// The build id ties the files of one index together: the
 // reader reports it and the index refuses files whose id differs from its
 // manifest's.
 //

@@ -646,7 +646,8 @@ func TestDirectoryRoundTrip(t *testing.T) {
 		"in header":    {{Offset: PageSize - 1, Bytes: 100}},
 		"overlap":      {{Offset: PageSize, Bytes: 200}, {Offset: PageSize + 199, Bytes: 100}},
 		"overlap mid":  {{Offset: PageSize + 50, Bytes: 200}, {Offset: PageSize + 249, Bytes: 100}},
-		"backwards":    {{Offset: 3 * PageSize, Bytes: 200}, {Offset: PageSize, Bytes: 100}},
+		"overlap back": {{Offset: 3 * PageSize, Bytes: 200}, {Offset: 3*PageSize - 10, Bytes: 100}},
+		"back in hdr":  {{Offset: 3 * PageSize, Bytes: 200}, {Offset: 100, Bytes: 100}},
 		"tiny":         {{Offset: PageSize, Bytes: 3}},
 		"extra page":   {{Offset: PageSize + 4000, Bytes: 200}},
 		"page mid-way": {{Offset: PageSize + 1, Bytes: PageSize}},
@@ -661,6 +662,39 @@ func TestDirectoryRoundTrip(t *testing.T) {
 	packed := []Entry{{Offset: PageSize + 1, Bytes: 100}, {Offset: PageSize + 101, Bytes: 28}, {Offset: PageSize + 129, Bytes: 2*PageSize - 129}}
 	if err := WriteDirectory(&bytes.Buffer{}, packed, testID); err != nil {
 		t.Errorf("packed entries rejected: %v", err)
+	}
+	testUnorderedDirectory(t)
+}
+
+// testUnorderedDirectory checks version 4: extents out of posting order
+// (an updated index's) are written as version 4 and read back, while the
+// same entries under version 3 are rejected.
+func testUnorderedDirectory(t *testing.T) {
+	moved := []Entry{{Offset: 5 * PageSize, Bytes: 300, Count: 2}, {Offset: PageSize, Bytes: 100, Count: 1}, {Offset: PageSize + 100, Bytes: 28}}
+	var buf bytes.Buffer
+	if err := WriteDirectory(&buf, moved, testID); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	if v := binary.LittleEndian.Uint32(raw[8:]); v != dirVersion4 {
+		t.Fatalf("unordered entries written as version %d, want 4", v)
+	}
+	got, err := ReadDirectory(bytes.NewReader(raw))
+	if err != nil || !slices.Equal(got.Entries, moved) {
+		t.Fatalf("version 4 directory: %v, %v", got, err)
+	}
+	binary.LittleEndian.PutUint32(raw[8:], dirVersion3)
+	putCRC(raw[len(raw)-4:], crc32c(raw[:len(raw)-4]))
+	if _, err := ReadDirectory(bytes.NewReader(raw)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "overlaps") {
+		t.Fatalf("unordered version 3 directory: %v, want ErrCorrupt", err)
+	}
+	// In posting order the writer keeps version 3, readable by older code.
+	buf.Reset()
+	if err := WriteDirectory(&buf, moved[1:], testID); err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.LittleEndian.Uint32(buf.Bytes()[8:]); v != dirVersion3 {
+		t.Fatalf("ordered entries written as version %d, want 3", v)
 	}
 }
 
@@ -684,8 +718,8 @@ func TestVersion1(t *testing.T) {
 	if err := writeDirectory(&bytes.Buffer{}, unaligned, dirVersion1, testID); err == nil {
 		t.Fatal("unaligned version 1 directory written")
 	}
-	if err := writeDirectory(&bytes.Buffer{}, unaligned, 4, testID); err == nil {
-		t.Fatal("version 4 directory written")
+	if err := writeDirectory(&bytes.Buffer{}, unaligned, 5, testID); err == nil {
+		t.Fatal("version 5 directory written")
 	}
 	// Same bytes with the version patched to 1 (and the CRC fixed up):
 	// rejected by the reader too.
@@ -1012,11 +1046,31 @@ func TestSharedTable(t *testing.T) {
 	}{
 		{CodecHuffShared, nil, "takes a shared table"},
 		{CodecHuff, tb, "takes a shared table"},
-		{CodecHuffShared, back, "parsed, not trained"},
 	} {
 		if _, err := NewWriter(&bytes.Buffer{}, 128, c.codec, c.table, testID); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewWriter(%s, table %v): %v, want %q", c.codec, c.table != nil, err, c.want)
 		}
+	}
+	// A table parsed back from a file header encodes exactly as the
+	// trained one (an updated index writes postings with it).
+	var viaTrained, viaParsed bytes.Buffer
+	for _, c := range []struct {
+		table *Table
+		out   *bytes.Buffer
+	}{{tb, &viaTrained}, {back, &viaParsed}} {
+		w, err := NewWriter(c.out, 128, CodecHuffShared, c.table, testID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Add(distinctIDs(rand.New(rand.NewPCG(1, 1)), 40), clusteredRows(rand.New(rand.NewPCG(2, 2)), 40, 128)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(viaTrained.Bytes(), viaParsed.Bytes()) {
+		t.Fatal("a parsed table encodes differently from the trained one")
 	}
 	// Postings coded with it: the table is in the header, not in the extents,
 	// and a decoder without it reports corruption instead of guessing.

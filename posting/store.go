@@ -146,12 +146,17 @@ func (s *Store) NewDecoder() (*Decoder, error) {
 func (s *Store) Snapshot() *View { return s.view.Load() }
 
 // Replace publishes a new directory in which posting h has entry e for
-// every (h, e) in changes, each checked as OpenStore checks them. Views
-// taken before keep the old entries. Safe to call while searches run;
-// calls are serialised.
+// every (h, e) in changes, each checked as OpenStore checks them against
+// the file's size now (it may have grown). Views taken before keep the
+// old entries. Safe to call while searches run; calls are serialised.
 func (s *Store) Replace(changes map[int]Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	size, err := s.file.Size()
+	if err != nil {
+		return err
+	}
+	s.size = size
 	old := s.view.Load()
 	for h, e := range changes {
 		if h < 0 || h >= old.n {

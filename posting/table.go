@@ -23,7 +23,7 @@ const MaxTableBytes = fileHdrIDOff - fileHdrTableOff
 // (docs/bench-posting.md). A Table is safe for concurrent use.
 type Table struct {
 	raw []byte         // huff0's serialisation, as stored in the file header
-	enc *huff0.Scratch // holds the code as its previous table; nil for a parsed Table
+	enc *huff0.Scratch // holds the code as its previous table (only ever read)
 	dec *huff0.Decoder
 }
 
@@ -55,7 +55,9 @@ func TrainTable(sample []byte) (*Table, error) {
 	return t, nil
 }
 
-// ParseTable reads a serialised table (Table.Bytes of a trained one).
+// ParseTable reads a serialised table (Table.Bytes of a trained one). It
+// encodes as the trained one did, so an updated index writes new
+// postings with the table in its postings file's header.
 func ParseTable(raw []byte) (*Table, error) {
 	if len(raw) == 0 || len(raw) > MaxTableBytes {
 		return nil, fmt.Errorf("shared Huffman table of %d bytes (want 1..%d): %w", len(raw), MaxTableBytes, ErrCorrupt)
@@ -67,7 +69,7 @@ func ParseTable(raw []byte) (*Table, error) {
 	if len(rest) != 0 {
 		return nil, fmt.Errorf("shared Huffman table: %d bytes after the table: %w", len(rest), ErrCorrupt)
 	}
-	return &Table{raw: append([]byte(nil), raw...), dec: s.Decoder()}, nil
+	return &Table{raw: append([]byte(nil), raw...), enc: s, dec: s.Decoder()}, nil
 }
 
 // Bytes returns the table's serialisation (do not modify it).

@@ -85,9 +85,6 @@ func newWriter(w io.Writer, rowBytes int, codec Codec, table *Table) (*Writer, e
 	if (codec == CodecHuffShared) != (table != nil) {
 		return nil, fmt.Errorf("posting writer: codec %s takes a shared table exactly when it is %s", codec, CodecHuffShared)
 	}
-	if table != nil && table.enc == nil {
-		return nil, fmt.Errorf("posting writer: the shared table was parsed, not trained: it cannot encode")
-	}
 	pw := &Writer{w: w, rowBytes: rowBytes, codec: codec}
 	pw.enc.table = table
 	return pw, nil

@@ -94,11 +94,12 @@ func TestManifest(t *testing.T) {
 	newer := sampleManifest()
 	data, _ := EncodeManifest(newer)
 	for _, c := range []struct{ from, to, want string }{
-		{`"format_major": 2`, `"format_major": 3`, "index format 3.0"},
-		{`"format_major": 2`, `"format_major": 1`, "index format 1.0"},
+		{`"format_major": 2`, `"format_major": 3`, "index format 3.1"},
+		{`"format_major": 2`, `"format_major": 1`, "index format 1.1"},
 		{`"build_id": "` + testID.String() + `"`, `"build_id": ""`, "build id"},
 		{`"build_id": "` + testID.String() + `"`, `"build_id": "` + strings.Repeat("0", 32) + `"`, "must not be zero"},
 		{strings.Repeat("ab", 32), "0badf00d", "heads.bin: sha256"},
+		{`"n": 1000`, `"n": 1000, "generation": -1`, "generation=-1"},
 	} {
 		edited, err := Resign([]byte(strings.Replace(string(data), c.from, c.to, 1)))
 		if err != nil {
@@ -153,6 +154,29 @@ func TestCheckFile(t *testing.T) {
 	os.Remove(p)
 	if err := m.CheckFile(dir, "heads.bin", false); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("missing file: %v", err)
+	}
+
+	// postings.bin of an updated index: the SHA-256 covers its build-time
+	// prefix; bytes past it are checked elsewhere, bytes past its
+	// committed length are an uncommitted tail (allowed).
+	pp := filepath.Join(dir, PostingsFile)
+	prefix := bytes.Repeat([]byte{7}, 8192)
+	os.WriteFile(pp, prefix, 0o644)
+	built := DescribeBytes(PostingsFile, prefix)
+	grown := append(bytes.Clone(prefix), bytes.Repeat([]byte{9}, 4096)...)
+	os.WriteFile(pp, append(grown, 1, 2, 3), 0o644)
+	m = &Manifest{Files: []FileInfo{{Name: PostingsFile, Bytes: int64(len(grown)), SHA256: built.SHA256, HashedBytes: built.Bytes}}}
+	if err := m.CheckFile(dir, PostingsFile, true); err != nil {
+		t.Fatalf("grown postings: %v", err)
+	}
+	grown[100] ^= 1
+	os.WriteFile(pp, grown, 0o644)
+	if err := m.CheckFile(dir, PostingsFile, true); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("flipped byte in the hashed prefix: %v", err)
+	}
+	os.WriteFile(pp, prefix, 0o644)
+	if err := m.CheckFile(dir, PostingsFile, true); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "the manifest says") {
+		t.Fatalf("postings shorter than committed: %v", err)
 	}
 }
 

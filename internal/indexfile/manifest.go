@@ -35,8 +35,9 @@ const (
 	// SHA-256 (a file ending in its own CRC32C always had the same
 	// whole-file CRC, so the manifest tied nothing together).
 	ManifestMajor = 2
-	// ManifestMinor is bumped by compatible additions.
-	ManifestMinor = 0
+	// ManifestMinor is bumped by compatible additions. Minor 1 added
+	// generations (an updated index's checkpoints) and prefix hashes.
+	ManifestMinor = 1
 	zeroChecksum  = "00000000"
 )
 
@@ -45,6 +46,30 @@ type FileInfo struct {
 	Name   string `json:"name"`
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"` // lowercase hex
+	// HashedBytes, when not 0, is how many leading bytes SHA256 covers:
+	// postings.bin of an updated index, whose postings rewritten since the
+	// build lie past its build-time end, each covered by its own CRC32C
+	// and located by the (whole-file hashed) directory. Rehashing the
+	// whole file at every checkpoint would read all of it.
+	HashedBytes int64 `json:"hashed_bytes,omitempty"`
+}
+
+// Hashed returns how many leading bytes of the file its SHA-256 covers.
+func (f FileInfo) Hashed() int64 {
+	if f.HashedBytes > 0 {
+		return f.HashedBytes
+	}
+	return f.Bytes
+}
+
+// DirectoryName returns the name of generation gen's posting directory:
+// directory.bin as built (generation 0), directory-G.bin after the G-th
+// checkpoint that rewrote postings (G in six or more decimal digits).
+func DirectoryName(gen int64) string {
+	if gen == 0 {
+		return DirectoryFile
+	}
+	return fmt.Sprintf("directory-%06d.bin", gen)
 }
 
 // BuildID identifies one build of an index: every file it writes carries
@@ -101,21 +126,27 @@ type BuildParams struct {
 
 // Manifest describes an index directory; it is written last.
 type Manifest struct {
-	Magic       string         `json:"magic"`
-	FormatMajor int            `json:"format_major"`
-	FormatMinor int            `json:"format_minor"`
-	BuildID     string         `json:"build_id"` // BuildID.String()
-	Base        string         `json:"base"`
-	Type        string         `json:"type"`
-	Dim         int            `json:"dim"`
-	Metric      string         `json:"metric"`
-	N           int            `json:"n"`
-	Heads       int            `json:"heads"`
-	Params      BuildParams    `json:"params"`
-	Stats       map[string]any `json:"stats,omitempty"`
-	Files       []FileInfo     `json:"files"`
-	Checksum    string         `json:"checksum"`
+	Magic       string `json:"magic"`
+	FormatMajor int    `json:"format_major"`
+	FormatMinor int    `json:"format_minor"`
+	BuildID     string `json:"build_id"` // BuildID.String()
+	Base        string `json:"base"`
+	Type        string `json:"type"`
+	Dim         int    `json:"dim"`
+	Metric      string `json:"metric"`
+	N           int    `json:"n"` // ids the files hold: the build's, then those inserted and checkpointed
+	// Generation counts the checkpoints that rewrote postings (0 as
+	// built); DirectoryName(Generation) is the directory in use.
+	Generation int64          `json:"generation,omitempty"`
+	Heads      int            `json:"heads"`
+	Params     BuildParams    `json:"params"`
+	Stats      map[string]any `json:"stats,omitempty"`
+	Files      []FileInfo     `json:"files"`
+	Checksum   string         `json:"checksum"`
 }
+
+// Directory returns the name of the manifest's posting directory.
+func (m *Manifest) Directory() string { return DirectoryName(m.Generation) }
 
 // File returns the recorded info of the named file.
 func (m *Manifest) File(name string) (FileInfo, bool) {
@@ -220,8 +251,8 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if m.FormatMajor != ManifestMajor {
 		return nil, fmt.Errorf("%w: index format %d.%d, this program reads %d.x", ErrVersion, m.FormatMajor, m.FormatMinor, ManifestMajor)
 	}
-	if m.N <= 0 || m.Dim <= 0 || m.Heads <= 0 || m.Heads > m.N {
-		return nil, fmt.Errorf("%w: manifest n=%d dim=%d heads=%d", ErrCorrupt, m.N, m.Dim, m.Heads)
+	if m.N <= 0 || m.Dim <= 0 || m.Heads <= 0 || m.Heads > m.N || m.Generation < 0 {
+		return nil, fmt.Errorf("%w: manifest n=%d dim=%d heads=%d generation=%d", ErrCorrupt, m.N, m.Dim, m.Heads, m.Generation)
 	}
 	if _, err := ParseBuildID(m.BuildID); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
@@ -229,6 +260,9 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	for _, f := range m.Files {
 		if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != sha256.Size {
 			return nil, fmt.Errorf("%w: manifest: %s: sha256 %q is not %d hex digits", ErrCorrupt, f.Name, f.SHA256, 2*sha256.Size)
+		}
+		if f.HashedBytes < 0 || f.HashedBytes > f.Bytes {
+			return nil, fmt.Errorf("%w: manifest: %s: %d hashed bytes of %d", ErrCorrupt, f.Name, f.HashedBytes, f.Bytes)
 		}
 	}
 	return &m, nil
@@ -250,8 +284,9 @@ func (m *Manifest) CheckID(dir, name string, got BuildID) error {
 	return nil
 }
 
-// CheckFile verifies that dir/name has the size and (when full is set) the
-// SHA-256 recorded in the manifest.
+// CheckFile verifies that dir/name has the size (postings.bin: at least
+// the size) and, when full is set, the SHA-256 recorded in the manifest
+// (of its first HashedBytes bytes, if set).
 func (m *Manifest) CheckFile(dir, name string, full bool) error {
 	info, ok := m.File(name)
 	if !ok {
@@ -262,13 +297,15 @@ func (m *Manifest) CheckFile(dir, name string, full bool) error {
 	if err != nil {
 		return fmt.Errorf("index file missing: %w", err)
 	}
-	if st.Size() != info.Bytes {
+	// postings.bin may be longer: the tail is what a checkpoint was
+	// appending (or an interrupted one appended), which no directory names.
+	if st.Size() < info.Bytes || (st.Size() > info.Bytes && name != PostingsFile) {
 		return fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, path, st.Size(), info.Bytes)
 	}
 	if !full {
 		return nil
 	}
-	sum, err := FileSHA256(path)
+	sum, err := fileSHA256(path, info.Hashed())
 	if err != nil {
 		return err
 	}
@@ -339,17 +376,34 @@ func (c *CheckedReader) Close() error { return c.f.Close() }
 func (c *CheckedReader) Size() int64 { return c.info.Bytes }
 
 // FileSHA256 returns the SHA-256 of a whole file, in lowercase hex.
-func FileSHA256(path string) (string, error) {
+func FileSHA256(path string) (string, error) { return fileSHA256(path, -1) }
+
+// fileSHA256 returns the SHA-256 of the first n bytes of a file (all of
+// it when n < 0); a file shorter than n is an error.
+func fileSHA256(path string, n int64) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20)); err != nil {
+	var r io.Reader = bufio.NewReaderSize(f, 1<<20)
+	if n >= 0 {
+		r = io.LimitReader(r, n)
+	}
+	got, err := io.Copy(h, r)
+	if err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
+	if n >= 0 && got < n {
+		return "", fmt.Errorf("%w: %s is %d bytes, shorter than its %d hashed bytes", ErrCorrupt, path, got, n)
+	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// DescribeBytes returns the info of a file whose content is data.
+func DescribeBytes(name string, data []byte) FileInfo {
+	return FileInfo{Name: name, Bytes: int64(len(data)), SHA256: sha256Hex(data)}
 }
 
 // Describe returns info (size, SHA-256) for a file just written.
