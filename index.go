@@ -69,17 +69,20 @@ type Index struct {
 	mem *offheap.Arena
 
 	// Updates (mutable.go, insert.go, merge.go).
-	fs      vfs.FS
-	state   *indexfile.Manifest // the last committed manifest (Manifest is the one opened); umu
-	id      indexfile.BuildID
-	log     *wal.Log                       // wal.log, when writable
-	lock    *os.File                       // update.lock, when writable
-	dead    atomic.Pointer[roaring.Bitmap] // deleted ids; nil when none (never changed, only replaced)
-	umu     sync.RWMutex                   // Delete (shared) against Checkpoint (exclusive)
-	dmu     sync.Mutex                     // serialises replacing dead and buf
-	buf     atomic.Pointer[insertBuffer]   // vectors inserted since the build; nil when none
-	total   atomic.Int64                   // ids handed out: the build's n plus those reserved by Inserts
-	acked   atomic.Int64                   // ids that exist: the build's and every acknowledged insert's (N)
+	fs    vfs.FS
+	state *indexfile.Manifest // the last committed manifest (Manifest is the one opened); umu
+	id    indexfile.BuildID
+	log   *wal.Log // wal.log, when writable
+	lock  *os.File // update.lock, when writable
+	// readLock is readers.lock, held shared by a read-only Index so
+	// that no writer reuses the space of postings it may read.
+	readLock *os.File
+	dead     atomic.Pointer[roaring.Bitmap] // deleted ids; nil when none (never changed, only replaced)
+	umu      sync.RWMutex                   // Delete (shared) against Checkpoint (exclusive)
+	dmu      sync.Mutex                     // serialises replacing dead and buf
+	buf      atomic.Pointer[insertBuffer]   // vectors inserted since the build; nil when none
+	total    atomic.Int64                   // ids handed out: the build's n plus those reserved by Inserts
+	acked    atomic.Int64                   // ids that exist: the build's and every acknowledged insert's (N)
 	// tornBytes is the torn tail of wal.log that Open discarded (cut off
 	// when writable, skipped when not): the end of a batch a crash cut,
 	// or a damaged last record, which cannot be told apart.
@@ -137,12 +140,26 @@ func Open(dir string, opts Options) (*Index, error) {
 // openOnce opens dir once, returning the generation of the manifest it
 // read (-1 if it read none).
 func openOnce(dir string, opts Options) (*Index, int64, error) {
+	var readLock *os.File
+	if !opts.Writable {
+		readLock = lockReaders(dir) // before the manifest: see mutable.go
+	}
 	m, err := indexfile.ReadManifest(dir)
 	if err != nil {
+		if readLock != nil {
+			readLock.Close()
+		}
 		return nil, -1, err
 	}
 	ix, err := openManifest(dir, m, opts)
-	return ix, m.Generation, err
+	if err != nil {
+		if readLock != nil {
+			readLock.Close()
+		}
+		return nil, m.Generation, err
+	}
+	ix.readLock = readLock
+	return ix, m.Generation, nil
 }
 
 // openManifest opens the index that manifest m describes.
@@ -390,6 +407,7 @@ func (ix *Index) getWorker() (worker, error) {
 // putWorker returns a worker to the pool, or closes it if the Index was
 // closed meanwhile.
 func (ix *Index) putWorker(w worker) {
+	w.releaseViews()
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if ix.closed {

@@ -1,13 +1,12 @@
 package spann
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
@@ -29,8 +28,8 @@ import (
 //  2. directory-G.bin, the whole directory with the new entries, is
 //     written atomically (G = the manifest's generation + 1);
 //  3. manifest.json is replaced atomically: generation G, n = every
-//     acknowledged id, postings.bin's new length (its SHA-256 still of the
-//     build-time prefix, HashedBytes), directory-G.bin's size and SHA-256.
+//     acknowledged id, postings.bin's new length (its SHA-256 now of the
+//     header page alone, HashedBytes), directory-G.bin's size and SHA-256.
 //     This is the commit: a crash before it leaves the previous
 //     generation, whose files are untouched, plus a tail of postings.bin
 //     that the next writable Open cuts off; a crash after it leaves the
@@ -41,7 +40,13 @@ import (
 //     generation G-2 is removed (G-1 stays for read-only Opens that read
 //     the previous manifest a moment ago).
 //
-// A rewritten posting's old extent stays where it was, unreferenced.
+// A rewritten posting's old extent stays where it was, unreferenced, until
+// a later checkpoint reuses its pages (posting.Space): one that finds no
+// search of this process still holding an older directory version and no
+// other process with the index open (readers.lock, mutable.go). So under
+// steady churn postings.bin settles near twice its live size rather than
+// growing without bound, unless read-only Opens stay open across every
+// checkpoint (then it appends; nothing compacts the file yet).
 
 // foldInserts rewrites the postings of buf's heads without dead's ids and
 // commits a new generation (steps 1–4 above but the log). umu is held
@@ -49,7 +54,17 @@ import (
 func (ix *Index) foldInserts(buf *insertBuffer, dead *roaring.Bitmap) error {
 	cur := ix.state
 	pinfo, _ := cur.File(indexfile.PostingsFile)
-	changes, end, err := ix.writePostings(buf, dead, pinfo.Bytes)
+	// Space of earlier rewrites is reused only when no search can still
+	// read it: none of this process's (every superseded View released)
+	// and none of another's (the readers lock, held until the commit).
+	reuse := false
+	if ix.store.WaitRetired(retiredWait) {
+		if unlock, ok := ix.excludeReaders(); ok {
+			defer unlock()
+			reuse = true
+		}
+	}
+	changes, end, err := ix.writePostings(buf, dead, pinfo.Bytes, reuse)
 	if err != nil {
 		return err
 	}
@@ -63,13 +78,18 @@ func (ix *Index) foldInserts(buf *insertBuffer, dead *roaring.Bitmap) error {
 		return err
 	}
 	crash.Point("checkpoint: directory written")
+	// Postings are overwritten in place now: the manifest hashes the
+	// header page, which never changes, and records the length.
+	header, err := indexfile.PrefixSHA256(ix.postings, posting.PageSize)
+	if err != nil {
+		return fmt.Errorf("spann: checkpoint: %w", err)
+	}
 	for i, f := range next.Files {
 		switch f.Name {
 		case cur.Directory():
 			next.Files[i] = dirInfo
 		case indexfile.PostingsFile:
-			next.Files[i].HashedBytes = f.Hashed()
-			next.Files[i].Bytes = end
+			next.Files[i] = indexfile.FileInfo{Name: f.Name, Bytes: end, SHA256: header, HashedBytes: posting.PageSize}
 		}
 	}
 	if err := indexfile.WriteManifest(ix.fs, ix.dir, &next); err != nil {
@@ -88,11 +108,12 @@ func (ix *Index) foldInserts(buf *insertBuffer, dead *roaring.Bitmap) error {
 	return nil
 }
 
-// writePostings appends the rewritten postings of buf's heads to
-// postings.bin from committed, its committed length (cutting off what an
+// writePostings writes the rewritten postings of buf's heads into
+// postings.bin, whose committed length is committed (cutting off what an
 // interrupted checkpoint left past it), syncs the file, and returns the
-// new entries and the file's new length.
-func (ix *Index) writePostings(buf *insertBuffer, dead *roaring.Bitmap, committed int64) (map[int]posting.Entry, int64, error) {
+// new entries and the file's new length. With reuse it fills the pages no
+// current entry touches first; otherwise it appends.
+func (ix *Index) writePostings(buf *insertBuffer, dead *roaring.Bitmap, committed int64, reuse bool) (map[int]posting.Entry, int64, error) {
 	f, err := ix.fs.OpenFile(ix.postings, os.O_RDWR, 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("spann: checkpoint: %w", err)
@@ -104,12 +125,8 @@ func (ix *Index) writePostings(buf *insertBuffer, dead *roaring.Bitmap, committe
 	if err := f.Truncate(committed); err != nil {
 		return fail(err)
 	}
-	if _, err := f.Seek(committed, io.SeekStart); err != nil {
-		return fail(err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
 	h := ix.store.Header()
-	w, err := posting.ResumeWriter(bw, ix.rowBytes, h.Codec, h.Table, uint64(committed), 0)
+	enc, err := posting.NewEncoder(ix.rowBytes, h.Codec, h.Table)
 	if err != nil {
 		return fail(err)
 	}
@@ -119,32 +136,52 @@ func (ix *Index) writePostings(buf *insertBuffer, dead *roaring.Bitmap, committe
 	}
 	defer m.dec.Close()
 	view := ix.store.Snapshot()
+	space := posting.NewSpace(view, uint64(committed), reuse)
 	changes := map[int]posting.Entry{}
-	for head := range buf.lists {
-		added := buf.list(int32(head))
-		if len(added) == 0 {
-			continue
-		}
-		ids, rows, err := m.merge(view.Entry(int32(head)), added, buf)
+	for _, head := range rewriteSet(view, buf, committed) {
+		ids, rows, err := m.merge(view.Entry(head), buf.list(head), buf)
 		if err != nil {
 			return fail(fmt.Errorf("posting %d: %w", head, err))
 		}
-		e, err := w.Add(ids, rows)
+		extent, err := enc.Encode(ids, rows)
 		if err != nil {
+			return fail(fmt.Errorf("posting %d: %w", head, err))
+		}
+		e := posting.Entry{Offset: space.Alloc(uint32(len(extent))), Bytes: uint32(len(extent)), Count: uint32(len(ids))}
+		if _, err := f.WriteAt(extent, int64(e.Offset)); err != nil {
 			return fail(err)
 		}
-		changes[head] = e
+		changes[int(head)] = e
 	}
-	if err := w.Finish(); err != nil {
-		return fail(err)
-	}
-	if err := bw.Flush(); err != nil {
+	end := max(int64(space.End()), committed)
+	if err := f.Truncate(end); err != nil { // zeros to the last page's end
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
-	return changes, int64(w.Offset()), nil
+	return changes, end, nil
+}
+
+// retiredWait bounds how long a checkpoint waits for searches to release
+// superseded directory versions before it gives up reusing space.
+var retiredWait = 2 * time.Second
+
+// rewriteSet returns, ascending, the heads whose postings a checkpoint
+// rewrites: those with buffered vectors, and those that cleaning moves out
+// of sparse segments (posting.Victims).
+func rewriteSet(view *posting.View, buf *insertBuffer, fileEnd int64) []int32 {
+	var heads []int32
+	for h := range buf.lists {
+		if len(buf.list(int32(h))) > 0 {
+			heads = append(heads, int32(h))
+		}
+	}
+	moving := func(h int32) bool { return len(buf.list(h)) > 0 }
+	victims := posting.Victims(view, moving, uint64(fileEnd), posting.CleanSegment)
+	heads = append(heads, victims...)
+	slices.Sort(heads)
+	return heads
 }
 
 // merger reads postings and merges buffered vectors into them.

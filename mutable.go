@@ -36,9 +36,53 @@ const recDelete byte = 1
 
 // File names of a mutable index's state.
 const (
-	walFile    = "wal.log"
-	updateLock = "update.lock"
+	walFile     = "wal.log"
+	updateLock  = "update.lock"
+	readersLock = "readers.lock"
 )
+
+// Readers in other processes. A checkpoint may overwrite the extents of
+// postings rewritten before (merge.go), which an Index opened earlier in
+// another process may still read. So a read-only Open holds a shared
+// flock on readers.lock from before it reads the manifest until Close,
+// and a checkpoint reuses space only if it gets the exclusive lock at
+// once, holding it until the new generation is committed (an Open
+// meanwhile waits for it); when readers are present it appends instead.
+
+// lockReaders takes the shared readers lock of dir, or returns nil when
+// the lock file can be neither opened nor created (a directory the
+// process may not write, which no writer of another user should share).
+func lockReaders(dir string) *os.File {
+	path := filepath.Join(dir, readersLock)
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	}
+	if err != nil {
+		return nil
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	return f
+}
+
+// excludeReaders takes the exclusive readers lock if no other process
+// holds the shared one, and returns its unlock; ok is false otherwise.
+func (ix *Index) excludeReaders() (unlock func(), ok bool) {
+	f, err := os.OpenFile(filepath.Join(ix.dir, readersLock), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, false
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, false
+	}
+	return func() { f.Close() }, true
+}
 
 // openUpdates loads the deletes of ix (log, then tombstones file) and,
 // when writable, locks the directory and opens the log for appending.
@@ -264,15 +308,17 @@ func (ix *Index) cutUncommitted() error {
 	return nil
 }
 
-// closeUpdates closes the log and releases the directory lock.
+// closeUpdates closes the log and releases the directory locks.
 func (ix *Index) closeUpdates() error {
 	var err error
 	if ix.log != nil {
 		err = ix.log.Close()
 	}
-	if ix.lock != nil {
-		ix.lock.Close()
-		ix.lock = nil
+	for _, f := range []**os.File{&ix.lock, &ix.readLock} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
 	}
 	return err
 }

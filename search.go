@@ -198,6 +198,9 @@ type worker interface {
 	searchMany(next func() (qi int, query []byte, ok bool), k int, p SearchParams, depth int,
 		emit func(qi int, res []Neighbor, st *SearchStats, latency time.Duration)) error
 	close() error
+	// releaseViews releases the directory versions its queries still
+	// hold (one that failed half-way): called when a search returns it.
+	releaseViews()
 }
 
 type engineT[T vec.Elem] struct {
@@ -386,6 +389,20 @@ func (w *workerT[T]) searchMany(next func() (qi int, query []byte, ok bool), k i
 	}
 }
 
+// releaseView releases the slot's directory version, if it holds one.
+func (s *querySlot[T]) releaseView() {
+	if s.view != nil {
+		s.view.Release()
+		s.view = nil
+	}
+}
+
+func (w *workerT[T]) releaseViews() {
+	for _, s := range w.slots {
+		s.releaseView()
+	}
+}
+
 // freeSlot returns a slot that has no query in flight.
 func (w *workerT[T]) freeSlot(depth int) *querySlot[T] {
 	for _, s := range w.slots[:depth] {
@@ -441,8 +458,11 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 	// keeps one copy), never in neither.
 	buf := ix.buf.Load()
 	// One directory version for the whole query: its reads are planned
-	// and decoded with the same entries even if postings move meanwhile.
-	s.q, s.err, s.stats, s.view, s.dead = q, nil, SearchStats{}, ix.store.Snapshot(), ix.dead.Load()
+	// and decoded with the same entries even if postings move meanwhile,
+	// and acquired until finish (or the worker's return), so that no
+	// checkpoint reuses the space of postings it names meanwhile.
+	s.releaseView()
+	s.q, s.err, s.stats, s.view, s.dead = q, nil, SearchStats{}, ix.store.Acquire(), ix.dead.Load()
 	t0 := time.Now()
 	heads := w.hs.Search(q, p.NProbe, p.HeadList)
 	s.stats.Heads = len(heads)
@@ -543,6 +563,7 @@ func (w *workerT[T]) startRound(s *querySlot[T]) error {
 // finish appends the slot's answer, nearest first, to dst.
 func (w *workerT[T]) finish(s *querySlot[T], dst []Neighbor) ([]Neighbor, error) {
 	w.releaseSpan(s)
+	s.releaseView()
 	if s.err != nil {
 		return dst, s.err
 	}

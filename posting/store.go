@@ -31,7 +31,8 @@ type Store struct {
 	rowBytes int
 	size     int64
 	view     atomic.Pointer[View]
-	mu       sync.Mutex // serialises Replace
+	mu       sync.Mutex // serialises Replace and WaitRetired
+	retired  []*View    // superseded by Replace, perhaps still acquired (space.go)
 }
 
 // viewChunk is how many entries a View's chunk holds (64 KiB of them).
@@ -41,7 +42,8 @@ const viewChunk = 4096
 type View struct {
 	chunks  []*[viewChunk]Entry
 	n       int
-	maxRead int // bytes of the largest aligned read
+	maxRead int          // bytes of the largest aligned read
+	refs    atomic.Int64 // Acquires not yet Released
 }
 
 // ErrBounds marks a directory entry whose pages end past the postings
@@ -179,6 +181,7 @@ func (s *Store) Replace(changes map[int]Entry) error {
 		v.maxRead = max(v.maxRead, e.ReadBytes())
 	}
 	s.view.Store(v)
+	s.retired = append(s.retired, old)
 	return nil
 }
 

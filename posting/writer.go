@@ -25,19 +25,54 @@ import (
 // returns that error.
 type Writer struct {
 	w        io.Writer
-	rowBytes int
-	codec    Codec
 	off      uint64 // bytes written so far: the end of the last extent
 	n        int    // postings written
 	err      error
 	finished bool
+	enc      *Encoder
+	zeros    [PageSize]byte
+}
 
-	enc   rowEncoder
-	perm  []int32
-	ids   []uint32
-	rows  []byte
-	buf   []byte
-	zeros [PageSize]byte
+// Encoder turns postings into extents (the bytes Writer writes) without
+// placing them: an updated index writes them wherever it has room, with
+// Place deciding where in that room each may start. Not safe for
+// concurrent use.
+type Encoder struct {
+	rowBytes int
+	codec    Codec
+	enc      rowEncoder
+	perm     []int32
+	ids      []uint32
+	rows     []byte
+	buf      []byte
+}
+
+// NewEncoder returns an Encoder of rowBytes-byte vectors with codec;
+// CodecHuffShared needs the file's table (trained, or parsed from its
+// header), the other codecs nil.
+func NewEncoder(rowBytes int, codec Codec, table *Table) (*Encoder, error) {
+	if rowBytes <= 0 || rowBytes > MaxRowsBytes {
+		return nil, fmt.Errorf("posting writer: rowBytes %d out of range", rowBytes)
+	}
+	if !codec.valid() {
+		return nil, fmt.Errorf("posting writer: unknown codec %d", codec)
+	}
+	if (codec == CodecHuffShared) != (table != nil) {
+		return nil, fmt.Errorf("posting writer: codec %s takes a shared table exactly when it is %s", codec, CodecHuffShared)
+	}
+	e := &Encoder{rowBytes: rowBytes, codec: codec}
+	e.enc.table = table
+	return e, nil
+}
+
+// Place returns where an extent of n bytes may start at or after off: off
+// itself if the extent would touch no more pages there than its size
+// needs, else the next page boundary (the Writer's packing rule).
+func Place(off uint64, n uint32) uint64 {
+	if (Entry{Offset: off, Bytes: n}).Pages() > minPages(n) {
+		return (off + PageSize - 1) &^ (PageSize - 1)
+	}
+	return off
 }
 
 // NewWriter writes the file header to w and returns a Writer for postings
@@ -76,23 +111,16 @@ func ResumeWriter(w io.Writer, rowBytes int, codec Codec, table *Table, off uint
 }
 
 func newWriter(w io.Writer, rowBytes int, codec Codec, table *Table) (*Writer, error) {
-	if rowBytes <= 0 || rowBytes > MaxRowsBytes {
-		return nil, fmt.Errorf("posting writer: rowBytes %d out of range", rowBytes)
+	enc, err := NewEncoder(rowBytes, codec, table)
+	if err != nil {
+		return nil, err
 	}
-	if !codec.valid() {
-		return nil, fmt.Errorf("posting writer: unknown codec %d", codec)
-	}
-	if (codec == CodecHuffShared) != (table != nil) {
-		return nil, fmt.Errorf("posting writer: codec %s takes a shared table exactly when it is %s", codec, CodecHuffShared)
-	}
-	pw := &Writer{w: w, rowBytes: rowBytes, codec: codec}
-	pw.enc.table = table
-	return pw, nil
+	return &Writer{w: w, enc: enc}, nil
 }
 
 // setZstdLevel selects the zstd level for the zstd codecs (measurements
 // only; must be called before the first Add).
-func (pw *Writer) setZstdLevel(l zstd.EncoderLevel) { pw.enc.zstdLevel = l }
+func (pw *Writer) setZstdLevel(l zstd.EncoderLevel) { pw.enc.enc.zstdLevel = l }
 
 // Add writes one posting: ids[i] is the id of the vector in
 // rows[i*rowBytes:(i+1)*rowBytes]. The posting is stored sorted by id (the
@@ -124,21 +152,45 @@ func (e writeError) Error() string { return "write: " + e.err.Error() }
 func (e writeError) Unwrap() error { return e.err }
 
 func (pw *Writer) add(ids []uint32, rows []byte) (Entry, error) {
-	count := len(ids)
-	if uint64(len(rows)) != uint64(count)*uint64(pw.rowBytes) {
-		return Entry{}, fmt.Errorf("%d row bytes for %d ids of %d bytes", len(rows), count, pw.rowBytes)
-	}
-	if len(rows) > MaxRowsBytes {
-		return Entry{}, fmt.Errorf("%d row bytes exceed the limit of %d", len(rows), MaxRowsBytes)
-	}
-	sortedIDs, sortedRows, err := pw.sortByID(ids, rows)
+	b, err := pw.enc.Encode(ids, rows)
 	if err != nil {
 		return Entry{}, err
 	}
+	e := Entry{Offset: Place(pw.off, uint32(len(b))), Bytes: uint32(len(b)), Count: uint32(len(ids))}
+	if e.Offset != pw.off {
+		// Packed here the extent would straddle one page boundary more
+		// than it must, costing every query that probes it an extra page.
+		if err := pw.padToPage(); err != nil {
+			return Entry{}, err
+		}
+	}
+	if _, err := pw.w.Write(b); err != nil {
+		return Entry{}, writeError{err}
+	}
+	pw.off += uint64(len(b))
+	return e, nil
+}
 
-	b := pw.buf[:0]
+// Encode returns the extent of one posting (ids[i] the id of the vector
+// in rows[i*rowBytes:(i+1)*rowBytes], stored sorted by id; duplicate ids
+// are an error). The bytes are the Encoder's scratch, valid until its
+// next call; the inputs are not modified or retained.
+func (pe *Encoder) Encode(ids []uint32, rows []byte) ([]byte, error) {
+	count := len(ids)
+	if uint64(len(rows)) != uint64(count)*uint64(pe.rowBytes) {
+		return nil, fmt.Errorf("%d row bytes for %d ids of %d bytes", len(rows), count, pe.rowBytes)
+	}
+	if len(rows) > MaxRowsBytes {
+		return nil, fmt.Errorf("%d row bytes exceed the limit of %d", len(rows), MaxRowsBytes)
+	}
+	sortedIDs, sortedRows, err := pe.sortByID(ids, rows)
+	if err != nil {
+		return nil, err
+	}
+
+	b := pe.buf[:0]
 	b = append(b, extentMagic...)
-	b = append(b, byte(pw.codec), idEncDeltaVarint, 0, 0)
+	b = append(b, byte(pe.codec), idEncDeltaVarint, 0, 0)
 	b = binary.LittleEndian.AppendUint32(b, uint32(count))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(rows)))
 	b = append(b, make([]byte, 8)...) // idsLen, rowsLen: patched below
@@ -152,33 +204,19 @@ func (pw *Writer) add(ids []uint32, rows []byte) (Entry, error) {
 		prev = id
 	}
 	idsLen := len(b) - ExtentHeaderSize
-	b, err = pw.enc.encode(b, pw.codec, sortedRows, count, pw.rowBytes)
+	b, err = pe.enc.encode(b, pe.codec, sortedRows, count, pe.rowBytes)
 	if err != nil {
-		return Entry{}, err
+		return nil, err
 	}
 	rowsLen := len(b) - ExtentHeaderSize - idsLen
 	binary.LittleEndian.PutUint32(b[16:], uint32(idsLen))
 	binary.LittleEndian.PutUint32(b[20:], uint32(rowsLen))
 	b = binary.LittleEndian.AppendUint32(b, crc32c(b))
 	if len(b) > 1<<31 {
-		return Entry{}, fmt.Errorf("extent of %d bytes is too large", len(b))
+		return nil, fmt.Errorf("extent of %d bytes is too large", len(b))
 	}
-	pw.buf = b
-
-	e := Entry{Offset: pw.off, Bytes: uint32(len(b)), Count: uint32(count)}
-	if e.Pages() > minPages(e.Bytes) {
-		// Packed here the extent would straddle one page boundary more
-		// than it must, costing every query that probes it an extra page.
-		if err := pw.padToPage(); err != nil {
-			return Entry{}, err
-		}
-		e.Offset = pw.off
-	}
-	if _, err := pw.w.Write(b); err != nil {
-		return Entry{}, writeError{err}
-	}
-	pw.off += uint64(len(b))
-	return e, nil
+	pe.buf = b
+	return b, nil
 }
 
 // padToPage writes zeros up to the next page boundary (nothing if the file
@@ -197,7 +235,7 @@ func (pw *Writer) padToPage() error {
 
 // sortByID returns ids ascending with rows permuted to match, in the
 // Writer's scratch (or the inputs themselves when already sorted).
-func (pw *Writer) sortByID(ids []uint32, rows []byte) ([]uint32, []byte, error) {
+func (pe *Encoder) sortByID(ids []uint32, rows []byte) ([]uint32, []byte, error) {
 	sorted := true
 	for i := 1; i < len(ids); i++ {
 		if ids[i] <= ids[i-1] {
@@ -208,11 +246,11 @@ func (pw *Writer) sortByID(ids []uint32, rows []byte) ([]uint32, []byte, error) 
 	if sorted {
 		return ids, rows, nil
 	}
-	pw.perm = pw.perm[:0]
+	pe.perm = pe.perm[:0]
 	for i := range ids {
-		pw.perm = append(pw.perm, int32(i))
+		pe.perm = append(pe.perm, int32(i))
 	}
-	slices.SortFunc(pw.perm, func(a, b int32) int {
+	slices.SortFunc(pe.perm, func(a, b int32) int {
 		switch {
 		case ids[a] < ids[b]:
 			return -1
@@ -221,17 +259,17 @@ func (pw *Writer) sortByID(ids []uint32, rows []byte) ([]uint32, []byte, error) 
 		}
 		return 0
 	})
-	pw.ids = pw.ids[:0]
-	pw.rows = pw.rows[:0]
-	rb := pw.rowBytes
-	for k, p := range pw.perm {
-		if k > 0 && ids[p] == pw.ids[k-1] {
+	pe.ids = pe.ids[:0]
+	pe.rows = pe.rows[:0]
+	rb := pe.rowBytes
+	for k, p := range pe.perm {
+		if k > 0 && ids[p] == pe.ids[k-1] {
 			return nil, nil, fmt.Errorf("duplicate id %d", ids[p])
 		}
-		pw.ids = append(pw.ids, ids[p])
-		pw.rows = append(pw.rows, rows[int(p)*rb:(int(p)+1)*rb]...)
+		pe.ids = append(pe.ids, ids[p])
+		pe.rows = append(pe.rows, rows[int(p)*rb:(int(p)+1)*rb]...)
 	}
-	return pw.ids, pw.rows, nil
+	return pe.ids, pe.rows, nil
 }
 
 // Offset returns the number of bytes written so far: where the next extent

@@ -47,10 +47,11 @@ type FileInfo struct {
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"` // lowercase hex
 	// HashedBytes, when not 0, is how many leading bytes SHA256 covers:
-	// postings.bin of an updated index, whose postings rewritten since the
-	// build lie past its build-time end, each covered by its own CRC32C
-	// and located by the (whole-file hashed) directory. Rehashing the
-	// whole file at every checkpoint would read all of it.
+	// postings.bin of an updated index, whose checkpoints rewrite postings
+	// in place of others (rehashing the whole file at every checkpoint
+	// would read all of it), has only its header page hashed; every
+	// posting is covered by its own CRC32C and located by the (whole-file
+	// hashed) directory, which spann-search check reads through.
 	HashedBytes int64 `json:"hashed_bytes,omitempty"`
 }
 
@@ -377,6 +378,10 @@ func (c *CheckedReader) Size() int64 { return c.info.Bytes }
 
 // FileSHA256 returns the SHA-256 of a whole file, in lowercase hex.
 func FileSHA256(path string) (string, error) { return fileSHA256(path, -1) }
+
+// PrefixSHA256 returns the SHA-256 of the first n bytes of a file, in
+// lowercase hex; a file shorter than n is ErrCorrupt.
+func PrefixSHA256(path string, n int64) (string, error) { return fileSHA256(path, n) }
 
 // fileSHA256 returns the SHA-256 of the first n bytes of a file (all of
 // it when n < 0); a file shorter than n is an error.

@@ -163,6 +163,20 @@ func (f *injectedFile) Write(p []byte) (int, error) {
 	return f.File.Write(p)
 }
 
+func (f *injectedFile) WriteAt(p []byte, off int64) (int, error) {
+	if len(p) > 0 && f.in.fail("write", f.Name()) {
+		if f.in.Fault != Short {
+			return 0, f.in.pathErr("write", f.Name())
+		}
+		n, err := f.File.WriteAt(p[:len(p)/2], off)
+		if err == nil {
+			err = io.ErrShortWrite
+		}
+		return n, err
+	}
+	return f.File.WriteAt(p, off)
+}
+
 func (f *injectedFile) Sync() error {
 	if f.in.fail("sync", f.Name()) {
 		return f.in.pathErr("sync", f.Name())
