@@ -96,6 +96,13 @@ func (ix *Index) foldInserts(buf *insertBuffer, dead *roaring.Bitmap) error {
 		return fmt.Errorf("write %s: %w", filepath.Join(ix.dir, indexfile.ManifestName), err)
 	}
 	crash.Point("checkpoint: manifest written")
+	if end < pinfo.Bytes {
+		// Reuse left the tail unused (nothing can read it: see above); a
+		// crash before this leaves it for the next writable Open to cut.
+		if err := os.Truncate(ix.postings, end); err != nil {
+			fmt.Fprintf(os.Stderr, "spann: checkpoint: shorten %s: %v\n", ix.postings, err)
+		}
+	}
 	if err := ix.store.Replace(changes); err != nil {
 		// The files are committed and the next Open serves them; this
 		// process cannot (a check that the writer just passed failed).
@@ -153,9 +160,11 @@ func (ix *Index) writePostings(buf *insertBuffer, dead *roaring.Bitmap, committe
 		}
 		changes[int(head)] = e
 	}
-	end := max(int64(space.End()), committed)
-	if err := f.Truncate(end); err != nil { // zeros to the last page's end
-		return fail(err)
+	end := int64(space.End())
+	if end > committed {
+		if err := f.Truncate(end); err != nil { // zeros to the last page's end
+			return fail(err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)

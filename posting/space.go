@@ -75,8 +75,9 @@ type Space struct {
 }
 
 // NewSpace returns the room in a postings file of fileEnd bytes (page
-// aligned) around the extents of v's entries. With reuse false it offers
-// only the end of the file.
+// aligned) around the extents of v's entries: the gaps between them, then
+// from the end of the last one on. With reuse false it offers only the
+// end of the file.
 func NewSpace(v *View, fileEnd uint64, reuse bool) *Space {
 	sp := &Space{end: (fileEnd + PageSize - 1) &^ (PageSize - 1)}
 	if !reuse {
@@ -91,13 +92,14 @@ func NewSpace(v *View, fileEnd uint64, reuse bool) *Space {
 	next := uint64(PageSize) // page 0 is the header
 	for _, u := range used {
 		if u[0] > next {
-			sp.runs = append(sp.runs, [2]uint64{next, min(u[0], sp.end)})
+			sp.runs = append(sp.runs, [2]uint64{next, u[0]})
 		}
 		next = max(next, u[1])
 	}
-	if next < sp.end {
-		sp.runs = append(sp.runs, [2]uint64{next, sp.end})
-	}
+	// Past the last live extent everything is garbage: allocation
+	// continues from there, and End may come out below fileEnd (the
+	// caller then shortens the file, once nothing can read the tail).
+	sp.end = next
 	for _, r := range sp.runs {
 		sp.free += r[1] - r[0]
 	}

@@ -27,17 +27,19 @@ func newApp() *cli.App {
 			"column (uint32 n, uint32 1, then n int32 ids) and deletes them in batches of --batch: each batch is " +
 			"in the index's write-ahead log (wal.log, fsynced) before the next starts, so a crash loses at most " +
 			"the batch in flight; a deleted id is never returned by a search again, and deleting one twice does " +
-			"nothing. An id outside the index fails the whole batch it is in, and stops. --checkpoint then folds " +
-			"the deletes in the log into tombstones.bin. --insert adds the vectors of FILE (.fbin/.u8bin/.i8bin of the " +
-			"index's type and dimension) under new ids, following the largest so far, each assigned to its heads as a " +
-			"built vector is; they are searched from memory until merging them into the postings exists (docs/design.md), " +
-			"so they cost memory for as long as they live. Inserts run before deletes, so --delete may name the new ids.",
+			"nothing. An id outside the index fails the whole batch it is in, and stops. --insert adds the vectors of " +
+			"FILE (.fbin/.u8bin/.i8bin of the index's type and dimension) under new ids, following the largest so far, " +
+			"each assigned to its heads as a built vector is, logged the same way, and searched from memory until a " +
+			"checkpoint. Inserts run before deletes, so --delete may name the new ids. --checkpoint then folds the log " +
+			"into the index's files: the deletes into tombstones.bin, the inserted vectors into their postings (each " +
+			"posting rewritten without its deleted vectors, in space freed by earlier checkpoints when no other process " +
+			"has the index open, else at the end of postings.bin), and a new generation of directory and manifest.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "index", Required: true, Usage: "index directory"},
 			&cli.StringFlag{Name: "insert", Usage: "vectors to insert: .fbin, .u8bin or .i8bin of the index's type and dimension"},
 			&cli.StringFlag{Name: "delete", Usage: "ids to delete: .ibin file with one column"},
 			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "ids per logged batch (one fsync each)"},
-			&cli.BoolFlag{Name: "checkpoint", Usage: "fold the write-ahead log into tombstones.bin afterwards"},
+			&cli.BoolFlag{Name: "checkpoint", Usage: "fold the write-ahead log into the index files afterwards, and empty it"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
 		},
 		Action: run,
@@ -54,6 +56,7 @@ type summary struct {
 	Seconds      float64 `json:"seconds"`
 	PerSecond    float64 `json:"ids_per_second"`
 	Checkpoint   bool    `json:"checkpointed"`
+	CheckpointS  float64 `json:"checkpoint_seconds,omitempty"`
 }
 
 func run(c *cli.Context) error {
@@ -101,10 +104,11 @@ func run(c *cli.Context) error {
 		s.PerSecond = float64(len(ids)) / s.Seconds
 	}
 	if c.Bool("checkpoint") {
+		start := time.Now()
 		if err := ix.Checkpoint(); err != nil {
 			return err
 		}
-		s.Checkpoint = true
+		s.Checkpoint, s.CheckpointS = true, time.Since(start).Seconds()
 	}
 	if err := ix.Close(); err != nil {
 		return err
@@ -118,7 +122,7 @@ func run(c *cli.Context) error {
 	fmt.Printf("%s: %d ids deleted now (%d given, in %d batches, %.0f ids/s), %d deleted in all",
 		c.String("index"), s.Deleted, len(ids), s.Batches, s.PerSecond, s.DeletedTotal)
 	if s.Checkpoint {
-		fmt.Print("; log checkpointed into tombstones.bin")
+		fmt.Printf("; log checkpointed in %.1f s", s.CheckpointS)
 	}
 	fmt.Println()
 	return nil
