@@ -71,9 +71,12 @@ type Index struct {
 	// Updates (mutable.go, insert.go, merge.go).
 	fs    vfs.FS
 	state *indexfile.Manifest // the last committed manifest (Manifest is the one opened); umu
-	id    indexfile.BuildID
-	log   *wal.Log // wal.log, when writable
-	lock  *os.File // update.lock, when writable
+	// scannedDead is how many ids were deleted when a checkpoint last
+	// looked for postings that deletes left sparse (umu).
+	scannedDead uint64
+	id          indexfile.BuildID
+	log         *wal.Log // wal.log, when writable
+	lock        *os.File // update.lock, when writable
 	// readLock is readers.lock, held shared by a read-only Index so
 	// that no writer reuses the space of postings it may read.
 	readLock *os.File

@@ -61,8 +61,11 @@ func newInsertBuffer(heads int) *insertBuffer {
 	return &insertBuffer{lists: make([]atomic.Pointer[[]bufEntry], heads)}
 }
 
-// list returns head h's inserted vectors.
+// list returns head h's inserted vectors (none from a nil buffer).
 func (b *insertBuffer) list(h int32) []bufEntry {
+	if b == nil {
+		return nil
+	}
 	if l := b.lists[h].Load(); l != nil {
 		return *l
 	}

@@ -237,7 +237,7 @@ func (ix *Index) Deleted() int {
 // Checkpoint folds the write-ahead log into the index files and empties
 // it: the deletes into tombstones.bin (replaced atomically), the inserts
 // into postings.bin and a new generation of the directory and manifest
-// (merge.go). Updates wait while it runs; searches do not. Needs
+// (merge.go), rewriting too the postings that deletes left sparse. Updates wait while it runs; searches do not. Needs
 // Options.Writable. If it fails, the index stays as it was, every update
 // still in the log.
 func (ix *Index) Checkpoint() error {
@@ -254,10 +254,8 @@ func (ix *Index) Checkpoint() error {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	crash.Point("checkpoint: tombstones written")
-	if buf := ix.buf.Load(); buf != nil {
-		if err := ix.foldInserts(buf, bm); err != nil {
-			return err
-		}
+	if err := ix.rewritePostings(ix.buf.Load(), bm); err != nil {
+		return err
 	}
 	if err := ix.log.Reset(); err != nil {
 		return fmt.Errorf("spann: checkpoint: %w", err)

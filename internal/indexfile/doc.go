@@ -7,8 +7,15 @@
 //	manifest.json   written last; an index without it does not open
 //	heads.bin       the head vectors and their base ids (this package)
 //	graph.bin       the graph over the heads (memindex)
-//	directory.bin   offset, bytes, pages and count of every posting (posting)
-//	postings.bin    the posting lists, each 4 KiB-aligned (posting)
+//	directory.bin   offset, bytes and count of every posting (posting)
+//	postings.bin    the posting lists, packed into 4 KiB pages (posting)
+//
+// and, once the index has been updated (package spann):
+//
+//	wal.log           the write-ahead log of updates since the last checkpoint
+//	tombstones.bin    the deleted ids as of the last checkpoint (tombstones.go)
+//	directory-G.bin   generation G's directory (G ≥ 1, six or more digits)
+//	update.lock, readers.lock   empty files for flock
 //
 // The build writes everything into a temporary directory beside the target
 // and renames it into place only once the manifest is written and synced, so
@@ -17,11 +24,18 @@
 // # manifest.json
 //
 // A JSON object (see Manifest) with "magic": "spann-index", the format's
-// major (2) and minor (0) version, the build id ("build_id", 32 lowercase
+// major (2) and minor (1) version, the build id ("build_id", 32 lowercase
 // hex digits, random per build and never zero), the data's element type,
 // dimension, metric and row count, every build parameter, build
 // statistics, and for every other file its size and SHA-256 ("sha256", 64
-// lowercase hex digits). Its own integrity is protected by the "checksum"
+// lowercase hex digits; with "hashed_bytes" N, the SHA-256 of its first N
+// bytes only). An updated index's manifest also has "generation" G, the
+// count of checkpoints that rewrote postings: its directory is
+// DirectoryName(G), n counts every id the files hold (built and
+// inserted), and postings.bin, rewritten in place, has only its header
+// page hashed (its postings carry their own CRC32C) and may be longer
+// than "bytes" by postings an interrupted checkpoint wrote. Minor 1 added
+// these fields. Its own integrity is protected by the "checksum"
 // field: the CRC32C, as 8 lowercase hex digits, of the file's bytes with the
 // checksum value replaced by eight zeros ("00000000"). Readers refuse any
 // other major version (ErrVersion: major 1 had no build id) and accept a
