@@ -1,11 +1,13 @@
 package spann
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -278,4 +280,103 @@ func decodeView(t *testing.T, ix *Index, v *posting.View) map[int32][]byte {
 		out[h] = append(b.Bytes(), rows...)
 	}
 	return out
+}
+
+// A writer streaming inserts and deletes, with checkpoints, killed with
+// SIGKILL at 24 points (inside the log's group commit, in the middle of a
+// checkpoint's posting rewrites, and after each of its steps), each
+// kill resuming from what the one before left: after every reopening
+// each acknowledged insert is stored with its row exactly once (not
+// folded and buffered both), each acknowledged delete holds, no stored
+// vector is other than a row the writer inserted, and Check passes.
+func TestKilledUpdater(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs writers in child processes")
+	}
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 5, 16, posting.DefaultCodec)
+	extra := extraRows(t, 600, 16, 84)
+	rows := filepath.Join(t.TempDir(), "rows.u8bin")
+	if err := datasets.WriteVectors(rows, extra); err != nil {
+		t.Fatal(err)
+	}
+	inserted := map[string]bool{}
+	for i := 0; i < extra.N; i++ {
+		inserted[string(extra.Row(i))] = true
+	}
+	var points []string
+	for _, p := range []string{"wal: written", "wal: synced", "wal: batch"} {
+		points = append(points, p+"#3", p+"#20", p+"#41")
+	}
+	for _, p := range []string{"checkpoint: tombstones written", "checkpoint: postings written", "checkpoint: directory written",
+		"checkpoint: manifest written", "checkpoint: log reset"} {
+		points = append(points, p+"#1", p+"#2")
+	}
+	points = append(points, "checkpoint: posting rewritten#5", "checkpoint: posting rewritten#60", "checkpoint: posting rewritten#150",
+		"checkpoint: posting rewritten#300", "checkpoint: posting rewritten#700")
+	ackedIns := map[int32]int{} // id -> row
+	ackedDel := map[int32]bool{}
+	for _, point := range points {
+		out := killedChild(t, point, "SPANN_UPDATE_CHILD="+f.index, "SPANN_INSERT_ROWS="+rows)
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			var id, i int
+			if _, err := fmt.Sscanf(sc.Text(), "inserted %d row %d", &id, &i); err == nil {
+				ackedIns[int32(id)] = i
+			} else if _, err := fmt.Sscanf(sc.Text(), "deleted %d", &id); err == nil {
+				ackedDel[int32(id)] = true
+			}
+		}
+		ix, err := Open(f.index, Options{Writable: true})
+		if err != nil {
+			t.Fatalf("%s: reopen: %v", point, err)
+		}
+		stored := storedRows(t, ix)
+		for id, i := range ackedIns {
+			if !ackedDel[id] && !bytes.Equal(stored[id], extra.Row(i)) {
+				t.Fatalf("%s: acknowledged insert %d (row %d) lost or changed", point, id, i)
+			}
+		}
+		for id := range ackedDel {
+			if !ix.dead.Load().Contains(uint32(id)) {
+				t.Fatalf("%s: acknowledged delete of %d lost", point, id)
+			}
+		}
+		for id, row := range stored {
+			if id >= 3000 && !inserted[string(row)] {
+				t.Fatalf("%s: stored vector %d is no row the writer inserted", point, id)
+			}
+		}
+		n, dead := ix.N(), ix.Deleted()
+		ix.Close()
+		if _, err := Check(f.index); err != nil {
+			t.Fatalf("%s: %v", point, err)
+		}
+		t.Logf("%s: %d inserts and %d deletes acknowledged so far; n %d, %d deleted", point, len(ackedIns), len(ackedDel), n, dead)
+	}
+}
+
+// mixedChild is TestKilledUpdater's child: from 2 goroutines it inserts
+// the rows of the vector file rows one at a time, deleting after each an
+// earlier id (alternately a built one and one just inserted), with a
+// checkpoint every 25 operations.
+func mixedChild(dir, rows string) {
+	m, err := datasets.LoadVectors(rows, 0, 0)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	updateChild(dir, 100000, 25, func(ix *Index, i int) (string, error) {
+		id, err := ix.Insert(m.Row(i % m.N))
+		if err != nil {
+			return "", err
+		}
+		victim := int32(i*37) % 3000
+		if i%2 == 1 {
+			victim = id
+		}
+		if err := ix.Delete([]int32{victim}); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("inserted %d row %d\ndeleted %d", id, i%m.N, victim), nil
+	})
 }

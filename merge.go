@@ -165,6 +165,7 @@ func (ix *Index) writePostings(heads []int32, buf *insertBuffer, dead *roaring.B
 			return fail(err)
 		}
 		changes[int(head)] = e
+		crash.Point("checkpoint: posting rewritten")
 	}
 	end := int64(space.End())
 	if end > committed {
