@@ -73,7 +73,7 @@ func Check(dir string) (*CheckReport, error) {
 	if err != nil {
 		return r, err
 	}
-	if buf := ix.buf.Load(); buf != nil { // inserted vectors, stored in the log
+	for buf := ix.buf.Load(); buf != nil; buf = buf.prev.Load() { // inserted vectors, stored in the log
 		for h := range buf.lists {
 			for _, e := range buf.list(int32(h)) {
 				copies[e.id] = min(copies[e.id]+1, 255)

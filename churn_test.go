@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/posting"
 )
@@ -379,4 +380,72 @@ func mixedChild(dir, rows string) {
 		}
 		return fmt.Sprintf("inserted %d row %d\ndeleted %d", id, i%m.N, victim), nil
 	})
+}
+
+// Updates go on while a checkpoint folds: an insert and a delete made
+// after its freeze (from inside it, which would deadlock if it excluded
+// updates throughout) are acknowledged, searchable, left in the log by
+// the checkpoint, and there after reopening; the folded ones are in the
+// postings.
+func TestUpdatesDuringCheckpoint(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 5, 16, posting.DefaultCodec)
+	extra := extraRows(t, 400, 16, 85)
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ix.Close() }()
+	if _, err := ix.Insert(extra.Data[:300*16]); err != nil {
+		t.Fatal(err)
+	}
+	var during int32
+	defer func() { checkpointFrozen = nil }()
+	checkpointFrozen = func(ix *Index) {
+		checkpointFrozen = nil
+		var err error
+		if during, err = ix.Insert(extra.Row(300)); err != nil {
+			t.Error(err)
+		}
+		if err := ix.Delete([]int32{7, 3001}); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if during != 3300 {
+		t.Fatalf("insert during the checkpoint got id %d", during)
+	}
+	self := func(ix *Index, what string) {
+		t.Helper()
+		got, err := ix.Search(extra.Row(300), 1, SearchParams{NProbe: 16, HeadList: 256, Eps: -1})
+		if err != nil || len(got) != 1 || got[0].ID != during || got[0].Dist != 0 {
+			t.Fatalf("%s: the vector inserted during the checkpoint: %v %v", what, got, err)
+		}
+		if d := ix.dead.Load(); d == nil || !d.Contains(7) || !d.Contains(3001) {
+			t.Fatalf("%s: the deletes made during the checkpoint are lost", what)
+		}
+	}
+	self(ix, "after the checkpoint")
+	if buf := ix.buf.Load(); buf == nil || buf.prev.Load() != nil || len(*buf.recs.Load()) != 1 {
+		t.Fatal("the buffer should hold exactly the insert made during the checkpoint")
+	}
+	if m, _ := indexfile.ReadManifest(f.index); m.N != 3300 {
+		t.Fatalf("manifest n %d, want the 3300 ids frozen", m.N)
+	}
+	ix.Close()
+	ix, err = Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self(ix, "reopened")
+	if ix.N() != 3301 || len(*ix.buf.Load().recs.Load()) != 1 {
+		t.Fatalf("reopened: n %d", ix.N())
+	}
+	stored := storedRows(t, ix)
+	for i := 0; i < 300; i++ {
+		if id := int32(3000 + i); id != 3001 && !bytes.Equal(stored[id], extra.Row(i)) {
+			t.Fatalf("folded insert %d lost", id)
+		}
+	}
 }

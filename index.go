@@ -81,7 +81,8 @@ type Index struct {
 	// that no writer reuses the space of postings it may read.
 	readLock *os.File
 	dead     atomic.Pointer[roaring.Bitmap] // deleted ids; nil when none (never changed, only replaced)
-	umu      sync.RWMutex                   // Delete (shared) against Checkpoint (exclusive)
+	umu      sync.RWMutex                   // updates (shared) against a checkpoint's freeze and log truncation (exclusive)
+	ckmu     sync.Mutex                     // one Checkpoint at a time; Close waits for it
 	dmu      sync.Mutex                     // serialises replacing dead and buf
 	buf      atomic.Pointer[insertBuffer]   // vectors inserted since the build; nil when none
 	total    atomic.Int64                   // ids handed out: the build's n plus those reserved by Inserts
@@ -478,12 +479,14 @@ func (ix *Index) Close() error {
 			return fmt.Errorf("spann: close %s: %d searches still running after %v; their workers are released when they return", ix.dir, busy, closeWait)
 		}
 	}
+	ix.ckmu.Lock() // a checkpoint still running finishes first
 	if err := ix.pfile.Close(); err != nil && first == nil {
 		first = err
 	}
 	if err := ix.closeUpdates(); err != nil && first == nil {
 		first = err
 	}
+	ix.ckmu.Unlock()
 	ix.mu.Lock()
 	if ix.busy == 0 {
 		ix.freeMemory()

@@ -55,6 +55,11 @@ type bufEntry struct {
 type insertBuffer struct {
 	lists []atomic.Pointer[[]bufEntry] // by head
 	recs  atomic.Pointer[[]*insertRecord]
+	// prev is the buffer a checkpoint is folding into postings, from
+	// when it froze it (nothing is added to a frozen buffer, and a
+	// frozen buffer's own prev never changes: an earlier checkpoint
+	// that failed) until it has published the postings that hold it.
+	prev atomic.Pointer[insertBuffer]
 }
 
 func newInsertBuffer(heads int) *insertBuffer {
@@ -302,8 +307,16 @@ func (e *engineT[T]) assign(raw []byte) ([][]int32, []byte, error) {
 }
 
 // scanBuffered scores the inserted vectors under the query's candidate
-// heads into its heap.
-func (w *workerT[T]) scanBuffered(s *querySlot[T], buf *insertBuffer, heads []memindex.Neighbor) {
+// heads into its heap: those of buf and of the frozen buffers from
+// frozen on (loaded with buf, before the query's directory version).
+func (w *workerT[T]) scanBuffered(s *querySlot[T], buf, frozen *insertBuffer, heads []memindex.Neighbor) {
+	w.scanBuffer(s, buf, heads)
+	for b := frozen; b != nil; b = b.prev.Load() {
+		w.scanBuffer(s, b, heads)
+	}
+}
+
+func (w *workerT[T]) scanBuffer(s *querySlot[T], buf *insertBuffer, heads []memindex.Neighbor) {
 	worst := s.heap.Worst()
 	for _, h := range heads {
 		l := buf.list(h.ID)

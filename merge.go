@@ -48,12 +48,13 @@ import (
 // growing without bound, unless read-only Opens stay open across every
 // checkpoint (then it appends; nothing compacts the file yet).
 
-// rewritePostings rewrites, without dead's ids, the postings of buf's
-// heads (buf may be nil), those that deletes since the last scan left
+// rewritePostings rewrites, without dead's ids, the postings of the heads
+// of buf and the frozen buffers before it (buf may be nil; n is the ids
+// they and the files hold), those that deletes since the last scan left
 // with a sixteenth or more of their entries dead, and those that cleaning
 // moves, then commits a new generation (steps 1–4 above but the log); it
 // does nothing if there is nothing to rewrite. umu is held exclusively.
-func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap) error {
+func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap, n int) error {
 	cur := ix.state
 	pinfo, _ := cur.File(indexfile.PostingsFile)
 	heads, err := ix.rewriteSet(buf, dead, pinfo.Bytes)
@@ -77,7 +78,7 @@ func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap) error 
 	crash.Point("checkpoint: postings written")
 	next := *cur
 	next.Generation++
-	next.N = ix.N()
+	next.N = n
 	next.Files = slices.Clone(cur.Files)
 	dirInfo, err := ix.writeDirectory(next.Directory(), changes)
 	if err != nil {
@@ -114,9 +115,9 @@ func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap) error 
 		// process cannot (a check that the writer just passed failed).
 		return fmt.Errorf("spann: checkpoint: publish generation %d: %w", next.Generation, err)
 	}
-	ix.dmu.Lock()
-	ix.buf.Store(nil)
-	ix.dmu.Unlock()
+	if active := ix.buf.Load(); active != nil {
+		active.prev.Store(nil) // folded: the postings hold it now
+	}
 	ix.state = &next
 	return nil
 }
@@ -152,7 +153,7 @@ func (ix *Index) writePostings(heads []int32, buf *insertBuffer, dead *roaring.B
 	space := posting.NewSpace(view, uint64(committed), reuse)
 	changes := map[int]posting.Entry{}
 	for _, head := range heads {
-		ids, rows, err := m.merge(view.Entry(head), buf.list(head), buf)
+		ids, rows, err := m.merge(view.Entry(head), head, buf)
 		if err != nil {
 			return fail(fmt.Errorf("posting %d: %w", head, err))
 		}
@@ -192,7 +193,9 @@ func (ix *Index) rewriteSet(buf *insertBuffer, dead *roaring.Bitmap, fileEnd int
 	view := ix.store.Snapshot()
 	moving := make([]bool, view.Len())
 	for h := range moving {
-		moving[h] = len(buf.list(int32(h))) > 0
+		for b := buf; b != nil && !moving[h]; b = b.prev.Load() {
+			moving[h] = len(b.list(int32(h))) > 0
+		}
 	}
 	if n := dead.GetCardinality(); n > ix.scannedDead {
 		if err := ix.markSparse(view, dead, moving); err != nil {
@@ -279,8 +282,9 @@ func (m *merger) read(e posting.Entry) ([]uint32, error) {
 }
 
 // merge returns the live vectors of the posting at e followed by the live
-// buffered ones (scratch, valid until the next call).
-func (m *merger) merge(e posting.Entry, added []bufEntry, buf *insertBuffer) ([]uint32, []byte, error) {
+// ones buffered under its head in buf and the frozen buffers before it
+// (scratch, valid until the next call).
+func (m *merger) merge(e posting.Entry, head int32, buf *insertBuffer) ([]uint32, []byte, error) {
 	ids, err := m.read(e)
 	if err != nil {
 		return nil, nil, err
@@ -297,10 +301,12 @@ func (m *merger) merge(e posting.Entry, added []bufEntry, buf *insertBuffer) ([]
 			m.rows = append(m.rows, rows[i*rowBytes:(i+1)*rowBytes]...)
 		}
 	}
-	for _, a := range added {
-		if !m.dead.Contains(uint32(a.id)) {
-			m.ids = append(m.ids, uint32(a.id))
-			m.rows = append(m.rows, buf.row(a)...)
+	for b := buf; b != nil; b = b.prev.Load() {
+		for _, a := range b.list(head) {
+			if !m.dead.Contains(uint32(a.id)) {
+				m.ids = append(m.ids, uint32(a.id))
+				m.rows = append(m.rows, b.row(a)...)
+			}
 		}
 	}
 	return m.ids, m.rows, nil

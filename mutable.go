@@ -237,27 +237,32 @@ func (ix *Index) Deleted() int {
 // Checkpoint folds the write-ahead log into the index files and empties
 // it: the deletes into tombstones.bin (replaced atomically), the inserts
 // into postings.bin and a new generation of the directory and manifest
-// (merge.go), rewriting too the postings that deletes left sparse. Updates wait while it runs; searches do not. Needs
-// Options.Writable. If it fails, the index stays as it was, every update
-// still in the log.
+// (merge.go), rewriting too the postings that deletes left sparse.
+// Updates wait only while it freezes what it folds and, at the end, while
+// it drops those records from the log; searches never wait. Checkpoints
+// run one at a time. Needs Options.Writable. If it fails, the index stays
+// as it was, every update still in the log.
 func (ix *Index) Checkpoint() error {
 	if ix.log == nil {
 		return ErrReadOnly
 	}
-	ix.umu.Lock()
-	defer ix.umu.Unlock()
-	bm := ix.dead.Load()
-	if bm == nil {
-		bm = roaring.New()
+	ix.ckmu.Lock()
+	defer ix.ckmu.Unlock()
+	frozen, dead, seq, n := ix.freeze()
+	if checkpointFrozen != nil {
+		checkpointFrozen(ix)
 	}
-	if err := indexfile.WriteTombstones(ix.fs, ix.dir, ix.id, bm); err != nil {
+	if err := indexfile.WriteTombstones(ix.fs, ix.dir, ix.id, dead); err != nil {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	crash.Point("checkpoint: tombstones written")
-	if err := ix.rewritePostings(ix.buf.Load(), bm); err != nil {
+	if err := ix.rewritePostings(frozen, dead, n); err != nil {
 		return err
 	}
-	if err := ix.log.Reset(); err != nil {
+	ix.umu.Lock()
+	err := ix.log.DropThrough(seq)
+	ix.umu.Unlock()
+	if err != nil {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	crash.Point("checkpoint: log reset")
@@ -265,6 +270,31 @@ func (ix *Index) Checkpoint() error {
 		ix.removeDirectory(g)
 	}
 	return nil
+}
+
+// checkpointFrozen, when set (by tests), runs in every Checkpoint right
+// after the freeze, while updates are free to go on.
+var checkpointFrozen func(*Index)
+
+// freeze takes what a checkpoint folds, excluding updates for a moment:
+// the insert buffer (a new one takes the inserts from now on, the frozen
+// one staying searchable as its prev), the deleted ids, the log's last
+// record, and the ids acknowledged (every one of them in the frozen
+// buffer or the files; later inserts get ids from n on).
+func (ix *Index) freeze() (frozen *insertBuffer, dead *roaring.Bitmap, seq uint64, n int) {
+	ix.umu.Lock()
+	defer ix.umu.Unlock()
+	if dead = ix.dead.Load(); dead == nil {
+		dead = roaring.New()
+	}
+	if frozen = ix.buf.Load(); frozen != nil {
+		active := newInsertBuffer(len(frozen.lists))
+		active.prev.Store(frozen)
+		ix.dmu.Lock()
+		ix.buf.Store(active)
+		ix.dmu.Unlock()
+	}
+	return frozen, dead, ix.log.LastSeq(), ix.N()
 }
 
 // removeDirectory removes generation g's directory file, if any; failing

@@ -452,11 +452,15 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		}
 		q = s.qnorm
 	}
-	// The insert buffer before the directory: a checkpoint publishes the
-	// directory holding the buffered vectors before it empties the
-	// buffer, so a query sees them in one or the other (or both: the heap
-	// keeps one copy), never in neither.
+	// The insert buffers before the directory: a checkpoint publishes the
+	// directory holding the vectors it folded before it drops their
+	// frozen buffer, so a query sees them in one or the other (or both:
+	// the heap keeps one copy), never in neither.
 	buf := ix.buf.Load()
+	var frozen *insertBuffer // what a checkpoint is folding in (see merge.go)
+	if buf != nil {
+		frozen = buf.prev.Load()
+	}
 	// One directory version for the whole query: its reads are planned
 	// and decoded with the same entries even if postings move meanwhile,
 	// and acquired until finish (or the worker's return), so that no
@@ -475,7 +479,7 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		}
 	}
 	if buf != nil {
-		w.scanBuffered(s, buf, heads) // vectors inserted since the last checkpoint
+		w.scanBuffered(s, buf, frozen, heads) // vectors inserted since the last checkpoint
 	}
 	// Query-aware pruning: Eps against the nearest head, MaxPostings.
 	if len(heads) > 0 {

@@ -373,6 +373,23 @@ func (l *Log) LastSeq() uint64 {
 // index (Rewrite with no records).
 func (l *Log) Reset() error { return l.Rewrite(nil) }
 
+// DropThrough removes the records up to and including sequence seq, once
+// a checkpoint has folded them into the index, keeping the later ones
+// (renumbered from 1; see Rewrite). No Append may run concurrently.
+func (l *Log) DropThrough(seq uint64) error {
+	var keep []Record
+	_, err := Replay(l.path, l.id, func(r Record) error {
+		if r.Seq > seq {
+			keep = append(keep, Record{Type: r.Type, Payload: bytes.Clone(r.Payload)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return l.Rewrite(keep)
+}
+
 // Rewrite replaces the log with one holding only keep (their types and
 // payloads, renumbered from 1), once a checkpoint has folded the other
 // records into the index: the new log is written beside the old one,

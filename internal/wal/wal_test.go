@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -352,6 +353,22 @@ func TestReset(t *testing.T) {
 	l, st, err := Open(vfs.OS, path, testID, func(r Record) error { types = append(types, r.Type); return nil })
 	if err != nil || st.Records != 3 || string(types) != "\x07\x08\x09" {
 		t.Fatalf("after Rewrite: %+v %v %v", st, types, err)
+	}
+	// DropThrough keeps the records after a sequence number.
+	if err := l.DropThrough(2); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := l.Append(10, []byte("d")); err != nil || seq != 2 {
+		t.Fatalf("append after DropThrough: %d %v", seq, err)
+	}
+	l.Close()
+	var kept []string
+	l, _, err = Open(vfs.OS, path, testID, func(r Record) error {
+		kept = append(kept, fmt.Sprintf("%d %d %s", r.Seq, r.Type, r.Payload))
+		return nil
+	})
+	if err != nil || !slices.Equal(kept, []string{"1 9 ccc", "2 10 d"}) {
+		t.Fatalf("after DropThrough: %q %v", kept, err)
 	}
 	l.Close()
 }
