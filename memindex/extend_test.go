@@ -1,0 +1,52 @@
+package memindex
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/gospann/spann/internal/vec"
+)
+
+// A graph extended by 20 % new nodes, in several steps, searches them as
+// well as a graph built over all of them at once (recall against brute
+// force within 0.01), every node reachable; the graph extended is left
+// as it was.
+func TestExtend(t *testing.T) {
+	const n, extra, dim = 5000, 1000, 32
+	sp := mustSpace[uint8](t, vec.L2)
+	data := clustered[uint8](2, n+extra+200, dim, 40, 0, 255, 60)
+	all, queries := data[:(n+extra)*dim], data[(n+extra)*dim:]
+	g := mustBuild(t, sp, all[:n*dim], dim, Params{Threads: 2, Seed: 3})
+	before := g.Neighbors(17)
+	cur := g
+	for _, upto := range []int{n + 10, n + 400, n + extra} {
+		next, err := cur.Extend(all[:upto*dim], Params{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.Len() != upto || next.Reachable() != upto || next.Entry() != g.Entry() {
+			t.Fatalf("extended to %d: len %d, reachable %d", upto, next.Len(), next.Reachable())
+		}
+		cur = next
+	}
+	if !slices.Equal(g.Neighbors(17), before) || g.Len() != n {
+		t.Fatal("Extend changed the graph it extended")
+	}
+	fresh := mustBuild(t, sp, all, dim, Params{Threads: 2, Seed: 3})
+	rExt := recall(t, cur, sp, all, queries, dim, 10, 14)
+	rFresh := recall(t, fresh, sp, all, queries, dim, 10, 14)
+	t.Logf("recall@10 (L=14): extended %.4f, built at once %.4f", rExt, rFresh)
+	if rExt < rFresh-0.01 {
+		t.Fatalf("extended graph recall %.4f, built %.4f", rExt, rFresh)
+	}
+	// The new nodes themselves are found: each searched for finds itself.
+	s := cur.NewSearcher()
+	for i := n; i < n+extra; i += 7 {
+		if got := s.Search(all[i*dim:(i+1)*dim], 1, 40); len(got) == 0 || got[0].Dist != 0 {
+			t.Fatalf("new node %d not found searching for itself: %v", i, got)
+		}
+	}
+	if _, err := cur.Extend(all[:(n-1)*dim], Params{}); err == nil {
+		t.Fatal("Extend to fewer vectors accepted")
+	}
+}
