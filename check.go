@@ -56,7 +56,7 @@ func Check(dir string) (*CheckReport, error) {
 		return nil, err
 	}
 	defer ix.Close()
-	r := &CheckReport{Vectors: ix.N(), Heads: ix.heads.Len(), Deleted: ix.Deleted(), LogTornBytes: ix.tornBytes}
+	r := &CheckReport{Vectors: ix.N(), Heads: len(ix.eng.headIDs()), Deleted: ix.Deleted(), LogTornBytes: ix.tornBytes}
 	problem := func(format string, a ...any) {
 		if len(r.Problems) < maxListed {
 			r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
@@ -80,7 +80,7 @@ func Check(dir string) (*CheckReport, error) {
 			}
 		}
 	}
-	r.account(copies, ix.heads.IDs, ix.dead.Load(), problem)
+	r.account(copies, ix.eng.headIDs(), ix.dead.Load(), problem)
 	if !r.OK() {
 		return r, fmt.Errorf("%w: %s: %s", ErrCheckFailed, dir, r.Problems[0])
 	}

@@ -36,7 +36,8 @@ func TestHeadGraphRecallRealsift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := eng.graph.NewSearcher()
+	set := eng.current()
+	s := set.graph.NewSearcher()
 	const m = 64
 	var exact []memindex.Neighbor
 	for _, list := range []int{64, 96, 128} {
@@ -47,7 +48,7 @@ func TestHeadGraphRecallRealsift(t *testing.T) {
 			t0 := time.Now()
 			got := s.Search(v, m, list)
 			spent += time.Since(t0)
-			exact, err = memindex.BruteForce(eng.sp, eng.heads, ix.dim, v, m, exact[:0])
+			exact, err = memindex.BruteForce(eng.sp, set.vecs, ix.dim, v, m, exact[:0])
 			if err != nil {
 				t.Fatal(err)
 			}

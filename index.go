@@ -352,7 +352,11 @@ func newEngine[T vec.Elem](ix *Index, graph *indexfile.CheckedReader) (engine, e
 	if err := ix.Manifest.CheckID(ix.dir, indexfile.GraphFile, g.Tag); err != nil {
 		return nil, err
 	}
-	return &engineT[T]{ix: ix, sp: sp, graph: g, heads: heads}, nil
+	set := &headSet[T]{vecs: heads, ids: ix.heads.IDs, graph: g}
+	if err := ix.store.Publish(nil, -1, set); err != nil {
+		return nil, err
+	}
+	return &engineT[T]{ix: ix, sp: sp}, nil
 }
 
 // Info returns the index's shape and I/O backend.
@@ -360,7 +364,7 @@ func (ix *Index) Info() Info {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	return Info{Dir: ix.dir, BuildID: ix.Manifest.BuildID, Type: ix.typ.String(), Metric: ix.metric.String(), Dim: ix.dim, N: ix.N(),
-		Heads: ix.heads.Len(), Backend: ix.backend, Fallback: ix.note, LogTornBytes: ix.tornBytes}
+		Heads: len(ix.eng.headIDs()), Backend: ix.backend, Fallback: ix.note, LogTornBytes: ix.tornBytes}
 }
 
 // Type returns the element type queries must have.

@@ -171,7 +171,7 @@ func decodeInsert(p []byte, rowBytes, nHeads int) (*insertRecord, error) {
 func (ix *Index) applyInsert(rec *insertRecord, payload []byte) {
 	buf := ix.buf.Load()
 	if buf == nil {
-		buf = newInsertBuffer(ix.heads.Len())
+		buf = newInsertBuffer(len(ix.eng.headIDs()))
 		ix.buf.Store(buf)
 	}
 	buf.add(rec)
@@ -250,7 +250,7 @@ func (ix *Index) replayInsert(r wal.Record) error {
 		}
 	}
 	payload := append([]byte(nil), r.Payload...) // the replay buffer is reused
-	rec, err := decodeInsert(payload, ix.rowBytes, ix.heads.Len())
+	rec, err := decodeInsert(payload, ix.rowBytes, len(ix.eng.headIDs()))
 	if err != nil {
 		return bad(err)
 	}
@@ -273,9 +273,8 @@ func (e *engineT[T]) assign(raw []byte) ([][]int32, []byte, error) {
 		rows = append([]T(nil), rows...)
 		vec.NormalizeRows(rows, ix.dim)
 	}
-	headDist := func(x, y int32) float32 {
-		return e.sp.Dist(e.heads[int(x)*ix.dim:int(x+1)*ix.dim], e.heads[int(y)*ix.dim:int(y+1)*ix.dim])
-	}
+	set := e.current()
+	headDist := func(x, y int32) float32 { return e.sp.Dist(set.row(x, ix.dim), set.row(y, ix.dim)) }
 	out := make([][]int32, len(rows)/ix.dim)
 	// The head-graph searches are the cost: split the batch over the
 	// cores, each part with its own searcher.
@@ -287,7 +286,7 @@ func (e *engineT[T]) assign(raw []byte) ([][]int32, []byte, error) {
 		wg.Add(1)
 		go func(t int) {
 			defer wg.Done()
-			s := e.graph.NewSearcher()
+			s := set.graph.NewSearcher()
 			for i := t * per; i < min(len(out), (t+1)*per); i++ {
 				v := rows[i*ix.dim : (i+1)*ix.dim]
 				found := s.Search(v, cands, 2*cands)

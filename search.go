@@ -167,7 +167,7 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 	if p.HeadList < 0 || p.MaxPostings < 0 {
 		return fmt.Errorf("head-list=%d, max-postings=%d: must not be negative (0 = the default)", p.HeadList, p.MaxPostings)
 	}
-	p.NProbe = min(p.NProbe, ix.heads.Len())
+	p.NProbe = min(p.NProbe, len(ix.eng.headIDs()))
 	if p.HeadList == 0 {
 		p.HeadList = p.NProbe + max(8, p.NProbe/2)
 	}
@@ -191,6 +191,7 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 type engine interface {
 	newWorker() (worker, error)
 	assign(raw []byte) ([][]int32, []byte, error) // an insert's heads (insert.go)
+	headIDs() []uint32                            // the current heads' base ids (heads.go)
 }
 
 type worker interface {
@@ -204,10 +205,8 @@ type worker interface {
 }
 
 type engineT[T vec.Elem] struct {
-	ix    *Index
-	sp    vec.Space[T]
-	graph *memindex.Graph[T]
-	heads []T
+	ix *Index
+	sp vec.Space[T]
 }
 
 // ringDepth is the io_uring (or AIO) queue depth of a search worker: enough
@@ -218,7 +217,8 @@ const ringDepth = 256
 // A worker keeps up to len(slots) queries in flight on its own ring.
 type workerT[T vec.Elem] struct {
 	e      *engineT[T]
-	hs     *memindex.Searcher[T]
+	hs     *memindex.Searcher[T] // a searcher of hsSet's graph
+	hsSet  *headSet[T]
 	reader iouring.Reader
 	pipe   iouring.Pipe
 	dec    *posting.Decoder
@@ -271,7 +271,7 @@ func (e *engineT[T]) newWorker() (worker, error) {
 		ix.backend, ix.note = backend, iouring.FallbackReason(r)
 	}
 	ix.mu.Unlock()
-	w := &workerT[T]{e: e, hs: e.graph.NewSearcher(), reader: r, pipe: iouring.NewPipe(r), dec: dec, pool: &pagePool{}}
+	w := &workerT[T]{e: e, reader: r, pipe: iouring.NewPipe(r), dec: dec, pool: &pagePool{}}
 	w.onDone = w.scanPosting
 	w.ensureSlots(1)
 	return w, nil
@@ -467,6 +467,10 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 	// checkpoint reuses the space of postings it names meanwhile.
 	s.releaseView()
 	s.q, s.err, s.stats, s.view, s.dead = q, nil, SearchStats{}, ix.store.Acquire(), ix.dead.Load()
+	set := setOf[T](s.view)
+	if set != w.hsSet { // a checkpoint split postings: new heads
+		w.hs, w.hsSet = set.graph.NewSearcher(), set
+	}
 	t0 := time.Now()
 	heads := w.hs.Search(q, p.NProbe, p.HeadList)
 	s.stats.Heads = len(heads)
@@ -474,7 +478,7 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 
 	s.heap.Reset(k)
 	for _, h := range heads {
-		if id := ix.heads.IDs[h.ID]; s.dead == nil || !s.dead.Contains(id) {
+		if id := set.ids[h.ID]; s.dead == nil || !s.dead.Contains(id) {
 			s.heap.Push(int32(id), h.Dist)
 		}
 	}

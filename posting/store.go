@@ -44,6 +44,7 @@ type View struct {
 	n       int
 	maxRead int          // bytes of the largest aligned read
 	refs    atomic.Int64 // Acquires not yet Released
+	aux     any          // Publish's attachment
 }
 
 // ErrBounds marks a directory entry whose pages end past the postings
@@ -152,6 +153,15 @@ func (s *Store) Snapshot() *View { return s.view.Load() }
 // the file's size now (it may have grown). Views taken before keep the
 // old entries. Safe to call while searches run; calls are serialised.
 func (s *Store) Replace(changes map[int]Entry) error {
+	return s.Publish(changes, -1, nil)
+}
+
+// Publish is Replace that may also grow the directory to n postings (n <
+// 0: as many as now), every new one needing its entry in changes, and
+// attach aux to the new View (nil: keep the current View's): an updated
+// index attaches its head set, so that a query's heads and postings are
+// always of one version.
+func (s *Store) Publish(changes map[int]Entry, n int, aux any) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	size, err := s.file.Size()
@@ -160,23 +170,40 @@ func (s *Store) Replace(changes map[int]Entry) error {
 	}
 	s.size = size
 	old := s.view.Load()
+	if n < 0 {
+		n = old.n
+	}
+	if n < old.n {
+		return fmt.Errorf("posting: publish %d entries, fewer than the %d there are", n, old.n)
+	}
 	for h, e := range changes {
-		if h < 0 || h >= old.n {
-			return fmt.Errorf("posting: replace entry %d of %d", h, old.n)
+		if h < 0 || h >= n {
+			return fmt.Errorf("posting: replace entry %d of %d", h, n)
 		}
 		if err := s.checkEntry(h, e); err != nil {
 			return err
 		}
 	}
-	v := &View{chunks: append([]*[viewChunk]Entry(nil), old.chunks...), n: old.n, maxRead: old.maxRead}
+	for h := old.n; h < n; h++ {
+		if _, ok := changes[h]; !ok {
+			return fmt.Errorf("posting: new posting %d has no entry", h)
+		}
+	}
+	v := &View{chunks: append([]*[viewChunk]Entry(nil), old.chunks...), n: n, maxRead: old.maxRead, aux: old.aux}
+	if aux != nil {
+		v.aux = aux
+	}
+	for len(v.chunks)*viewChunk < n {
+		v.chunks = append(v.chunks, new([viewChunk]Entry))
+	}
 	copied := map[int]bool{}
 	for h, e := range changes {
 		c := h / viewChunk
-		if !copied[c] {
+		if !copied[c] && c < len(old.chunks) {
 			fresh := *v.chunks[c]
 			v.chunks[c] = &fresh
-			copied[c] = true
 		}
+		copied[c] = true
 		v.chunks[c][h%viewChunk] = e
 		v.maxRead = max(v.maxRead, e.ReadBytes())
 	}
@@ -184,6 +211,9 @@ func (s *Store) Replace(changes map[int]Entry) error {
 	s.retired = append(s.retired, old)
 	return nil
 }
+
+// Aux returns what the Publish that made v attached (nil if none).
+func (v *View) Aux() any { return v.aux }
 
 // Len returns the number of postings (heads).
 func (v *View) Len() int { return v.n }

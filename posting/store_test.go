@@ -159,3 +159,40 @@ func TestStoreReplace(t *testing.T) {
 		t.Error("a refused Replace published a new view")
 	}
 }
+
+// Publish grows the directory, attaches its aux, and refuses new postings
+// without entries; older Views keep their length and aux.
+func TestStorePublishGrows(t *testing.T) {
+	s, _, entries, _ := storeFixture(t)
+	old := s.Snapshot()
+	if err := s.Publish(map[int]Entry{6: entries[2]}, 8, "set 1"); err == nil {
+		t.Fatal("a new posting without an entry was published")
+	}
+	if err := s.Publish(map[int]Entry{6: entries[2], 7: entries[0], 1: entries[4]}, 8, "set 1"); err != nil {
+		t.Fatal(err)
+	}
+	v := s.Snapshot()
+	if v.Len() != 8 || v.Entry(7) != entries[0] || v.Entry(6) != entries[2] || v.Entry(1) != entries[4] || v.Entry(5) != entries[5] || v.Aux() != "set 1" {
+		t.Fatalf("grown view: len %d aux %v", v.Len(), v.Aux())
+	}
+	if old.Len() != len(entries) || old.Entry(1) != entries[1] || old.Aux() != nil {
+		t.Fatal("the older view changed")
+	}
+	if err := s.Replace(map[int]Entry{0: entries[3]}); err != nil || s.Snapshot().Aux() != "set 1" || s.Snapshot().Len() != 8 {
+		t.Fatalf("Replace after Publish: %v", err)
+	}
+	if err := s.Publish(nil, 3, nil); err == nil {
+		t.Fatal("shrinking publish accepted")
+	}
+	// Growth across a chunk boundary.
+	big := map[int]Entry{}
+	for h := 8; h < viewChunk+10; h++ {
+		big[h] = entries[h%len(entries)]
+	}
+	if err := s.Publish(big, viewChunk+10, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.Snapshot(); v.Len() != viewChunk+10 || v.Entry(viewChunk+9) != entries[(viewChunk+9)%len(entries)] || v.Aux() != "set 1" {
+		t.Fatal("growth past a chunk")
+	}
+}

@@ -1,0 +1,31 @@
+package spann
+
+import (
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/memindex"
+	"github.com/gospann/spann/posting"
+)
+
+// headSet is one version of the heads an index routes by: their vectors,
+// their base ids and the graph over them. Each is attached to the posting
+// directory version it goes with (posting.View.Aux), so that a query's
+// heads and postings are always of one version, and a checkpoint that
+// splits postings publishes both at once. Never changed once published.
+type headSet[T vec.Elem] struct {
+	vecs  []T      // row h is head h's vector
+	ids   []uint32 // head h's base id
+	graph *memindex.Graph[T]
+}
+
+func (h *headSet[T]) len() int { return len(h.ids) }
+
+// row returns head h's vector.
+func (h *headSet[T]) row(i int32, dim int) []T { return h.vecs[int(i)*dim : int(i+1)*dim] }
+
+// setOf returns the head set attached to v.
+func setOf[T vec.Elem](v *posting.View) *headSet[T] { return v.Aux().(*headSet[T]) }
+
+// current returns the head set of the current directory version.
+func (e *engineT[T]) current() *headSet[T] { return setOf[T](e.ix.store.Snapshot()) }
+
+func (e *engineT[T]) headIDs() []uint32 { return e.current().ids }
