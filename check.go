@@ -7,7 +7,6 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 
-	"github.com/gospann/spann/internal/indexfile"
 )
 
 // CheckReport is what Check found in an index.
@@ -95,7 +94,7 @@ func (r *CheckReport) account(copies []uint8, heads []uint32, dead *roaring.Bitm
 	isHead := make([]bool, len(copies))
 	for _, id := range heads {
 		if int(id) >= len(copies) {
-			problem("%s: head id %d is not below n = %d", indexfile.HeadsFile, id, len(copies))
+			problem("%s: head id %d is not below n = %d", "heads", id, len(copies))
 			continue
 		}
 		isHead[id] = true

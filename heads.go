@@ -1,6 +1,8 @@
 package spann
 
 import (
+	"github.com/RoaringBitmap/roaring/v2"
+
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/memindex"
 	"github.com/gospann/spann/posting"
@@ -15,7 +17,14 @@ type headSet[T vec.Elem] struct {
 	vecs  []T      // row h is head h's vector
 	ids   []uint32 // head h's base id
 	graph *memindex.Graph[T]
+	idset *roaring.Bitmap // ids, for isHead (index)
 }
+
+// index fills idset.
+func (h *headSet[T]) index() { h.idset = roaring.BitmapOf(h.ids...) }
+
+// isHead reports whether base id is a head's.
+func (h *headSet[T]) isHead(id uint32) bool { return h.idset.Contains(id) }
 
 func (h *headSet[T]) len() int { return len(h.ids) }
 

@@ -42,7 +42,8 @@ type Options struct {
 	// read-only Opens see the updates acknowledged before they started.
 	Writable bool
 
-	fs vfs.FS // what updates write through (tests inject faults); vfs.OS if nil
+	fs      vfs.FS // what updates write through (tests inject faults); vfs.OS if nil
+	noSplit bool   // checkpoints never split postings (tests compare)
 }
 
 // Index is an open index. Its methods are safe for concurrent use.
@@ -69,8 +70,9 @@ type Index struct {
 	mem *offheap.Arena
 
 	// Updates (mutable.go, insert.go, merge.go).
-	fs    vfs.FS
-	state *indexfile.Manifest // the last committed manifest (Manifest is the one opened); umu
+	fs      vfs.FS
+	state   *indexfile.Manifest // the last committed manifest (Manifest is the one opened); umu
+	noSplit bool                // Options.noSplit
 	// scannedDead is how many ids were deleted when a checkpoint last
 	// looked for postings that deletes left sparse (umu).
 	scannedDead uint64
@@ -177,7 +179,7 @@ func openManifest(dir string, m *indexfile.Manifest, opts Options) (*Index, erro
 		return nil, fmt.Errorf("%s: %w: %v", dir, ErrCorrupt, err)
 	}
 	ix := &Index{Manifest: m, dir: dir, typ: typ, metric: metric, dim: m.Dim, rowBytes: m.Dim * typ.Size(),
-		postings: filepath.Join(dir, indexfile.PostingsFile), io: opts.IO, wrap: opts.WrapReader, fs: opts.fs, state: m}
+		postings: filepath.Join(dir, indexfile.PostingsFile), io: opts.IO, wrap: opts.WrapReader, fs: opts.fs, noSplit: opts.noSplit, state: m}
 	if ix.fs == nil {
 		ix.fs = vfs.OS
 	}
@@ -191,14 +193,14 @@ func openManifest(dir string, m *indexfile.Manifest, opts Options) (*Index, erro
 			ix.mem.Free()
 		}
 	}()
-	headBytes, err := readChecked(m, dir, indexfile.HeadsFile, ix.mem)
+	headBytes, err := readChecked(m, dir, m.Current(indexfile.HeadsFile), ix.mem)
 	if err != nil {
 		return nil, err
 	}
 	if ix.heads, err = indexfile.ParseHeads(headBytes); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, indexfile.HeadsFile), err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, m.Current(indexfile.HeadsFile)), err)
 	}
-	if err := m.CheckID(dir, indexfile.HeadsFile, ix.heads.BuildID); err != nil {
+	if err := m.CheckID(dir, m.Current(indexfile.HeadsFile), ix.heads.BuildID); err != nil {
 		return nil, err
 	}
 	if ix.heads.Type != typ || ix.heads.Dim != m.Dim || ix.heads.Len() != m.Heads {
@@ -257,7 +259,7 @@ func openManifest(dir string, m *indexfile.Manifest, opts Options) (*Index, erro
 	if err := m.CheckID(dir, indexfile.PostingsFile, ix.store.Header().BuildID); err != nil {
 		return nil, err
 	}
-	graph, err := m.OpenChecked(dir, indexfile.GraphFile)
+	graph, err := m.OpenChecked(dir, m.Current(indexfile.GraphFile))
 	if err != nil {
 		return nil, err
 	}
@@ -347,12 +349,13 @@ func newEngine[T vec.Elem](ix *Index, graph *indexfile.CheckedReader) (engine, e
 	heads := datasets.Rows[T](ix.heads.Vectors)
 	g, err := memindex.LoadIn(graph, sp, heads, ix.dim, ix.mem)
 	if err != nil {
-		return nil, versionOrCorrupt(graph, err, memindex.ErrVersion, filepath.Join(ix.dir, indexfile.GraphFile))
+		return nil, versionOrCorrupt(graph, err, memindex.ErrVersion, filepath.Join(ix.dir, ix.Manifest.Current(indexfile.GraphFile)))
 	}
-	if err := ix.Manifest.CheckID(ix.dir, indexfile.GraphFile, g.Tag); err != nil {
+	if err := ix.Manifest.CheckID(ix.dir, ix.Manifest.Current(indexfile.GraphFile), g.Tag); err != nil {
 		return nil, err
 	}
 	set := &headSet[T]{vecs: heads, ids: ix.heads.IDs, graph: g}
+	set.index()
 	if err := ix.store.Publish(nil, -1, set); err != nil {
 		return nil, err
 	}

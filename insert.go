@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -66,9 +67,10 @@ func newInsertBuffer(heads int) *insertBuffer {
 	return &insertBuffer{lists: make([]atomic.Pointer[[]bufEntry], heads)}
 }
 
-// list returns head h's inserted vectors (none from a nil buffer).
+// list returns head h's inserted vectors (none from a nil buffer, or for
+// a head newer than the buffer).
 func (b *insertBuffer) list(h int32) []bufEntry {
-	if b == nil {
+	if b == nil || int(h) >= len(b.lists) {
 		return nil
 	}
 	if l := b.lists[h].Load(); l != nil {
@@ -82,6 +84,19 @@ func (b *insertBuffer) list(h int32) []bufEntry {
 func (b *insertBuffer) row(e bufEntry) []byte {
 	r := (*b.recs.Load())[e.rec]
 	return r.row(int(e.id - r.first))
+}
+
+// grown returns b with lists for n heads (a checkpoint split postings):
+// the lists and records are shared, and only the new buffer grows them
+// from now on (so, as within one buffer, nobody reads what is written).
+func (b *insertBuffer) grown(n int) *insertBuffer {
+	g := newInsertBuffer(n)
+	for h := range b.lists {
+		g.lists[h].Store(b.lists[h].Load())
+	}
+	g.recs.Store(b.recs.Load())
+	g.prev.Store(b.prev.Load())
+	return g
 }
 
 // add publishes rec's vectors under their heads.
@@ -173,6 +188,13 @@ func (ix *Index) applyInsert(rec *insertRecord, payload []byte) {
 	if buf == nil {
 		buf = newInsertBuffer(len(ix.eng.headIDs()))
 		ix.buf.Store(buf)
+	}
+	for _, hs := range rec.heads {
+		if int(slices.Max(hs)) >= len(buf.lists) { // assigned to a head of a split
+			buf = buf.grown(len(ix.eng.headIDs()))
+			ix.buf.Store(buf)
+			break
+		}
 	}
 	buf.add(rec)
 	rec.heads = nil // in the lists now

@@ -52,8 +52,9 @@ import (
 // of buf and the frozen buffers before it (buf may be nil; n is the ids
 // they and the files hold), those that deletes since the last scan left
 // with a sixteenth or more of their entries dead, and those that cleaning
-// moves, then commits a new generation (steps 1–4 above but the log); it
-// does nothing if there is nothing to rewrite. umu is held exclusively.
+// moves, splitting those over the posting limit (split.go), then commits
+// a new generation (steps 1–4 above but the log); it does nothing if
+// there is nothing to rewrite. Updates may run meanwhile.
 func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap, n int) error {
 	cur := ix.state
 	pinfo, _ := cur.File(indexfile.PostingsFile)
@@ -71,113 +72,273 @@ func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap, n int)
 			reuse = true
 		}
 	}
-	changes, end, err := ix.writePostings(heads, buf, dead, pinfo.Bytes, reuse)
+	out, err := ix.writePostings(heads, buf, dead, pinfo.Bytes, reuse)
 	if err != nil {
 		return err
 	}
 	crash.Point("checkpoint: postings written")
-	next := *cur
-	next.Generation++
-	next.N = n
-	next.Files = slices.Clone(cur.Files)
-	dirInfo, err := ix.writeDirectory(next.Directory(), changes)
+	next, set, err := ix.nextGeneration(cur, n, out)
 	if err != nil {
 		return err
 	}
-	crash.Point("checkpoint: directory written")
-	// Postings are overwritten in place now: the manifest hashes the
-	// header page, which never changes, and records the length.
-	header, err := indexfile.PrefixSHA256(ix.postings, posting.PageSize)
-	if err != nil {
-		return fmt.Errorf("spann: checkpoint: %w", err)
-	}
-	for i, f := range next.Files {
-		switch f.Name {
-		case cur.Directory():
-			next.Files[i] = dirInfo
-		case indexfile.PostingsFile:
-			next.Files[i] = indexfile.FileInfo{Name: f.Name, Bytes: end, SHA256: header, HashedBytes: posting.PageSize}
-		}
-	}
-	if err := indexfile.WriteManifest(ix.fs, ix.dir, &next); err != nil {
+	if err := indexfile.WriteManifest(ix.fs, ix.dir, next); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(ix.dir, indexfile.ManifestName), err)
 	}
 	crash.Point("checkpoint: manifest written")
-	if end < pinfo.Bytes {
+	if out.end < pinfo.Bytes {
 		// Reuse left the tail unused (nothing can read it: see above); a
 		// crash before this leaves it for the next writable Open to cut.
-		if err := os.Truncate(ix.postings, end); err != nil {
+		if err := os.Truncate(ix.postings, out.end); err != nil {
 			fmt.Fprintf(os.Stderr, "spann: checkpoint: shorten %s: %v\n", ix.postings, err)
 		}
 	}
-	if err := ix.store.Replace(changes); err != nil {
+	if err := ix.store.Publish(out.changes, next.Heads, set); err != nil {
 		// The files are committed and the next Open serves them; this
 		// process cannot (a check that the writer just passed failed).
 		return fmt.Errorf("spann: checkpoint: publish generation %d: %w", next.Generation, err)
 	}
+	ix.dmu.Lock()
 	if active := ix.buf.Load(); active != nil {
 		active.prev.Store(nil) // folded: the postings hold it now
 	}
-	ix.state = &next
+	ix.dmu.Unlock()
+	ix.state = next
 	return nil
 }
 
-// writePostings writes the rewritten postings of buf's heads into
+// nextGeneration writes the files of the generation after cur that the
+// rewrite out makes — its directory, and with splits its heads and graph —
+// and returns its manifest (not yet written) and, with splits, its head
+// set (else nil).
+func (ix *Index) nextGeneration(cur *indexfile.Manifest, n int, out *rewrite) (*indexfile.Manifest, any, error) {
+	next := *cur
+	next.Generation++
+	next.N = n
+	next.Files = slices.Clone(cur.Files)
+	dirInfo, err := ix.writeDirectory(next.Directory(), out.changes, next.Heads+len(out.newIDs))
+	if err != nil {
+		return nil, nil, err
+	}
+	crash.Point("checkpoint: directory written")
+	var set any
+	var headFiles []indexfile.FileInfo
+	if out.splits() {
+		if set, err = ix.eng.extendHeads(out); err != nil {
+			return nil, nil, err
+		}
+		if headFiles, err = ix.eng.writeHeadFiles(set, next.Generation); err != nil {
+			return nil, nil, err
+		}
+		next.Heads += len(out.newIDs)
+		crash.Point("checkpoint: heads written")
+	}
+	// Postings are overwritten in place now: the manifest hashes the
+	// header page, which never changes, and records the length.
+	header, err := indexfile.PrefixSHA256(ix.postings, posting.PageSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spann: checkpoint: %w", err)
+	}
+	for i, f := range next.Files {
+		switch {
+		case f.Name == cur.Directory():
+			next.Files[i] = dirInfo
+		case f.Name == indexfile.PostingsFile:
+			next.Files[i] = indexfile.FileInfo{Name: f.Name, Bytes: out.end, SHA256: header, HashedBytes: posting.PageSize}
+		case len(headFiles) == 2 && f.Name == cur.Current(indexfile.HeadsFile):
+			next.Files[i] = headFiles[0]
+		case len(headFiles) == 2 && f.Name == cur.Current(indexfile.GraphFile):
+			next.Files[i] = headFiles[1]
+		}
+	}
+	return &next, set, nil
+}
+
+// rewrite is what writePostings wrote.
+type rewrite struct {
+	changes map[int]posting.Entry // new entries, by head (new heads' too)
+	end     int64                 // postings.bin's new length
+	newIDs  []uint32              // base ids of the heads of split postings, in head order from the current count
+	newRows []byte                // and their vectors
+	moved   map[int32]movedHead   // heads of split postings now on another of their vectors
+	taken   *roaring.Bitmap       // base ids made heads by this checkpoint's splits
+}
+
+// splits reports whether the rewrite changed the heads.
+func (r *rewrite) splits() bool { return len(r.newIDs) > 0 || len(r.moved) > 0 }
+
+// writePostings writes the rewritten postings of heads into
 // postings.bin, whose committed length is committed (cutting off what an
-// interrupted checkpoint left past it), syncs the file, and returns the
-// new entries and the file's new length. With reuse it fills the pages no
-// current entry touches first; otherwise it appends.
-func (ix *Index) writePostings(heads []int32, buf *insertBuffer, dead *roaring.Bitmap, committed int64, reuse bool) (map[int]posting.Entry, int64, error) {
+// interrupted checkpoint left past it), splitting those over the posting
+// limit, and syncs the file. With reuse it fills the pages no current
+// entry touches first; otherwise it appends.
+func (ix *Index) writePostings(heads []int32, buf *insertBuffer, dead *roaring.Bitmap, committed int64, reuse bool) (*rewrite, error) {
 	f, err := ix.fs.OpenFile(ix.postings, os.O_RDWR, 0)
 	if err != nil {
-		return nil, 0, fmt.Errorf("spann: checkpoint: %w", err)
+		return nil, fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	defer f.Close()
-	fail := func(err error) (map[int]posting.Entry, int64, error) {
-		return nil, 0, fmt.Errorf("spann: checkpoint: %s: %w", ix.postings, err)
+	fail := func(err error) (*rewrite, error) {
+		return nil, fmt.Errorf("spann: checkpoint: %s: %w", ix.postings, err)
 	}
 	if err := f.Truncate(committed); err != nil {
 		return fail(err)
 	}
-	h := ix.store.Header()
-	enc, err := posting.NewEncoder(ix.rowBytes, h.Codec, h.Table)
+	w, err := ix.newPostingWriter(f, dead, committed, reuse)
 	if err != nil {
 		return fail(err)
 	}
-	m, err := ix.newMerger(f, dead)
-	if err != nil {
-		return fail(err)
-	}
-	defer m.dec.Close()
-	view := ix.store.Snapshot()
-	space := posting.NewSpace(view, uint64(committed), reuse)
-	changes := map[int]posting.Entry{}
+	defer w.close()
 	for _, head := range heads {
-		ids, rows, err := m.merge(view.Entry(head), head, buf)
+		ids, rows, err := w.m.merge(w.view.Entry(head), head, buf)
 		if err != nil {
 			return fail(fmt.Errorf("posting %d: %w", head, err))
 		}
-		extent, err := enc.Encode(ids, rows)
-		if err != nil {
-			return fail(fmt.Errorf("posting %d: %w", head, err))
-		}
-		e := posting.Entry{Offset: space.Alloc(uint32(len(extent))), Bytes: uint32(len(extent)), Count: uint32(len(ids))}
-		if _, err := f.WriteAt(extent, int64(e.Offset)); err != nil {
+		if err := ix.putSplitting(w, head, ids, rows); err != nil {
 			return fail(err)
 		}
-		changes[int(head)] = e
 		crash.Point("checkpoint: posting rewritten")
 	}
-	end := int64(space.End())
-	if end > committed {
-		if err := f.Truncate(end); err != nil { // zeros to the last page's end
+	w.out.end = int64(w.space.End())
+	if w.out.end > committed {
+		if err := f.Truncate(w.out.end); err != nil { // zeros to the last page's end
 			return fail(err)
 		}
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
-	return changes, end, nil
+	return w.out, nil
+}
+
+// maxSplits bounds how many times one posting is split in a checkpoint.
+const maxSplits = 16
+
+// putSplitting writes head's new posting (ids, rows: merge's scratch),
+// first splitting it, and the parts in turn, while they are over the
+// posting limit (at most maxSplits times).
+func (ix *Index) putSplitting(w *postingWriter, head int32, ids []uint32, rows []byte) error {
+	limit := ix.Manifest.Params.PostingLimit
+	if limit <= 0 || len(ids) <= limit || ix.noSplit {
+		return w.put(head, ids, rows)
+	}
+	type part struct {
+		head int32
+		id   uint32 // the head's base id and vector
+		row  []byte
+		ids  []uint32
+		rows []byte
+	}
+	id, row := ix.eng.head(head)
+	todo := []part{{head, id, row, slices.Clone(ids), slices.Clone(rows)}}
+	for splits := 0; len(todo) > 0; {
+		p := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if len(p.ids) > limit && splits < maxSplits {
+			a := p.head
+			if int(a) >= w.view.Len() {
+				a = -1 // made by this checkpoint: not in the graph yet
+			}
+			res, ok, err := ix.eng.split(a, p.id, p.row, w.m.dead.Contains(p.id), p.ids, p.rows, w.readLive, w.out.taken)
+			if err != nil {
+				return fmt.Errorf("split posting %d: %w", p.head, err)
+			}
+			if ok {
+				splits++
+				if res.aID != p.id {
+					w.out.moveHead(p.head, w.view.Len(), res.aID, res.aRow)
+				}
+				w.out.taken.Add(res.aID)
+				w.out.taken.Add(res.bID)
+				b := int32(w.view.Len() + len(w.out.newIDs))
+				w.out.newIDs = append(w.out.newIDs, res.bID)
+				w.out.newRows = append(w.out.newRows, res.bRow...)
+				todo = append(todo, part{p.head, res.aID, res.aRow, res.idsA, res.rowsA}, part{b, res.bID, res.bRow, res.idsB, res.rowsB})
+				crash.Point("checkpoint: posting split")
+				continue
+			}
+		}
+		if err := w.put(p.head, p.ids, p.rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveHead records that head h (of n before this checkpoint, or one it
+// made) now has base id id and vector row.
+func (r *rewrite) moveHead(h int32, n int, id uint32, row []byte) {
+	if int(h) >= n {
+		k := int(h) - n
+		r.newIDs[k] = id
+		copy(r.newRows[k*len(row):(k+1)*len(row)], row)
+		return
+	}
+	if r.moved == nil {
+		r.moved = map[int32]movedHead{}
+	}
+	r.moved[h] = movedHead{id, row}
+}
+
+// movedHead is a head's new base id and vector.
+type movedHead struct {
+	id  uint32
+	row []byte
+}
+
+// postingWriter places and writes a checkpoint's postings.
+type postingWriter struct {
+	f     vfs.File
+	enc   *posting.Encoder
+	m     *merger // reads the postings being rewritten
+	nbr   *merger // reads the neighbours of split postings
+	view  *posting.View
+	space *posting.Space
+	out   *rewrite
+}
+
+func (ix *Index) newPostingWriter(f vfs.File, dead *roaring.Bitmap, committed int64, reuse bool) (*postingWriter, error) {
+	h := ix.store.Header()
+	enc, err := posting.NewEncoder(ix.rowBytes, h.Codec, h.Table)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ix.newMerger(f, dead)
+	if err != nil {
+		return nil, err
+	}
+	nbr, err := ix.newMerger(f, dead)
+	if err != nil {
+		m.dec.Close()
+		return nil, err
+	}
+	view := ix.store.Snapshot()
+	return &postingWriter{f: f, enc: enc, m: m, nbr: nbr, view: view, space: posting.NewSpace(view, uint64(committed), reuse),
+		out: &rewrite{changes: map[int]posting.Entry{}, taken: roaring.New()}}, nil
+}
+
+func (w *postingWriter) close() {
+	w.m.dec.Close()
+	w.nbr.dec.Close()
+}
+
+// put writes head's new posting where the space allows.
+func (w *postingWriter) put(head int32, ids []uint32, rows []byte) error {
+	extent, err := w.enc.Encode(ids, rows)
+	if err != nil {
+		return fmt.Errorf("posting %d: %w", head, err)
+	}
+	e := posting.Entry{Offset: w.space.Alloc(uint32(len(extent))), Bytes: uint32(len(extent)), Count: uint32(len(ids))}
+	if _, err := w.f.WriteAt(extent, int64(e.Offset)); err != nil {
+		return err
+	}
+	w.out.changes[int(head)] = e
+	return nil
+}
+
+// readLive returns the live entries of head's committed posting (scratch
+// of w.nbr).
+func (w *postingWriter) readLive(head int32) ([]uint32, []byte, error) {
+	return w.nbr.merge(w.view.Entry(head), head, nil)
 }
 
 // retiredWait bounds how long a checkpoint waits for searches to release
@@ -312,11 +473,12 @@ func (m *merger) merge(e posting.Entry, head int32, buf *insertBuffer) ([]uint32
 	return m.ids, m.rows, nil
 }
 
-// writeDirectory writes the current directory with changes applied as
-// dir/name, atomically, and returns its manifest entry.
-func (ix *Index) writeDirectory(name string, changes map[int]posting.Entry) (indexfile.FileInfo, error) {
+// writeDirectory writes the current directory with changes applied,
+// grown to n postings, as dir/name, atomically, and returns its manifest
+// entry.
+func (ix *Index) writeDirectory(name string, changes map[int]posting.Entry, n int) (indexfile.FileInfo, error) {
 	view := ix.store.Snapshot()
-	entries := make([]posting.Entry, view.Len())
+	entries := make([]posting.Entry, n)
 	for h := range entries {
 		if e, ok := changes[h]; ok {
 			entries[h] = e

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"golang.org/x/sys/unix"
@@ -266,8 +267,8 @@ func (ix *Index) Checkpoint() error {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	crash.Point("checkpoint: log reset")
-	if g := ix.state.Generation - 2; g >= 0 {
-		ix.removeDirectory(g)
+	if err := ix.removeStale(); err != nil {
+		fmt.Fprintf(os.Stderr, "spann: checkpoint: %v\n", err) // wasted space, not an error
 	}
 	return nil
 }
@@ -288,7 +289,7 @@ func (ix *Index) freeze() (frozen *insertBuffer, dead *roaring.Bitmap, seq uint6
 		dead = roaring.New()
 	}
 	if frozen = ix.buf.Load(); frozen != nil {
-		active := newInsertBuffer(len(frozen.lists))
+		active := newInsertBuffer(len(ix.eng.headIDs()))
 		active.prev.Store(frozen)
 		ix.dmu.Lock()
 		ix.buf.Store(active)
@@ -297,18 +298,10 @@ func (ix *Index) freeze() (frozen *insertBuffer, dead *roaring.Bitmap, seq uint6
 	return frozen, dead, ix.log.LastSeq(), ix.N()
 }
 
-// removeDirectory removes generation g's directory file, if any; failing
-// to remove it wastes space and is not an error.
-func (ix *Index) removeDirectory(g int64) {
-	if err := ix.fs.Remove(filepath.Join(ix.dir, indexfile.DirectoryName(g))); err != nil && !os.IsNotExist(err) {
-		fmt.Fprintf(os.Stderr, "spann: checkpoint: %v\n", err)
-	}
-}
-
 // cutUncommitted removes what an interrupted checkpoint left behind: the
 // postings it appended past the committed length of postings.bin and the
-// directory files of generations the manifest does not name (newer, or
-// older than the previous one). Called by a writable Open, under the lock.
+// generation files the manifest does not name (removeStale). Called by a
+// writable Open, under the lock.
 func (ix *Index) cutUncommitted() error {
 	pinfo, _ := ix.state.File(indexfile.PostingsFile)
 	if st, err := os.Stat(ix.postings); err != nil {
@@ -318,18 +311,38 @@ func (ix *Index) cutUncommitted() error {
 			return fmt.Errorf("open %s for writing: cut an interrupted checkpoint's postings: %w", ix.dir, err)
 		}
 	}
-	names, err := filepath.Glob(filepath.Join(ix.dir, "directory-*.bin*"))
+	return ix.removeStale()
+}
+
+// removeStale removes the generation files (directory, heads, graph) that
+// the manifest does not name, but for each kind the newest one before the
+// manifest's (which a read-only Open that read the previous manifest a
+// moment ago may be opening); files of generations past the manifest's
+// are an interrupted checkpoint's, and go too.
+func (ix *Index) removeStale() error {
+	entries, err := os.ReadDir(ix.dir)
 	if err != nil {
 		return err
 	}
-	keep := map[string]bool{indexfile.DirectoryName(ix.state.Generation): true}
-	if g := ix.state.Generation - 1; g >= 0 {
-		keep[indexfile.DirectoryName(g)] = true
-	}
-	for _, name := range names {
-		if !keep[filepath.Base(name)] {
-			if err := os.Remove(name); err != nil {
-				return fmt.Errorf("open %s for writing: %w", ix.dir, err)
+	for _, base := range []string{indexfile.DirectoryFile, indexfile.HeadsFile, indexfile.GraphFile} {
+		cur, _ := indexfile.FileGeneration(base, ix.state.Current(base))
+		if base == indexfile.DirectoryFile {
+			cur = ix.state.Generation
+		}
+		prev := int64(-1)
+		for _, e := range entries {
+			if g, ok := indexfile.FileGeneration(base, e.Name()); ok && g < cur {
+				prev = max(prev, g)
+			}
+		}
+		for _, e := range entries {
+			name, tmp := strings.CutSuffix(e.Name(), ".tmp")
+			g, ok := indexfile.FileGeneration(base, name)
+			if !ok || (!tmp && (g == cur || g == prev)) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(ix.dir, e.Name())); err != nil {
+				return fmt.Errorf("remove %s: %w", e.Name(), err)
 			}
 		}
 	}

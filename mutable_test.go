@@ -44,7 +44,7 @@ func liveTopK(base *datasets.Matrix, q []byte, dead map[int32]bool, k int) []flo
 // query, no deleted id and exactly the live set's k nearest distances.
 func checkLive(t *testing.T, f *fixture, ix *Index, base *datasets.Matrix, dead map[int32]bool) {
 	t.Helper()
-	all := ix.Manifest.Heads
+	all := len(ix.eng.headIDs())
 	res, err := ix.SearchBatch(f.q.Data, 10, SearchParams{NProbe: all, HeadList: all, Eps: -1}, 2)
 	if err != nil {
 		t.Fatal(err)

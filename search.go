@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/topk"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/iouring"
@@ -192,6 +193,11 @@ type engine interface {
 	newWorker() (worker, error)
 	assign(raw []byte) ([][]int32, []byte, error) // an insert's heads (insert.go)
 	headIDs() []uint32                            // the current heads' base ids (heads.go)
+	// Splitting postings (split.go).
+	split(a int32, aID uint32, aRow []byte, aDead bool, ids []uint32, rows []byte, read postingReader, taken *roaring.Bitmap) (*splitResult, bool, error)
+	head(h int32) (uint32, []byte)
+	extendHeads(out *rewrite) (any, error)
+	writeHeadFiles(set any, gen int64) ([]indexfile.FileInfo, error)
 }
 
 type worker interface {

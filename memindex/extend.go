@@ -7,14 +7,16 @@ import (
 )
 
 // Extend returns a new graph over vectors, whose first g.Len() rows are
-// g's and the rest new nodes, inserted as Build inserts a node (a greedy
-// search of the graph so far, robust prune with p's Alpha, reverse edges
-// pruned at the degree) in batches of at most 2 % of the nodes, then
-// connected so that every node is reachable. g is not changed and stays
-// usable; the new graph keeps g's degree, entry point and Tag. p's Degree,
-// Passes and Seed are ignored. An updated index adds the heads of split
+// g's nodes and the rest new ones. The nodes in moved, whose rows in
+// vectors differ from g's, are inserted again first, then the new nodes,
+// each as Build inserts a node (a greedy search of the graph so far,
+// robust prune with p's Alpha, reverse edges pruned at the degree), in
+// batches of at most 2 % of the nodes; then the graph is connected so
+// that every node is reachable. g is not changed and stays usable; the
+// new graph keeps g's degree, entry point and Tag. p's Degree, Passes and
+// Seed are ignored. An updated index adds and moves the heads of split
 // postings this way (spann.Checkpoint).
-func (g *Graph[T]) Extend(vectors []T, p Params) (*Graph[T], error) {
+func (g *Graph[T]) Extend(vectors []T, moved []int32, p Params) (*Graph[T], error) {
 	n2, err := checkVectors(vectors, g.dim)
 	if err != nil {
 		return nil, fmt.Errorf("memindex extend: %w", err)
@@ -45,6 +47,14 @@ func (g *Graph[T]) Extend(vectors []T, p Params) (*Graph[T], error) {
 		b.workers[i] = &buildWorker[T]{s: h.NewSearcher()}
 	}
 	maxBatch := max(1, int(maxBatchFraction*float64(n2)))
+	for _, m := range moved {
+		if m < 0 || int(m) >= g.n {
+			return nil, fmt.Errorf("memindex extend: moved node %d of %d", m, g.n)
+		}
+	}
+	for start := 0; start < len(moved); start += maxBatch {
+		b.insertBatch(moved[start:min(len(moved), start+maxBatch)], p.Alpha)
+	}
 	for start := g.n; start < n2; {
 		end := min(n2, start+maxBatch)
 		batch := make([]int32, 0, end-start)

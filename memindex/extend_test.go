@@ -20,7 +20,7 @@ func TestExtend(t *testing.T) {
 	before := g.Neighbors(17)
 	cur := g
 	for _, upto := range []int{n + 10, n + 400, n + extra} {
-		next, err := cur.Extend(all[:upto*dim], Params{Threads: 2})
+		next, err := cur.Extend(all[:upto*dim], nil, Params{Threads: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +46,30 @@ func TestExtend(t *testing.T) {
 			t.Fatalf("new node %d not found searching for itself: %v", i, got)
 		}
 	}
-	if _, err := cur.Extend(all[:(n-1)*dim], Params{}); err == nil {
+	if _, err := cur.Extend(all[:(n-1)*dim], nil, Params{}); err == nil {
 		t.Fatal("Extend to fewer vectors accepted")
+	}
+	// Moved nodes: 300 nodes get other vectors (new ones' rows) and are
+	// found at their new places.
+	moved := slices.Clone(all[:n*dim])
+	var ids []int32
+	for i := 0; i < 300; i++ {
+		node := int32(i * 13)
+		copy(moved[int(node)*dim:], all[(n+i)*dim:(n+i+1)*dim])
+		ids = append(ids, node)
+	}
+	mg, err := g.Extend(moved, ids, Params{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = mg.NewSearcher()
+	found := 0
+	for _, node := range ids {
+		if got := s.Search(moved[int(node)*dim:int(node+1)*dim], 1, 40); len(got) > 0 && got[0].Dist == 0 {
+			found++
+		}
+	}
+	if found < 297 || mg.Reachable() != n {
+		t.Fatalf("moved nodes: %d of 300 found at their new places, %d reachable", found, mg.Reachable())
 	}
 }

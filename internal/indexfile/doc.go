@@ -58,14 +58,16 @@
 //	offset        size            field
 //	0             8               magic "SPNHEADS"
 //	8             2               major version (2; major 1 is read too)
-//	10            2               minor version (0)
+//	10            2               minor version (0: ids ascending; 1: any order)
 //	12            1               element type: 1 float32, 2 uint8, 3 int8
 //	13            3               zero
 //	16            4               uint32 dim
 //	20            4               uint32 number of heads h
 //	24            8               zero
 //	32            16              build id (major 1: absent, H = 32)
-//	H = 48        4*h             uint32 base row id of each head, ascending
+//	H = 48        4*h             uint32 base row id of each head, unique;
+//	                              ascending in minor 0 (a build); minor 1
+//	                              appends the heads of split postings
 //	H+4h          h*dim*elem      the head vectors, row-major, in id order
 //	end-4         4               CRC32C of every preceding byte
 //

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 	"unsafe"
 
 	"github.com/gospann/spann/datasets"
@@ -28,8 +29,11 @@ const (
 	headsMagic = "SPNHEADS"
 	// headsMajor 2 added the build id (bytes 32-48); ParseHeads also reads
 	// major 1, whose header ends at 32 and whose build id is zero.
-	headsMajor      = 2
-	headsMinor      = 0
+	headsMajor = 2
+	// headsMinor 1 lets the ids be in any order (an updated index appends
+	// the heads of split postings); minor 0 has them strictly ascending.
+	// Unique either way.
+	headsMinor      = 1
 	headsHeaderSize = 48
 	headsV1Header   = 32
 )
@@ -63,7 +67,14 @@ func WriteHeads(fs vfs.FS, path string, h *Heads) (int64, error) {
 	var hdr [headsHeaderSize]byte
 	copy(hdr[:], headsMagic)
 	binary.LittleEndian.PutUint16(hdr[8:], headsMajor)
-	binary.LittleEndian.PutUint16(hdr[10:], headsMinor)
+	minor := uint16(0)
+	for i := 1; i < len(h.IDs); i++ {
+		if h.IDs[i] <= h.IDs[i-1] {
+			minor = headsMinor
+			break
+		}
+	}
+	binary.LittleEndian.PutUint16(hdr[10:], minor)
 	hdr[12] = byte(h.Type)
 	binary.LittleEndian.PutUint32(hdr[16:], uint32(h.Dim))
 	binary.LittleEndian.PutUint32(hdr[20:], uint32(len(h.IDs)))
@@ -158,10 +169,8 @@ func ParseHeads(data []byte) (*Heads, error) {
 			ids[i] = binary.LittleEndian.Uint32(idBytes[4*i:])
 		}
 	}
-	for i := range ids {
-		if i > 0 && ids[i] <= ids[i-1] {
-			return nil, fmt.Errorf("%w: head ids not strictly ascending at %d", ErrCorrupt, i)
-		}
+	if err := checkHeadIDs(ids, binary.LittleEndian.Uint16(data[10:])); err != nil {
+		return nil, err
 	}
 	vecs := data[hdrSize+4*nh : len(data)-4]
 	if typ == datasets.Float32 {
@@ -172,4 +181,26 @@ func ParseHeads(data []byte) (*Heads, error) {
 		}
 	}
 	return &Heads{BuildID: id, Type: typ, Dim: dim, IDs: ids, Vectors: vecs}, nil
+}
+
+// checkHeadIDs checks that ids are strictly ascending (minor 0), or unique
+// (minor 1 and later: an ascending run, then appended ones).
+func checkHeadIDs(ids []uint32, minor uint16) error {
+	sorted := ids
+	for i := 1; i < len(ids); i++ {
+		if ids[i] <= ids[i-1] {
+			if minor == 0 {
+				return fmt.Errorf("%w: head ids not strictly ascending at %d", ErrCorrupt, i)
+			}
+			sorted = slices.Clone(ids)
+			slices.Sort(sorted)
+			break
+		}
+	}
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			return fmt.Errorf("%w: head id %d appears twice", ErrCorrupt, sorted[i])
+		}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -205,4 +206,62 @@ func FuzzParseManifest(f *testing.F) {
 			t.Fatal("invalid manifest accepted")
 		}
 	})
+}
+
+// Heads appended by splits (ids out of order) are written as minor 1 and
+// read back; a repeated id is refused, and so is disorder under minor 0.
+func TestHeadsAppended(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "heads.bin")
+	h := sampleHeads()
+	h.IDs = append(h.IDs, 4)
+	h.Vectors = append(h.Vectors, 1, 2, 3)
+	if _, err := WriteHeads(vfs.OS, p, h); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	if minor := binary.LittleEndian.Uint16(raw[10:]); minor != 1 {
+		t.Fatalf("appended heads written as minor %d", minor)
+	}
+	got, err := ParseHeads(raw)
+	if err != nil || !slices.Equal(got.IDs, h.IDs) {
+		t.Fatalf("appended heads: %v %v", got, err)
+	}
+	refix := func(b []byte) []byte {
+		binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], castagnoli))
+		return b
+	}
+	minor0 := bytes.Clone(raw)
+	binary.LittleEndian.PutUint16(minor0[10:], 0)
+	if _, err := ParseHeads(refix(minor0)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "ascending") {
+		t.Fatalf("unordered minor 0: %v", err)
+	}
+	dup := bytes.Clone(raw)
+	binary.LittleEndian.PutUint32(dup[headsHeaderSize+12:], 5)
+	if _, err := ParseHeads(refix(dup)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "twice") {
+		t.Fatalf("repeated head id: %v", err)
+	}
+}
+
+func TestFileNames(t *testing.T) {
+	for _, c := range []struct {
+		base string
+		gen  int64
+		name string
+	}{{HeadsFile, 0, "heads.bin"}, {GraphFile, 3, "graph-000003.bin"}, {DirectoryFile, 1234567, "directory-1234567.bin"}} {
+		if got := FileName(c.base, c.gen); got != c.name {
+			t.Errorf("FileName(%s, %d) = %s", c.base, c.gen, got)
+		}
+		if g, ok := FileGeneration(c.base, c.name); !ok || g != c.gen {
+			t.Errorf("FileGeneration(%s, %s) = %d %v", c.base, c.name, g, ok)
+		}
+	}
+	for _, bad := range []string{"heads-1.bin", "heads-000000.bin", "heads-0000001.bin", "heads-00000x.bin", "graph-000001.bin", "heads-000001.bin.tmp"} {
+		if _, ok := FileGeneration(HeadsFile, bad); ok {
+			t.Errorf("%s taken for a heads file", bad)
+		}
+	}
+	m := &Manifest{Files: []FileInfo{{Name: "heads-000004.bin"}, {Name: "graph.bin"}}}
+	if m.Current(HeadsFile) != "heads-000004.bin" || m.Current(GraphFile) != "graph.bin" {
+		t.Fatal("Current")
+	}
 }

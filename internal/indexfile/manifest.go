@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 )
 
 // The files of an index directory (see doc.go): names are part of the
@@ -63,15 +65,38 @@ func (f FileInfo) Hashed() int64 {
 	return f.Bytes
 }
 
-// DirectoryName returns the name of generation gen's posting directory:
-// directory.bin as built (generation 0), directory-G.bin after the G-th
-// checkpoint that rewrote postings (G in six or more decimal digits).
-func DirectoryName(gen int64) string {
+// FileName returns the name of the index file of kind base (HeadsFile,
+// GraphFile or DirectoryFile) written at generation gen: base itself as
+// built (generation 0), stem-G.ext after the G-th checkpoint that changed
+// it (G in six or more decimal digits), e.g. directory-000003.bin.
+func FileName(base string, gen int64) string {
 	if gen == 0 {
-		return DirectoryFile
+		return base
 	}
-	return fmt.Sprintf("directory-%06d.bin", gen)
+	ext := filepath.Ext(base)
+	return fmt.Sprintf("%s-%06d%s", strings.TrimSuffix(base, ext), gen, ext)
 }
+
+// FileGeneration returns the generation of name as a file of kind base,
+// and whether it is one.
+func FileGeneration(base, name string) (int64, bool) {
+	if name == base {
+		return 0, true
+	}
+	ext := filepath.Ext(base)
+	digits, ok := strings.CutPrefix(strings.TrimSuffix(name, ext), strings.TrimSuffix(base, ext)+"-")
+	if !ok || !strings.HasSuffix(name, ext) || len(digits) < 6 {
+		return 0, false
+	}
+	g, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || g <= 0 || FileName(base, g) != name {
+		return 0, false
+	}
+	return g, true
+}
+
+// DirectoryName returns generation gen's posting directory name.
+func DirectoryName(gen int64) string { return FileName(DirectoryFile, gen) }
 
 // BuildID identifies one build of an index: every file it writes carries
 // it in its header, and the manifest records it, so that files of
@@ -148,6 +173,18 @@ type Manifest struct {
 
 // Directory returns the name of the manifest's posting directory.
 func (m *Manifest) Directory() string { return DirectoryName(m.Generation) }
+
+// Current returns the name of the manifest's file of kind base (HeadsFile
+// or GraphFile: the generation that last changed it), base if it lists
+// none.
+func (m *Manifest) Current(base string) string {
+	for _, f := range m.Files {
+		if _, ok := FileGeneration(base, f.Name); ok {
+			return f.Name
+		}
+	}
+	return base
+}
 
 // File returns the recorded info of the named file.
 func (m *Manifest) File(name string) (FileInfo, bool) {

@@ -1,0 +1,228 @@
+package spann
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/memindex"
+	"github.com/gospann/spann/posting"
+)
+
+// splitFixture is newFixture's data built with posting limit 30, and
+// 1,200 more vectors of the same mixture, those nearest base vector 0
+// (so that their postings overflow).
+func splitFixture(t *testing.T) (*fixture, *datasets.Matrix, *datasets.Matrix) {
+	t.Helper()
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 40, 16, posting.DefaultCodec)
+	limited := filepath.Join(f.dir, "limited")
+	if _, err := Build(context.Background(), BuildOptions{Base: f.base, Out: limited, Metric: vec.L2, HeadRatio: 0.1,
+		Replicas: 4, PostingLimit: 30, Codec: posting.DefaultCodec, Threads: 2, Seed: 3, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	f.index = limited
+	base, err := datasets.LoadVectors(f.base, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(f.dir, "more.u8bin")
+	if err := datasets.Generate(p, datasets.GenParams{N: 8000, Dim: 16, Type: datasets.Uint8, Seed: 11, Clusters: 6, Stream: 2}, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	more, err := datasets.LoadVectors(p, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, _ := vec.NewSpace[uint8](vec.L2)
+	near, err := memindex.BruteForce(sp, datasets.Rows[uint8](more.Data), 16, datasets.Rows[uint8](base.Row(0)), 1200, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := &datasets.Matrix{N: len(near), Dim: 16}
+	for _, nb := range near {
+		extra.Data = append(extra.Data, more.Row(int(nb.ID))...)
+	}
+	return f, base, extra
+}
+
+// A checkpoint splits postings that inserts took past the posting limit:
+// new heads join the heads, the graph and the directory (heads-1 and
+// graph-1 files of the new generation), no posting is lost or damaged
+// (exhaustive search equals brute force over the live set), the head
+// graph still finds the nearest heads, inserts after it can go to the new
+// heads, and all of it survives reopening.
+func TestSplit(t *testing.T) {
+	f, base, extra := splitFixture(t)
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ix.Close() }()
+	heads0 := len(ix.eng.headIDs())
+	if _, err := ix.Insert(extra.Data[:1000*16]); err != nil {
+		t.Fatal(err)
+	}
+	dead := map[int32]bool{3: true, 3004: true}
+	if err := ix.Delete([]int32{3, 3004}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	heads1 := len(ix.eng.headIDs())
+	m, _ := indexfile.ReadManifest(f.index)
+	if heads1 <= heads0 || m.Heads != heads1 || m.Current(indexfile.HeadsFile) != "heads-000001.bin" || m.Current(indexfile.GraphFile) != "graph-000001.bin" {
+		t.Fatalf("heads %d -> %d, manifest %d, files %v", heads0, heads1, m.Heads, m.Files)
+	}
+	view := ix.store.Snapshot()
+	maxCount := 0
+	for h := range int32(view.Len()) {
+		maxCount = max(maxCount, int(view.Entry(h).Count))
+	}
+	t.Logf("%d postings split; the largest posting now holds %d", heads1-heads0, maxCount)
+	all := &datasets.Matrix{N: 4000, Dim: 16, Data: append(bytes.Clone(base.Data), extra.Data[:1000*16]...)}
+	checkLive(t, f, ix, all, dead)
+	checkHeadGraph(t, ix)
+	// Inserts now reach the new heads too.
+	first, err := ix.Insert(extra.Data[1000*16:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	all.Data = append(all.Data, extra.Data[1000*16:]...)
+	all.N += 200
+	newHead := false
+	buf := ix.buf.Load()
+	for h := heads0; h < len(buf.lists); h++ {
+		newHead = newHead || len(buf.list(int32(h))) > 0
+	}
+	if !newHead {
+		t.Error("no insert after the split went to a new head")
+	}
+	checkLive(t, f, ix, all, dead)
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	checkLive(t, f, ix, all, dead)
+	ix.Close()
+	ro, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLive(t, f, ro, all, dead)
+	if got, err := ro.Search(extra.Row(1100), 1, SearchParams{NProbe: 16, HeadList: 256, Eps: -1}); err != nil || got[0].ID != first+100 {
+		t.Fatalf("reopened: inserted vector: %v %v", got, err)
+	}
+	ro.Close()
+	if r, err := Check(f.index); err != nil || r.Heads < heads1 {
+		t.Fatalf("check: %v %+v", err, r)
+	}
+}
+
+// checkHeadGraph checks the head graph's nearest heads against brute force
+// over the head vectors, for the fixture's queries: recall@10 ≥ 0.95.
+func checkHeadGraph(t *testing.T, ix *Index) {
+	t.Helper()
+	e := ix.eng.(*engineT[uint8])
+	set := e.current()
+	s := set.graph.NewSearcher()
+	qs, _ := datasets.LoadVectors(filepath.Join(filepath.Dir(ix.dir), "query.u8bin"), 0, 0)
+	hits, total := 0, 0
+	for q := 0; q < qs.N; q++ {
+		v := datasets.Rows[uint8](qs.Row(q))
+		exact, err := memindex.BruteForce(e.sp, set.vecs, ix.dim, v, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := s.Search(v, 10, 40)
+		for _, g := range got {
+			if slices.ContainsFunc(exact, func(x memindex.Neighbor) bool { return x.ID == g.ID || x.Dist == g.Dist }) {
+				hits++
+			}
+		}
+		total += len(exact)
+	}
+	if r := float64(hits) / float64(total); r < 0.95 {
+		t.Fatalf("head graph recall@10 %.3f after splits", r)
+	} else {
+		t.Logf("head graph recall@10 %.3f over %d heads", r, set.len())
+	}
+}
+
+// Splitting keeps recall near the inserted vectors for the vectors it
+// scans: the same 1,000 inserts into one index folded by a checkpoint
+// with splits and by one without, queried with 200 more vectors of the
+// same region; at the postings that scan at least as many vectors as 8
+// unsplit postings do, recall is within 0.02.
+func TestSplitQuality(t *testing.T) {
+	f, base, extra := splitFixture(t)
+	queries := extra.Data[1000*16:]
+	all := &datasets.Matrix{N: 4000, Dim: 16, Data: append(bytes.Clone(base.Data), extra.Data[:1000*16]...)}
+	copyDir(t, f.index, f.index+"-nosplit")
+	open := func(dir string, noSplit bool) *Index {
+		ix, err := Open(dir, Options{Writable: true, noSplit: noSplit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ix.Insert(extra.Data[:1000*16]); err != nil {
+			t.Fatal(err)
+		}
+		if err := ix.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		return ix
+	}
+	measure := func(ix *Index, nprobe int) (recall, vectors float64) {
+		res, err := ix.SearchBatch(queries, 10, SearchParams{NProbe: nprobe, Eps: -1}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hits := 0
+		for q := 0; q < 200; q++ {
+			want := liveTopK(all, queries[q*16:(q+1)*16], nil, 10)
+			for r := 0; r < 10; r++ {
+				if res.Dists[q*10+r] <= want[9] {
+					hits++
+				}
+			}
+		}
+		return float64(hits) / 2000, float64(res.Stats.Vectors) / 200
+	}
+	unsplit := open(f.index+"-nosplit", true)
+	defer unsplit.Close()
+	split := open(f.index, false)
+	defer split.Close()
+	if len(split.eng.headIDs()) == len(unsplit.eng.headIDs()) {
+		t.Fatal("nothing split")
+	}
+	for _, np := range []int{4, 6, 8, 10, 12, 16, 24} {
+		r1, v1 := measure(unsplit, np)
+		r2, v2 := measure(split, np)
+		t.Logf("nprobe %d: unsplit %.3f@%.0f split %.3f@%.0f", np, r1, v1, r2, v2)
+	}
+	wantRecall, wantVectors := measure(unsplit, 8)
+	for nprobe := 8; nprobe <= 64; nprobe++ {
+		r, v := measure(split, nprobe)
+		if v >= wantVectors {
+			t.Logf("recall@10: %.3f at nprobe %d with splits (%.0f vectors scanned), %.3f at 8 without (%.0f)", r, nprobe, v, wantRecall, wantVectors)
+			if r < wantRecall-0.02 {
+				t.Fatalf("splits lose recall: %.3f against %.3f", r, wantRecall)
+			}
+			return
+		}
+	}
+	t.Fatal("no nprobe scans as many vectors")
+}
+
+// copyDir copies the files of directory src into a new directory dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+}
