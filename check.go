@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/RoaringBitmap/roaring/v2"
-
 )
 
 // CheckReport is what Check found in an index.

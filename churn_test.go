@@ -295,7 +295,36 @@ func TestKilledUpdater(t *testing.T) {
 		t.Skip("runs writers in child processes")
 	}
 	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 5, 16, posting.DefaultCodec)
-	extra := extraRows(t, 600, 16, 84)
+	killUpdates(t, f, extraRows(t, 600, 16, 84), nil)
+}
+
+// The same with postings splitting (posting limit 30, inserts crowded
+// into one region), killed also in the middle of splits and after the
+// new heads are written.
+func TestKilledSplitter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs writers in child processes")
+	}
+	f, _, extra := splitFixture(t)
+	killUpdates(t, f, extra, []string{"checkpoint: posting split#1", "checkpoint: posting split#7", "checkpoint: posting split#30",
+		"checkpoint: heads written#1", "checkpoint: heads written#2", "checkpoint: manifest written#3"})
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if n := len(ix.eng.headIDs()); n <= 300 {
+		t.Fatalf("%d heads: no posting was split", n)
+	} else {
+		t.Logf("%d heads after the kills, from 300", n)
+	}
+	checkHeadGraph(t, ix)
+}
+
+// killUpdates runs TestKilledUpdater's kill sequence on f with the rows
+// of extra, at its points plus more.
+func killUpdates(t *testing.T, f *fixture, extra *datasets.Matrix, more []string) {
+	t.Helper()
 	rows := filepath.Join(t.TempDir(), "rows.u8bin")
 	if err := datasets.WriteVectors(rows, extra); err != nil {
 		t.Fatal(err)
@@ -314,6 +343,7 @@ func TestKilledUpdater(t *testing.T) {
 	}
 	points = append(points, "checkpoint: posting rewritten#5", "checkpoint: posting rewritten#60", "checkpoint: posting rewritten#150",
 		"checkpoint: posting rewritten#300", "checkpoint: posting rewritten#700")
+	points = append(points, more...)
 	ackedIns := map[int32]int{} // id -> row
 	ackedDel := map[int32]bool{}
 	for _, point := range points {

@@ -219,8 +219,8 @@ func TestKilledInserter(t *testing.T) {
 	}
 }
 
-// storedRows returns every vector the index stores in its postings or
-// its insert buffer, by id; a vector in both (folded into postings, then
+// storedRows returns every vector the index stores in its postings, its
+// insert buffer or its heads, by id; a vector in both (folded into postings, then
 // replayed into the buffer again) fails the test.
 func storedRows(t *testing.T, ix *Index) map[int32][]byte {
 	t.Helper()
@@ -259,6 +259,14 @@ func storedRows(t *testing.T, ix *Index) map[int32][]byte {
 				t.Fatalf("vector %d is both in posting %d and in the insert buffer", id, h)
 			}
 			stored[int32(id)] = bytes.Clone(rows[i*ix.rowBytes : (i+1)*ix.rowBytes])
+		}
+	}
+	// A vector a split made a head is stored as the head's.
+	e := ix.eng.(*engineT[uint8])
+	set := e.current()
+	for h, id := range set.ids {
+		if _, ok := stored[int32(id)]; !ok {
+			stored[int32(id)] = bytes.Clone(datasets.Bytes(set.row(int32(h), ix.dim)))
 		}
 	}
 	return stored
