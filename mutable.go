@@ -113,7 +113,7 @@ func (ix *Index) openUpdates(writable bool) error {
 			return err
 		}
 		var st wal.ReplayStats
-		if _, err := os.Stat(logPath); os.IsNotExist(err) {
+		if _, serr := os.Stat(logPath); os.IsNotExist(serr) {
 			ix.log, err = wal.Create(ix.fs, logPath, id)
 		} else {
 			ix.log, st, err = wal.Open(ix.fs, logPath, id, apply)

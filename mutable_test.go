@@ -1,6 +1,7 @@
 package spann
 
 import (
+	"bytes"
 	"bufio"
 	"errors"
 	"fmt"
@@ -178,6 +179,34 @@ func TestDelete(t *testing.T) {
 	os.WriteFile(path, raw, 0o644)
 	if _, err := Open(f.index, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "tombstones.bin") {
 		t.Fatalf("damaged tombstones.bin: %v", err)
+	}
+	raw[45] ^= 1
+	os.WriteFile(path, raw, 0o644)
+	// A damaged record with intact ones after it: Open refuses, naming the
+	// log, and a writable Open leaves the log as it was (nothing cut).
+	ix, err = Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int32{1001, 1002, 1003} {
+		if err := ix.Delete([]int32{id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ix.Close()
+	logPath := filepath.Join(f.index, walFile)
+	logged, _ := os.ReadFile(logPath)
+	damaged := bytes.Clone(logged)
+	damaged[len(damaged)-2*21+17] ^= 0x10 // the middle one of the last three records (17-byte header, one 4-byte id)
+	os.WriteFile(logPath, damaged, 0o644)
+	for _, w := range []bool{false, true} {
+		_, err := Open(f.index, Options{Writable: w})
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), walFile) {
+			t.Fatalf("writable %v, damaged log record: %v", w, err)
+		}
+	}
+	if now, _ := os.ReadFile(logPath); !bytes.Equal(now, damaged) {
+		t.Fatal("a writable Open changed the damaged log")
 	}
 }
 

@@ -15,6 +15,8 @@
 //	wal.log           the write-ahead log of updates since the last checkpoint
 //	tombstones.bin    the deleted ids as of the last checkpoint (tombstones.go)
 //	directory-G.bin   generation G's directory (G ≥ 1, six or more digits)
+//	heads-G.bin, graph-G.bin   the heads and graph of the generation G
+//	                  that last split postings (FileName; Manifest.Current)
 //	update.lock, readers.lock   empty files for flock
 //
 // The build writes everything into a temporary directory beside the target
