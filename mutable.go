@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -247,6 +248,23 @@ func (ix *Index) Checkpoint() error {
 	if ix.log == nil {
 		return ErrReadOnly
 	}
+	// The work runs on an OS thread of its own at a lower priority, so
+	// that searches keep the cores they need (the Go scheduler does not
+	// know priorities; the kernel does, per thread). The thread is
+	// discarded afterwards: the goroutine exits still locked to it.
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), checkpointNice) // best effort
+		done <- ix.checkpoint()
+	}()
+	return <-done
+}
+
+// checkpointNice is the nice value of a checkpoint's thread.
+const checkpointNice = 10
+
+func (ix *Index) checkpoint() error {
 	ix.ckmu.Lock()
 	defer ix.ckmu.Unlock()
 	frozen, dead, seq, n := ix.freeze()

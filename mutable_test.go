@@ -1,8 +1,8 @@
 package spann
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"

@@ -270,7 +270,8 @@ func (e *engineT[T]) extendHeads(out *rewrite) (any, error) {
 	}
 	slices.Sort(moved)
 	p := e.ix.Manifest.Params
-	g, err := set.graph.Extend(next.vecs, moved, memindex.Params{BuildList: p.GraphBuildList, Alpha: float32(p.GraphAlpha)})
+	// One thread: the checkpoint's own, at its lower priority (Checkpoint).
+	g, err := set.graph.Extend(next.vecs, moved, memindex.Params{BuildList: p.GraphBuildList, Alpha: float32(p.GraphAlpha), Threads: 1})
 	if err != nil {
 		return nil, fmt.Errorf("spann: checkpoint: add %d heads to the graph: %w", len(out.newIDs), err)
 	}

@@ -32,8 +32,9 @@ func newApp() *cli.App {
 			"each assigned to its heads as a built vector is, logged the same way, and searched from memory until a " +
 			"checkpoint. Inserts run before deletes, so --delete may name the new ids. --checkpoint then folds the log " +
 			"into the index's files: the deletes into tombstones.bin, the inserted vectors into their postings (each " +
-			"posting rewritten without its deleted vectors, in space freed by earlier checkpoints when no other process " +
-			"has the index open, else at the end of postings.bin), and a new generation of directory and manifest.",
+			"posting rewritten without its deleted vectors, one past the build's posting limit split in two under a new " +
+			"head, in space freed by earlier checkpoints when no other process has the index open, else at the end of " +
+			"postings.bin), and a new generation of directory, heads, graph and manifest.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "index", Required: true, Usage: "index directory"},
 			&cli.StringFlag{Name: "insert", Usage: "vectors to insert: .fbin, .u8bin or .i8bin of the index's type and dimension"},
