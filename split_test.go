@@ -3,9 +3,11 @@ package spann
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/gospann/spann/datasets"
@@ -223,6 +225,102 @@ func TestSplitQuality(t *testing.T) {
 func copyDir(t *testing.T, src, dst string) {
 	t.Helper()
 	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Everything at once (-race): one goroutine inserts rows crowded into one
+// region and deletes, another checkpoints (folding, splitting postings,
+// extending the head graph), two search; every search succeeds and never
+// returns an id deleted before it began; afterwards exhaustive search
+// equals brute force over the live set, before and after reopening.
+func TestSplitConcurrent(t *testing.T) {
+	f, base, extra := splitFixture(t)
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ix.Close() }()
+	var mu sync.Mutex
+	dead := map[int32]bool{}
+	all := &datasets.Matrix{N: base.N, Dim: 16, Data: bytes.Clone(base.Data)}
+	stop := make(chan struct{})
+	var bg, ck sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				before := maps.Clone(dead)
+				mu.Unlock()
+				res, err := ix.SearchBatch(f.q.Data, 10, SearchParams{NProbe: 8, Eps: -1}, 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, id := range res.IDs {
+					if before[id] {
+						t.Errorf("deleted id %d returned", id)
+						return
+					}
+				}
+			}
+		}()
+	}
+	ck.Add(1)
+	go func() {
+		defer ck.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := ix.Checkpoint(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < extra.N; i += 50 {
+		first, err := ix.Insert(extra.Data[i*16 : (i+50)*16])
+		if err != nil {
+			t.Fatal(err)
+		}
+		del := []int32{int32(i), first + 7}
+		if err := ix.Delete(del); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		all.Data = append(all.Data, extra.Data[i*16:(i+50)*16]...)
+		all.N += 50
+		for _, id := range del {
+			dead[id] = true
+		}
+		mu.Unlock()
+	}
+	close(stop)
+	ck.Wait()
+	bg.Wait()
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ix.eng.headIDs()); n <= 300 {
+		t.Fatalf("%d heads: nothing split", n)
+	}
+	checkLive(t, f, ix, all, dead)
+	ix.Close()
+	if ix, err = Open(f.index, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	checkLive(t, f, ix, all, dead)
+	if _, err := Check(f.index); err != nil {
 		t.Fatal(err)
 	}
 }
