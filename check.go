@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/gospann/spann/internal/indexfile"
 )
 
 // CheckReport is what Check found in an index.
@@ -92,6 +94,9 @@ func Check(dir string) (*CheckReport, error) {
 func (r *CheckReport) account(copies []uint8, heads []uint32, dead *roaring.Bitmap, problem func(string, ...any)) {
 	isHead := make([]bool, len(copies))
 	for _, id := range heads {
+		if id == indexfile.RemovedHead {
+			continue
+		}
 		if int(id) >= len(copies) {
 			problem("%s: head id %d is not below n = %d", "heads", id, len(copies))
 			continue

@@ -3,6 +3,7 @@ package spann
 import (
 	"github.com/RoaringBitmap/roaring/v2"
 
+	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/memindex"
 	"github.com/gospann/spann/posting"
@@ -18,10 +19,23 @@ type headSet[T vec.Elem] struct {
 	ids   []uint32 // head h's base id
 	graph *memindex.Graph[T]
 	idset *roaring.Bitmap // ids, for isHead (index)
+	gone  []int32         // heads removed (ids[h] == indexfile.RemovedHead), ascending
 }
 
-// index fills idset.
-func (h *headSet[T]) index() { h.idset = roaring.BitmapOf(h.ids...) }
+// index fills idset and gone.
+func (h *headSet[T]) index() {
+	h.idset, h.gone = roaring.New(), nil
+	for i, id := range h.ids {
+		if id == indexfile.RemovedHead {
+			h.gone = append(h.gone, int32(i))
+		} else {
+			h.idset.Add(id)
+		}
+	}
+}
+
+// removed reports whether head i was removed.
+func (h *headSet[T]) removed(i int32) bool { return h.ids[i] == indexfile.RemovedHead }
 
 // isHead reports whether base id is a head's.
 func (h *headSet[T]) isHead(id uint32) bool { return h.idset.Contains(id) }

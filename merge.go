@@ -3,6 +3,7 @@ package spann
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,11 +161,12 @@ type rewrite struct {
 	newIDs  []uint32              // base ids of the heads of split postings, in head order from the current count
 	newRows []byte                // and their vectors
 	moved   map[int32]movedHead   // heads of split postings now on another of their vectors
+	removed []int32               // heads whose postings deletes emptied, merged away (ascending)
 	taken   *roaring.Bitmap       // base ids made heads by this checkpoint's splits
 }
 
 // splits reports whether the rewrite changed the heads.
-func (r *rewrite) splits() bool { return len(r.newIDs) > 0 || len(r.moved) > 0 }
+func (r *rewrite) splits() bool { return len(r.newIDs) > 0 || len(r.moved) > 0 || len(r.removed) > 0 }
 
 // writePostings writes the rewritten postings of heads into
 // postings.bin, whose committed length is committed (cutting off what an
@@ -198,6 +200,9 @@ func (ix *Index) writePostings(heads []int32, buf *insertBuffer, dead *roaring.B
 		}
 		crash.Point("checkpoint: posting rewritten")
 	}
+	if err := ix.mergeAway(w); err != nil {
+		return fail(err)
+	}
 	w.out.end = int64(w.space.End())
 	if w.out.end > committed {
 		if err := f.Truncate(w.out.end); err != nil { // zeros to the last page's end
@@ -208,6 +213,71 @@ func (ix *Index) writePostings(heads []int32, buf *insertBuffer, dead *roaring.B
 		return fail(err)
 	}
 	return w.out, nil
+}
+
+// mergeAway is LIRE's merge: it removes the heads whose postings this
+// checkpoint left empty (all their vectors deleted; never the graph's
+// entry point), and moves each one's vector, if it is live (a head is
+// stored in no posting), to the posting of its nearest remaining head;
+// so too whatever a head removed before received (inserts assigned to it
+// before it went).
+func (ix *Index) mergeAway(w *postingWriter) error {
+	type orphan struct {
+		id  uint32
+		row []byte
+	}
+	var orphans []orphan
+	gone := map[int32]bool{}
+	heads := slices.Sorted(maps.Keys(w.out.changes))
+	for _, h32 := range heads {
+		h, e := int32(h32), w.out.changes[h32]
+		switch {
+		case h32 >= w.view.Len() || h == ix.eng.entryHead():
+		case ix.eng.removedHead(h) && e.Count > 0:
+			ids, rows, err := w.m.merge(e, h, nil)
+			if err != nil {
+				return fmt.Errorf("posting %d: %w", h, err)
+			}
+			for i, id := range ids {
+				orphans = append(orphans, orphan{id, slices.Clone(rows[i*ix.rowBytes : (i+1)*ix.rowBytes])})
+			}
+			if err := w.put(h, nil, nil); err != nil {
+				return err
+			}
+		case !ix.eng.removedHead(h) && e.Count == 0:
+			gone[h] = true
+			if id, row := ix.eng.head(h); !w.m.dead.Contains(id) {
+				orphans = append(orphans, orphan{id, slices.Clone(row)})
+			}
+		}
+	}
+	skip := func(h int32) bool { return gone[h] || ix.eng.removedHead(h) }
+	byTarget := map[int32][]orphan{}
+	for _, o := range orphans {
+		t := ix.eng.nearestHead(o.row, skip)
+		byTarget[t] = append(byTarget[t], o)
+	}
+	for _, t := range slices.Sorted(maps.Keys(byTarget)) {
+		e, ok := w.out.changes[int(t)]
+		if !ok {
+			e = w.view.Entry(t)
+		}
+		ids, rows, err := w.m.merge(e, t, nil)
+		if err != nil {
+			return fmt.Errorf("posting %d: %w", t, err)
+		}
+		for _, o := range byTarget[t] {
+			if !slices.Contains(ids, o.id) {
+				ids = append(ids, o.id)
+				rows = append(rows, o.row...)
+			}
+		}
+		if err := w.put(t, ids, rows); err != nil {
+			return err
+		}
+	}
+	w.out.removed = slices.Sorted(maps.Keys(gone))
+	return nil
 }
 
 // maxSplits bounds how many times one posting is split in a checkpoint.

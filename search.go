@@ -196,6 +196,9 @@ type engine interface {
 	// Splitting postings (split.go).
 	split(a int32, aID uint32, aRow []byte, aDead bool, ids []uint32, rows []byte, read postingReader, taken *roaring.Bitmap) (*splitResult, bool, error)
 	head(h int32) (uint32, []byte)
+	nearestHead(row []byte, skip func(int32) bool) int32
+	removedHead(h int32) bool
+	entryHead() int32
 	extendHeads(out *rewrite) (any, error)
 	writeHeadFiles(set any, gen int64) ([]indexfile.FileInfo, error)
 }

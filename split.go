@@ -269,9 +269,14 @@ func (e *engineT[T]) extendHeads(out *rewrite) (any, error) {
 		moved = append(moved, h)
 	}
 	slices.Sort(moved)
+	for _, h := range out.removed {
+		next.ids[h] = indexfile.RemovedHead
+	}
+	gone := append(slices.Clone(set.gone), out.removed...)
+	slices.Sort(gone)
 	p := e.ix.Manifest.Params
 	// One thread: the checkpoint's own, at its lower priority (Checkpoint).
-	g, err := set.graph.Extend(next.vecs, moved, memindex.Params{BuildList: p.GraphBuildList, Alpha: float32(p.GraphAlpha), Threads: 1})
+	g, err := set.graph.Extend(next.vecs, moved, gone, memindex.Params{BuildList: p.GraphBuildList, Alpha: float32(p.GraphAlpha), Threads: 1})
 	if err != nil {
 		return nil, fmt.Errorf("spann: checkpoint: add %d heads to the graph: %w", len(out.newIDs), err)
 	}
@@ -347,3 +352,28 @@ func (e *engineT[T]) head(h int32) (uint32, []byte) {
 	set := e.current()
 	return set.ids[h], datasets.Bytes(set.row(h, e.ix.dim))
 }
+
+// nearestHead returns the head nearest row that skip does not exclude
+// (by the head graph, or by brute force if its candidates are all
+// excluded).
+func (e *engineT[T]) nearestHead(row []byte, skip func(int32) bool) int32 {
+	set := e.current()
+	q := datasets.Rows[T](row)
+	for _, nb := range set.graph.NewSearcher().Search(q, 16, 32) {
+		if !skip(nb.ID) {
+			return nb.ID
+		}
+	}
+	best, bestD := int32(-1), float32(0)
+	for h := int32(0); int(h) < set.len(); h++ {
+		if d := e.sp.Dist(q, set.row(h, e.ix.dim)); !skip(h) && !set.removed(h) && (best < 0 || d < bestD) {
+			best, bestD = h, d
+		}
+	}
+	return best
+}
+
+// removedHead reports whether head h was removed; entryHead returns the
+// graph's entry point (never removed).
+func (e *engineT[T]) removedHead(h int32) bool { return e.current().removed(h) }
+func (e *engineT[T]) entryHead() int32         { return e.current().graph.Entry() }

@@ -324,3 +324,90 @@ func TestSplitConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A checkpoint merges away the postings that deletes emptied: their heads
+// leave the graph (unreachable, id RemovedHead in heads-G.bin), each live
+// head vector moves to its nearest remaining head's posting, and search
+// stays exact over the live set, through later checkpoints and reopening.
+func TestMergeAway(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 3000, 40, 16, posting.DefaultCodec)
+	base, err := datasets.LoadVectors(f.base, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ix.Close() }()
+	// Every vector of 5 postings deleted; their heads stay live vectors.
+	fl, _ := os.Open(ix.postings)
+	dec, _ := ix.store.NewDecoder()
+	view := ix.store.Snapshot()
+	dead := map[int32]bool{}
+	var del []int32
+	emptied := []int32{3, 50, 77, 120, 200}
+	for _, h := range emptied {
+		e := view.Entry(h)
+		raw := make([]byte, e.Bytes)
+		fl.ReadAt(raw, int64(e.Offset))
+		ids, _, err := dec.Decode(raw, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			if !dead[int32(id)] {
+				dead[int32(id)] = true
+				del = append(del, int32(id))
+			}
+		}
+	}
+	dec.Close()
+	fl.Close()
+	if err := ix.Delete(del); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	set := ix.eng.(*engineT[uint8]).current()
+	gone := 0
+	for _, h := range emptied {
+		if set.removed(h) {
+			gone++
+		}
+	}
+	if gone == 0 || len(set.gone) != gone || set.graph.Reachable() != set.len()-gone {
+		t.Fatalf("%d of the emptied heads removed, %d gone in all, %d of %d reachable", gone, len(set.gone), set.graph.Reachable(), set.len())
+	}
+	t.Logf("%d of %d emptied postings merged away", gone, len(emptied))
+	checkLive(t, f, ix, base, dead)
+	stored := storedRows(t, ix)
+	for _, h := range emptied {
+		id := ix.heads.IDs[h] // the head's vector, as built
+		if !dead[int32(id)] && !bytes.Equal(stored[int32(id)], base.Row(int(id))) {
+			t.Fatalf("the vector of removed head %d (id %d) is stored nowhere", h, id)
+		}
+	}
+	// Later checkpoints keep them out; reopening too.
+	extra := extraRows(t, 300, 16, 86)
+	if _, err := ix.Insert(extra.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	all := &datasets.Matrix{N: 3300, Dim: 16, Data: append(bytes.Clone(base.Data), extra.Data...)}
+	checkLive(t, f, ix, all, dead)
+	ix.Close()
+	if ix, err = Open(f.index, Options{Writable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(ix.eng.(*engineT[uint8]).current().gone); got != gone {
+		t.Fatalf("reopened: %d heads removed, want %d", got, gone)
+	}
+	checkLive(t, f, ix, all, dead)
+	if _, err := Check(f.index); err != nil {
+		t.Fatal(err)
+	}
+}

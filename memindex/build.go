@@ -113,6 +113,8 @@ type builder[T vec.Elem] struct {
 	shift float32
 	// pruneAlphaCap, when non-zero, caps alpha (1 for IP).
 	pruneAlphaCap float32
+	// removed marks the nodes Extend cut out: kept unreachable.
+	removed []bool
 	// Per-batch buffers, reused across batches.
 	outLists  []int32
 	outCounts []int32
@@ -320,7 +322,7 @@ func (b *builder[T]) connect() {
 		mark(g.entry)
 		fixed := 0
 		for u := int32(0); int(u) < g.n; u++ {
-			if seen[u] {
+			if seen[u] || (b.removed != nil && b.removed[u]) {
 				continue
 			}
 			// The search only walks reachable nodes, so its list holds

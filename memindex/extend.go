@@ -2,6 +2,7 @@ package memindex
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gospann/spann/internal/vec"
 )
@@ -9,14 +10,18 @@ import (
 // Extend returns a new graph over vectors, whose first g.Len() rows are
 // g's nodes and the rest new ones. The nodes in moved, whose rows in
 // vectors differ from g's, are inserted again first, then the new nodes,
-// each as Build inserts a node (a greedy search of the graph so far,
+// and the nodes in removed are cut out of the graph: every edge into one
+// is replaced by its out-neighbours (pruned to the degree), its own list
+// emptied, and it stays unreachable (removed must hold every node removed
+// so far, and not the entry point);
+// moved and new nodes are each inserted as Build inserts a node (a greedy search of the graph so far,
 // robust prune with p's Alpha, reverse edges pruned at the degree), in
 // batches of at most 2 % of the nodes; then the graph is connected so
 // that every node is reachable. g is not changed and stays usable; the
 // new graph keeps g's degree, entry point and Tag. p's Degree, Passes and
 // Seed are ignored. An updated index adds and moves the heads of split
 // postings this way (spann.Checkpoint).
-func (g *Graph[T]) Extend(vectors []T, moved []int32, p Params) (*Graph[T], error) {
+func (g *Graph[T]) Extend(vectors []T, moved, removed []int32, p Params) (*Graph[T], error) {
 	n2, err := checkVectors(vectors, g.dim)
 	if err != nil {
 		return nil, fmt.Errorf("memindex extend: %w", err)
@@ -46,6 +51,9 @@ func (g *Graph[T]) Extend(vectors []T, moved []int32, p Params) (*Graph[T], erro
 	for i := range b.workers {
 		b.workers[i] = &buildWorker[T]{s: h.NewSearcher()}
 	}
+	if err := b.remove(removed); err != nil {
+		return nil, err
+	}
 	maxBatch := max(1, int(maxBatchFraction*float64(n2)))
 	for _, m := range moved {
 		if m < 0 || int(m) >= g.n {
@@ -67,4 +75,56 @@ func (g *Graph[T]) Extend(vectors []T, moved []int32, p Params) (*Graph[T], erro
 	b.connect()
 	h.pack()
 	return h, nil
+}
+
+// remove cuts the nodes in removed out of the graph (see Extend).
+func (b *builder[T]) remove(removed []int32) error {
+	g := b.g
+	if len(removed) == 0 {
+		return nil
+	}
+	b.removed = make([]bool, g.n)
+	for _, r := range removed {
+		if r < 0 || int(r) >= g.n || r == g.entry {
+			return fmt.Errorf("memindex extend: cannot remove node %d (of %d, entry %d)", r, g.n, g.entry)
+		}
+		b.removed[r] = true
+	}
+	w := b.workers[0]
+	for u := int32(0); int(u) < g.n; u++ {
+		if b.removed[u] {
+			continue
+		}
+		list := g.nbrs(u)
+		if !slices.ContainsFunc(list, func(v int32) bool { return b.removed[v] }) {
+			continue
+		}
+		// Through a removed node u reached its out-neighbours: reach them
+		// directly, keeping the best by robust prune.
+		ids := w.ids[:0]
+		for _, v := range list {
+			if !b.removed[v] {
+				ids = append(ids, v)
+				continue
+			}
+			for _, x := range g.nbrs(v) {
+				if x != u && !b.removed[x] && !slices.Contains(ids, x) {
+					ids = append(ids, x)
+				}
+			}
+		}
+		w.ids = ids
+		q := g.row(u)
+		cands := w.cands[:0]
+		for _, id := range ids {
+			cands = append(cands, Neighbor{ID: id, Dist: g.sp.Dist(q, g.row(id))})
+		}
+		w.cands = cands
+		slot := g.adj[int(u)*g.degree : (int(u)+1)*g.degree]
+		g.counts[u] = int32(len(b.prune(u, cands, b.p.Alpha, slot[:0])))
+	}
+	for _, r := range removed {
+		g.counts[r] = 0
+	}
+	return nil
 }

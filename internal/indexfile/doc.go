@@ -69,7 +69,8 @@
 //	32            16              build id (major 1: absent, H = 32)
 //	H = 48        4*h             uint32 base row id of each head, unique;
 //	                              ascending in minor 0 (a build); minor 1
-//	                              appends the heads of split postings
+//	                              appends the heads of split postings, and
+//	                              marks removed heads 0xFFFFFFFF (repeatable)
 //	H+4h          h*dim*elem      the head vectors, row-major, in id order
 //	end-4         4               CRC32C of every preceding byte
 //

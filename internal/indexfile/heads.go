@@ -38,6 +38,10 @@ const (
 	headsV1Header   = 32
 )
 
+// RemovedHead is the id of a head an updated index removed (its posting
+// emptied by deletes and merged away); its row stays, unused. Minor 1.
+const RemovedHead = ^uint32(0)
+
 // Heads holds the head vectors in memory: Vectors is row i = head i, the
 // vector of base row IDs[i].
 type Heads struct {
@@ -68,8 +72,8 @@ func WriteHeads(fs vfs.FS, path string, h *Heads) (int64, error) {
 	copy(hdr[:], headsMagic)
 	binary.LittleEndian.PutUint16(hdr[8:], headsMajor)
 	minor := uint16(0)
-	for i := 1; i < len(h.IDs); i++ {
-		if h.IDs[i] <= h.IDs[i-1] {
+	for i := range h.IDs {
+		if h.IDs[i] == RemovedHead || (i > 0 && h.IDs[i] <= h.IDs[i-1]) {
 			minor = headsMinor
 			break
 		}
@@ -184,11 +188,12 @@ func ParseHeads(data []byte) (*Heads, error) {
 }
 
 // checkHeadIDs checks that ids are strictly ascending (minor 0), or unique
-// (minor 1 and later: an ascending run, then appended ones).
+// but for RemovedHead (minor 1 and later: an ascending run, then appended
+// ones, some removed).
 func checkHeadIDs(ids []uint32, minor uint16) error {
 	sorted := ids
-	for i := 1; i < len(ids); i++ {
-		if ids[i] <= ids[i-1] {
+	for i := range ids {
+		if ids[i] == RemovedHead || (i > 0 && ids[i] <= ids[i-1]) {
 			if minor == 0 {
 				return fmt.Errorf("%w: head ids not strictly ascending at %d", ErrCorrupt, i)
 			}
@@ -198,7 +203,7 @@ func checkHeadIDs(ids []uint32, minor uint16) error {
 		}
 	}
 	for i := 1; i < len(sorted); i++ {
-		if sorted[i] == sorted[i-1] {
+		if sorted[i] == sorted[i-1] && sorted[i] != RemovedHead {
 			return fmt.Errorf("%w: head id %d appears twice", ErrCorrupt, sorted[i])
 		}
 	}

@@ -235,6 +235,14 @@ func TestHeadsAppended(t *testing.T) {
 	if _, err := ParseHeads(refix(minor0)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "ascending") {
 		t.Fatalf("unordered minor 0: %v", err)
 	}
+	removed := sampleHeads()
+	removed.IDs = []uint32{2, RemovedHead, RemovedHead}
+	if _, err := WriteHeads(vfs.OS, p, removed); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := ReadHeads(p); err != nil || !slices.Equal(back.IDs, removed.IDs) {
+		t.Fatalf("removed heads: %v %v", back, err)
+	}
 	dup := bytes.Clone(raw)
 	binary.LittleEndian.PutUint32(dup[headsHeaderSize+12:], 5)
 	if _, err := ParseHeads(refix(dup)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "twice") {
