@@ -87,6 +87,7 @@ type Index struct {
 	ckmu     sync.Mutex                     // one Checkpoint at a time; Close waits for it
 	dmu      sync.Mutex                     // serialises replacing dead and buf
 	buf      atomic.Pointer[insertBuffer]   // vectors inserted since the build; nil when none
+	idm      atomic.Pointer[idMap]          // external ids, once an insert gave some (ids.go); nil before
 	total    atomic.Int64                   // ids handed out: the build's n plus those reserved by Inserts
 	acked    atomic.Int64                   // ids that exist: the build's and every acknowledged insert's (N)
 	// tornBytes is the torn tail of wal.log that Open discarded (cut off

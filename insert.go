@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/RoaringBitmap/roaring/v2"
+
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/vec"
@@ -208,11 +210,30 @@ func (ix *Index) applyInsert(rec *insertRecord, payload []byte) {
 }
 
 // Insert adds vectors — rows of the index's element type and dimension,
-// raw little-endian bytes — under new ids, first to first+n-1, which it
-// returns once they are durable in the write-ahead log; searches that
-// start afterwards can return them. Needs Options.Writable; safe while
-// searches and other updates run.
+// raw little-endian bytes — under new ids, first to first+n-1 (after the
+// largest id so far), which it returns once they are durable in the
+// write-ahead log; searches that start afterwards can return them. Needs
+// Options.Writable; safe while searches and other updates run.
 func (ix *Index) Insert(rows []byte) (first int32, err error) {
+	return ix.insert(nil, rows, false)
+}
+
+// InsertWithIDs is Insert under the given ids (one per row, each ≥ 0,
+// none given twice): an id already in the index is an error unless
+// replace is set, when its vector is replaced (its old one deleted, in
+// the same log record); an id deleted before is always an error, since a
+// deleted id never comes back. Automatic ids continue after the largest
+// id given.
+func (ix *Index) InsertWithIDs(ids []int32, rows []byte, replace bool) error {
+	if ids == nil {
+		ids = []int32{}
+	}
+	_, err := ix.insert(ids, rows, replace)
+	return err
+}
+
+// insert is Insert (ids nil) and InsertWithIDs.
+func (ix *Index) insert(ids []int32, rows []byte, replace bool) (first int32, err error) {
 	if ix.log == nil {
 		return 0, ErrReadOnly
 	}
@@ -233,14 +254,25 @@ func (ix *Index) Insert(rows []byte) (first int32, err error) {
 	}
 	first = int32(ix.total.Load())
 	ix.total.Add(int64(n)) // reserved now, so that concurrent Inserts get other ids
+	exts, err := ix.reserveIDs(ids, n, first, replace)
 	ix.dmu.Unlock()
-	payload := encodeInsert(first, heads, rows)
-	if _, err := ix.log.Append(recInsert, payload); err != nil {
+	if err != nil {
+		return 0, err
+	}
+	typ, payload := recInsert, encodeInsert(first, heads, rows)
+	if exts != nil {
+		typ, payload = recInsertIDs, encodeInsertIDs(exts, first, heads, rows)
+	}
+	if _, err := ix.log.Append(typ, payload); err != nil {
 		return 0, ix.updateError("insert", err)
 	}
 	// The rows end the payload; the buffer points into it.
 	rec := &insertRecord{first: first, n: n, heads: heads, rows: payload[len(payload)-len(rows):], rowBytes: ix.rowBytes}
 	ix.dmu.Lock()
+	if exts != nil {
+		ix.applyIDs(first, exts, nil)
+		first = exts[0]
+	}
 	ix.applyInsert(rec, payload)
 	ix.dmu.Unlock()
 	return first, nil
@@ -258,9 +290,18 @@ func InsertVectors[T Element](ix *Index, vectors []T) (int32, error) {
 // replayInsert applies a logged insert at Open. One whose ids are below
 // the manifest's n is in postings.bin already: a checkpoint committed it
 // and was cut short before it emptied the log.
-func (ix *Index) replayInsert(r wal.Record) error {
+func (ix *Index) replayInsert(r wal.Record, dead *roaring.Bitmap) error {
 	bad := func(err error) error {
 		return fmt.Errorf("%w: %s record %d: %v", ErrCorrupt, filepath.Join(ix.dir, walFile), r.Seq, err)
+	}
+	var exts []int32
+	if r.Type == recInsertIDs {
+		var err error
+		var rest []byte
+		if exts, rest, err = splitInsertIDs(r.Payload); err != nil {
+			return bad(err)
+		}
+		r.Payload = rest
 	}
 	if len(r.Payload) >= 8 {
 		first, n := int64(binary.LittleEndian.Uint32(r.Payload)), int64(binary.LittleEndian.Uint32(r.Payload[4:]))
@@ -275,6 +316,12 @@ func (ix *Index) replayInsert(r wal.Record) error {
 	rec, err := decodeInsert(payload, ix.rowBytes, len(ix.eng.headIDs()))
 	if err != nil {
 		return bad(err)
+	}
+	if exts != nil {
+		if len(exts) != rec.n {
+			return bad(fmt.Errorf("%d external ids for %d vectors", len(exts), rec.n))
+		}
+		ix.applyIDs(rec.first, exts, dead)
 	}
 	ix.applyInsert(rec, payload)
 	return nil

@@ -97,6 +97,9 @@ func (ix *Index) openUpdates(writable bool) error {
 	ix.total.Store(int64(ix.Manifest.N))
 	ix.acked.Store(int64(ix.Manifest.N))
 	logPath := filepath.Join(ix.dir, walFile)
+	if err := ix.loadIDMap(); err != nil {
+		return err
+	}
 	dead := roaring.New()
 	apply := func(r wal.Record) error { return ix.replayRecord(dead, r) }
 	if writable {
@@ -151,8 +154,8 @@ func walError(err error) error {
 // replayRecord applies one logged update to the tombstones being rebuilt.
 func (ix *Index) replayRecord(dead *roaring.Bitmap, r wal.Record) error {
 	switch r.Type {
-	case recInsert:
-		return ix.replayInsert(r)
+	case recInsert, recInsertIDs:
+		return ix.replayInsert(r, dead)
 	case recDelete:
 		ids, err := decodeIDs(r.Payload, ix.N())
 		if err != nil {
@@ -188,6 +191,15 @@ func decodeIDs(p []byte, n int) ([]uint32, error) {
 func (ix *Index) Delete(ids []int32) error {
 	if ix.log == nil {
 		return ErrReadOnly
+	}
+	if ix.idm.Load() != nil {
+		ix.dmu.Lock()
+		internal, err := ix.internals(ids)
+		ix.dmu.Unlock()
+		if err != nil {
+			return err
+		}
+		ids = internal
 	}
 	payload := make([]byte, 0, 4*len(ids))
 	for _, id := range ids {
@@ -271,6 +283,12 @@ func (ix *Index) checkpoint() error {
 	if checkpointFrozen != nil {
 		checkpointFrozen(ix)
 	}
+	ix.dmu.Lock() // (the map is the writers')
+	err := ix.saveIDMap(n)
+	ix.dmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("spann: checkpoint: %w", err)
+	}
 	if err := indexfile.WriteTombstones(ix.fs, ix.dir, ix.id, dead); err != nil {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
@@ -279,7 +297,7 @@ func (ix *Index) checkpoint() error {
 		return err
 	}
 	ix.umu.Lock()
-	err := ix.log.DropThrough(seq)
+	err = ix.log.DropThrough(seq)
 	ix.umu.Unlock()
 	if err != nil {
 		return fmt.Errorf("spann: checkpoint: %w", err)

@@ -591,6 +591,7 @@ func (w *workerT[T]) finish(s *querySlot[T], dst []Neighbor) ([]Neighbor, error)
 		w.hdists = make([]float32, k)
 	}
 	got := s.heap.Sorted(w.ids[:k], w.hdists[:k])
+	w.e.ix.externals(w.ids[:got]) // the ids users gave (ids.go)
 	for i := 0; i < got; i++ {
 		dst = append(dst, Neighbor{ID: w.ids[i], Dist: w.hdists[i]})
 	}

@@ -21,7 +21,7 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:      "spann-update",
 		Usage:     "insert and delete vectors of an index in place, durably",
-		UsageText: "spann-update --index DIR [--insert FILE] [--delete IDS.ibin] [--batch 1000] [--checkpoint]",
+		UsageText: "spann-update --index DIR [--insert FILE [--ids IDS.ibin] [--upsert]] [--delete IDS.ibin] [--batch 1000] [--checkpoint]",
 		Description: "Opens the index for writing (an exclusive lock: one writer at a time; searches in other " +
 			"processes that open it afterwards see the changes). --delete reads ids from an .ibin file with one " +
 			"column (uint32 n, uint32 1, then n int32 ids) and deletes them in batches of --batch: each batch is " +
@@ -30,7 +30,10 @@ func newApp() *cli.App {
 			"nothing. An id outside the index fails the whole batch it is in, and stops. --insert adds the vectors of " +
 			"FILE (.fbin/.u8bin/.i8bin of the index's type and dimension) under new ids, following the largest so far, " +
 			"each assigned to its heads as a built vector is, logged the same way, and searched from memory until a " +
-			"checkpoint. Inserts run before deletes, so --delete may name the new ids. --checkpoint then folds the log " +
+			"checkpoint. --ids gives them ids of your own instead (an .ibin file with one column, one id per vector, " +
+			"each >= 0 and given once): an id already in the index is an error unless --upsert, which replaces its " +
+			"vector; a deleted id is never given again; automatic ids then continue after the largest. " +
+			"Inserts run before deletes, so --delete may name the new ids. --checkpoint then folds the log " +
 			"into the index's files: the deletes into tombstones.bin, the inserted vectors into their postings (each " +
 			"posting rewritten without its deleted vectors, one past the build's posting limit split in two under a new " +
 			"head, in space freed by earlier checkpoints when no other process has the index open, else at the end of " +
@@ -38,6 +41,8 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "index", Required: true, Usage: "index directory"},
 			&cli.StringFlag{Name: "insert", Usage: "vectors to insert: .fbin, .u8bin or .i8bin of the index's type and dimension"},
+			&cli.StringFlag{Name: "ids", Usage: "ids for the vectors of --insert, in order: .ibin file with one column (default: the next unused ids)"},
+			&cli.BoolFlag{Name: "upsert", Usage: "with --ids: replace the vector of an id already in the index instead of failing"},
 			&cli.StringFlag{Name: "delete", Usage: "ids to delete: .ibin file with one column"},
 			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "ids per logged batch (one fsync each)"},
 			&cli.BoolFlag{Name: "checkpoint", Usage: "fold the write-ahead log into the index files afterwards, and empty it"},
@@ -67,16 +72,19 @@ func run(c *cli.Context) error {
 	if c.String("insert") == "" && c.String("delete") == "" && !c.Bool("checkpoint") {
 		return fmt.Errorf("nothing to do: give --insert FILE, --delete IDS.ibin and/or --checkpoint")
 	}
-	var ids []int32
-	if p := c.String("delete"); p != "" {
-		r, err := datasets.ReadResults(p)
-		if err != nil {
-			return err
-		}
-		if r.K != 1 {
-			return fmt.Errorf("%s: %d columns, an id file has 1", p, r.K)
-		}
-		ids = r.IDs
+	if (c.String("ids") != "" || c.Bool("upsert")) && c.String("insert") == "" {
+		return fmt.Errorf("--ids and --upsert go with --insert")
+	}
+	if c.Bool("upsert") && c.String("ids") == "" {
+		return fmt.Errorf("--upsert needs --ids")
+	}
+	ids, err := readIDs(c.String("delete"))
+	if err != nil {
+		return err
+	}
+	given, err := readIDs(c.String("ids"))
+	if err != nil {
+		return err
 	}
 	ix, err := spann.Open(c.String("index"), spann.Options{Writable: true})
 	if err != nil {
@@ -85,7 +93,7 @@ func run(c *cli.Context) error {
 	defer ix.Close()
 	var s summary
 	if p := c.String("insert"); p != "" {
-		if err := insertFile(ix, p, c.Int("batch"), &s); err != nil {
+		if err := insertFile(ix, p, given, c.Bool("upsert"), c.Int("batch"), &s); err != nil {
 			return err
 		}
 	}
@@ -117,7 +125,10 @@ func run(c *cli.Context) error {
 	if c.Bool("json") {
 		return cmdutil.PrintJSON(os.Stdout, s)
 	}
-	if s.Inserted > 0 {
+	switch {
+	case s.Inserted > 0 && given != nil:
+		fmt.Printf("%s: %d vectors inserted under the ids of %s (%.0f vectors/s)\n", c.String("index"), s.Inserted, c.String("ids"), s.InsertPerSec)
+	case s.Inserted > 0:
 		fmt.Printf("%s: %d vectors inserted as ids %d..%d (%.0f vectors/s)\n", c.String("index"), s.Inserted, s.FirstID, int(s.FirstID)+s.Inserted-1, s.InsertPerSec)
 	}
 	fmt.Printf("%s: %d ids deleted now (%d given, in %d batches, %.0f ids/s), %d deleted in all",
@@ -129,8 +140,24 @@ func run(c *cli.Context) error {
 	return nil
 }
 
-// insertFile inserts the vectors of path, batch rows at a time.
-func insertFile(ix *spann.Index, path string, batch int, s *summary) error {
+// readIDs reads an id file (.ibin, one column); none for path "".
+func readIDs(path string) ([]int32, error) {
+	if path == "" {
+		return nil, nil
+	}
+	r, err := datasets.ReadResults(path)
+	if err != nil {
+		return nil, err
+	}
+	if r.K != 1 {
+		return nil, fmt.Errorf("%s: %d columns, an id file has 1", path, r.K)
+	}
+	return r.IDs, nil
+}
+
+// insertFile inserts the vectors of path, batch rows at a time, under ids
+// if given (one per vector).
+func insertFile(ix *spann.Index, path string, ids []int32, upsert bool, batch int, s *summary) error {
 	vf, err := datasets.OpenVectors(path, 0)
 	if err != nil {
 		return err
@@ -139,16 +166,26 @@ func insertFile(ix *spann.Index, path string, batch int, s *summary) error {
 	if vf.Type != ix.Type() || vf.Dim != ix.Dim() {
 		return fmt.Errorf("%s: %d-dimensional %s vectors, the index holds %d-dimensional %s", path, vf.Dim, vf.Type, ix.Dim(), ix.Type())
 	}
+	if ids != nil && len(ids) != vf.N {
+		return fmt.Errorf("%s: %d vectors, but %d ids", path, vf.N, len(ids))
+	}
 	start := time.Now()
 	err = vf.Stream(batch, func(row int, rows []byte) error {
-		first, err := ix.Insert(rows)
+		n := len(rows) / vf.RowBytes()
+		var first int32
+		var err error
+		if ids != nil {
+			first, err = ids[row], ix.InsertWithIDs(ids[row:row+n], rows, upsert)
+		} else {
+			first, err = ix.Insert(rows)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: rows %d..: %w (the %d before them are inserted)", path, row, err, s.Inserted)
 		}
 		if s.Inserted == 0 {
 			s.FirstID = first
 		}
-		s.Inserted += len(rows) / vf.RowBytes()
+		s.Inserted += n
 		return nil
 	})
 	if secs := time.Since(start).Seconds(); secs > 0 {

@@ -77,9 +77,53 @@ func TestDeleteCommand(t *testing.T) {
 		{[]string{"--index", index}, "nothing to do"},
 		{[]string{"--index", index, "--delete", ids, "--batch", "0"}, "--batch 0"},
 		{[]string{"--index", filepath.Join(dir, "none"), "--checkpoint"}, "none"},
+		{[]string{"--index", index, "--ids", ids, "--checkpoint"}, "go with --insert"},
+		{[]string{"--index", index, "--insert", more, "--upsert"}, "--upsert needs --ids"},
+		{[]string{"--index", index, "--insert", more, "--ids", newIDs}, "30 vectors, but 2 ids"},
 	} {
 		if err := update(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want mention of %q", c.args, err, c.want)
+		}
+	}
+}
+
+// --ids inserts under the ids given; an id already there is refused
+// unless --upsert replaces it.
+func TestInsertIDsCommand(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.u8bin")
+	if err := datasets.Generate(base, datasets.GenParams{N: 2000, Dim: 8, Type: datasets.Uint8, Seed: 2}, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, "idx")
+	if _, err := spann.Build(context.Background(), spann.BuildOptions{Base: base, Out: index, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	more := filepath.Join(dir, "more.u8bin")
+	if err := datasets.Generate(more, datasets.GenParams{N: 3, Dim: 8, Type: datasets.Uint8, Seed: 9}, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	ids := filepath.Join(dir, "ids.ibin")
+	datasets.WriteResults(ids, &datasets.Results{N: 3, K: 1, IDs: []int32{90000, 5, 90002}})
+	if err := update("--index", index, "--insert", more, "--ids", ids); err == nil || !strings.Contains(err.Error(), "id 5 is already in the index") {
+		t.Fatalf("present id without --upsert: %v", err)
+	}
+	if err := update("--index", index, "--insert", more, "--ids", ids, "--upsert", "--checkpoint"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := datasets.LoadVectors(more, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := spann.Open(index, spann.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	for k, want := range []int32{90000, 5, 90002} {
+		got, err := ix.Search(m.Row(k), 1, spann.SearchParams{NProbe: 64, Eps: -1})
+		if err != nil || got[0].ID != want || got[0].Dist != 0 {
+			t.Errorf("row %d: %v %v, want id %d", k, got, err, want)
 		}
 	}
 }

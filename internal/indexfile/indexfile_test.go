@@ -273,3 +273,35 @@ func TestFileNames(t *testing.T) {
 		t.Fatal("Current")
 	}
 }
+
+func TestIDMap(t *testing.T) {
+	dir := t.TempDir()
+	if m, err := ReadIDMap(dir, testID); m != nil || err != nil {
+		t.Fatalf("no file: %v %v", m, err)
+	}
+	want := &IDMap{Base: 7, Ext: []int32{100, 5, 1 << 30}}
+	if err := WriteIDMap(vfs.OS, dir, testID, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadIDMap(dir, testID)
+	if err != nil || got.Base != 7 || !slices.Equal(got.Ext, want.Ext) {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if _, err := ReadIDMap(dir, BuildID{9}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("other build: %v", err)
+	}
+	path := filepath.Join(dir, IDMapFile)
+	raw, _ := os.ReadFile(path)
+	for pos := range raw {
+		c := bytes.Clone(raw)
+		c[pos] ^= 0x20
+		os.WriteFile(path, c, 0o644)
+		if _, err := ReadIDMap(dir, testID); !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrVersion) {
+			t.Fatalf("byte %d flipped: %v", pos, err)
+		}
+	}
+	os.WriteFile(path, raw[:len(raw)-1], 0o644)
+	if _, err := ReadIDMap(dir, testID); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
