@@ -368,7 +368,7 @@ func killUpdates(t *testing.T, f *fixture, extra *datasets.Matrix, more []string
 			}
 		}
 		for id := range ackedDel {
-			if !ix.dead.Load().Contains(uint32(id)) {
+			if i, ok := ix.idm.Load().internal(id, ix.total.Load()); !ok || !ix.dead.Load().Contains(uint32(i)) {
 				t.Fatalf("%s: acknowledged delete of %d lost", point, id)
 			}
 		}
@@ -387,7 +387,8 @@ func killUpdates(t *testing.T, f *fixture, extra *datasets.Matrix, more []string
 }
 
 // mixedChild is TestKilledUpdater's child: from 2 goroutines it inserts
-// the rows of the vector file rows one at a time, deleting after each an
+// the rows of the vector file rows one at a time (every third under an id
+// of its own), deleting after each an
 // earlier id (alternately a built one and one just inserted), with a
 // checkpoint every 25 operations.
 func mixedChild(dir, rows string) {
@@ -398,6 +399,10 @@ func mixedChild(dir, rows string) {
 	}
 	updateChild(dir, 100000, 25, func(ix *Index, i int) (string, error) {
 		id, err := ix.Insert(m.Row(i % m.N))
+		if i%3 == 0 { // an id of our own, unique: the two goroutines differ in i's parity
+			id = 1_000_000 + 2*int32(ix.N()) + int32(i%2)
+			err = ix.InsertWithIDs([]int32{id}, m.Row(i%m.N), false)
+		}
 		if err != nil {
 			return "", err
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -220,7 +221,7 @@ func TestKilledInserter(t *testing.T) {
 }
 
 // storedRows returns every vector the index stores in its postings, its
-// insert buffer or its heads, by id; a vector in both (folded into postings, then
+// insert buffer or its heads, by (external) id; a vector in both (folded into postings, then
 // replayed into the buffer again) fails the test.
 func storedRows(t *testing.T, ix *Index) map[int32][]byte {
 	t.Helper()
@@ -265,9 +266,16 @@ func storedRows(t *testing.T, ix *Index) map[int32][]byte {
 	e := ix.eng.(*engineT[uint8])
 	set := e.current()
 	for h, id := range set.ids {
-		if _, ok := stored[int32(id)]; !ok {
+		if _, ok := stored[int32(id)]; !ok && id != indexfile.RemovedHead {
 			stored[int32(id)] = bytes.Clone(datasets.Bytes(set.row(int32(h), ix.dim)))
 		}
+	}
+	if m := ix.idm.Load(); m != nil { // by the ids users see
+		byExt := map[int32][]byte{}
+		for _, id := range slices.Sorted(maps.Keys(stored)) { // a replaced vector's newest copy wins
+			byExt[m.external(id)] = stored[id]
+		}
+		return byExt
 	}
 	return stored
 }
