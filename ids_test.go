@@ -64,7 +64,7 @@ func TestExplicitIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { ix.Close() }()
-	if err := ix.InsertWithIDs([]int32{5000, 7000, 6000}, extra.Data[:3*16], false); err != nil {
+	if err := InsertVectorsWithIDs(ix, []int32{5000, 7000, 6000}, extra.Data[:3*16], false); err != nil {
 		t.Fatal(err)
 	}
 	for k, id := range []int32{5000, 7000, 6000} {

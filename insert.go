@@ -287,6 +287,14 @@ func InsertVectors[T Element](ix *Index, vectors []T) (int32, error) {
 	return ix.Insert(datasets.Bytes(vectors))
 }
 
+// InsertVectorsWithIDs is InsertWithIDs for typed vectors.
+func InsertVectorsWithIDs[T Element](ix *Index, ids []int32, vectors []T, replace bool) error {
+	if err := ix.checkElem(elemType[T]()); err != nil {
+		return err
+	}
+	return ix.InsertWithIDs(ids, datasets.Bytes(vectors), replace)
+}
+
 // replayInsert applies a logged insert at Open. One whose ids are below
 // the manifest's n is in postings.bin already: a checkpoint committed it
 // and was cut short before it emptied the log.
