@@ -56,20 +56,7 @@ func Build[T vec.Elem](sp vec.Space[T], vectors []T, dim int, p Params) (*Graph[
 		return g, nil
 	}
 
-	b := &builder[T]{g: g, p: p}
-	// Robust prune compares alpha-scaled distances, which needs distances
-	// that behave like squared lengths: squared L2 does, and for unit
-	// vectors -dot+1 = |a-b|²/2 does (Cosine). Raw IP does not.
-	switch sp.Metric {
-	case vec.IP:
-		b.pruneAlphaCap = 1
-	case vec.Cosine:
-		b.shift = 1
-	}
-	b.workers = make([]*buildWorker[T], p.Threads)
-	for i := range b.workers {
-		b.workers[i] = &buildWorker[T]{s: g.NewSearcher()}
-	}
+	b := newBuilder(g, p)
 
 	order := make([]int32, n)
 	for i := range order {
@@ -103,6 +90,25 @@ func Build[T vec.Elem](sp vec.Space[T], vectors []T, dim int, p Params) (*Graph[
 	b.connect()
 	g.pack()
 	return g, nil
+}
+
+// newBuilder returns a builder of g with p's threads.
+func newBuilder[T vec.Elem](g *Graph[T], p Params) *builder[T] {
+	b := &builder[T]{g: g, p: p}
+	// Robust prune compares alpha-scaled distances, which needs distances
+	// that behave like squared lengths: squared L2 does, and for unit
+	// vectors -dot+1 = |a-b|²/2 does (Cosine). Raw IP does not.
+	switch g.sp.Metric {
+	case vec.IP:
+		b.pruneAlphaCap = 1
+	case vec.Cosine:
+		b.shift = 1
+	}
+	b.workers = make([]*buildWorker[T], p.Threads)
+	for i := range b.workers {
+		b.workers[i] = &buildWorker[T]{s: g.NewSearcher()}
+	}
+	return b
 }
 
 type builder[T vec.Elem] struct {

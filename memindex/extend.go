@@ -3,8 +3,6 @@ package memindex
 import (
 	"fmt"
 	"slices"
-
-	"github.com/gospann/spann/internal/vec"
 )
 
 // Extend returns a new graph over vectors, whose first g.Len() rows are
@@ -40,17 +38,7 @@ func (g *Graph[T]) Extend(vectors []T, moved, removed []int32, p Params) (*Graph
 		list = g.appendNbrs(list[:0], i)
 		h.counts[i] = int32(copy(h.adj[int(i)*g.degree:], list))
 	}
-	b := &builder[T]{g: h, p: p}
-	switch g.sp.Metric {
-	case vec.IP:
-		b.pruneAlphaCap = 1
-	case vec.Cosine:
-		b.shift = 1
-	}
-	b.workers = make([]*buildWorker[T], p.Threads)
-	for i := range b.workers {
-		b.workers[i] = &buildWorker[T]{s: h.NewSearcher()}
-	}
+	b := newBuilder(h, p)
 	if err := b.remove(removed); err != nil {
 		return nil, err
 	}

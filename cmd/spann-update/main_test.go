@@ -10,6 +10,22 @@ import (
 	"github.com/gospann/spann/datasets"
 )
 
+// buildIndex builds an index of 2,000 generated 8-dimensional vectors in
+// a temporary directory and returns the directory and the index.
+func buildIndex(t *testing.T) (dir, index string) {
+	t.Helper()
+	dir = t.TempDir()
+	base := filepath.Join(dir, "base.u8bin")
+	if err := datasets.Generate(base, datasets.GenParams{N: 2000, Dim: 8, Type: datasets.Uint8, Seed: 2}, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	index = filepath.Join(dir, "idx")
+	if _, err := spann.Build(context.Background(), spann.BuildOptions{Base: base, Out: index, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, index
+}
+
 func update(args ...string) error {
 	return newApp().Run(append([]string{"spann-update"}, args...))
 }
@@ -17,15 +33,7 @@ func update(args ...string) error {
 // Ids from an .ibin file are deleted and stay deleted after a checkpoint;
 // bad input is refused with a one-line error.
 func TestDeleteCommand(t *testing.T) {
-	dir := t.TempDir()
-	base := filepath.Join(dir, "base.u8bin")
-	if err := datasets.Generate(base, datasets.GenParams{N: 2000, Dim: 8, Type: datasets.Uint8, Seed: 2}, 2, nil); err != nil {
-		t.Fatal(err)
-	}
-	index := filepath.Join(dir, "idx")
-	if _, err := spann.Build(context.Background(), spann.BuildOptions{Base: base, Out: index, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}); err != nil {
-		t.Fatal(err)
-	}
+	dir, index := buildIndex(t)
 	ids := filepath.Join(dir, "ids.ibin")
 	if err := datasets.WriteResults(ids, &datasets.Results{N: 5, K: 1, IDs: []int32{3, 9, 1500, 9, 42}}); err != nil {
 		t.Fatal(err)
@@ -90,15 +98,7 @@ func TestDeleteCommand(t *testing.T) {
 // --ids inserts under the ids given; an id already there is refused
 // unless --upsert replaces it.
 func TestInsertIDsCommand(t *testing.T) {
-	dir := t.TempDir()
-	base := filepath.Join(dir, "base.u8bin")
-	if err := datasets.Generate(base, datasets.GenParams{N: 2000, Dim: 8, Type: datasets.Uint8, Seed: 2}, 2, nil); err != nil {
-		t.Fatal(err)
-	}
-	index := filepath.Join(dir, "idx")
-	if _, err := spann.Build(context.Background(), spann.BuildOptions{Base: base, Out: index, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}); err != nil {
-		t.Fatal(err)
-	}
+	dir, index := buildIndex(t)
 	more := filepath.Join(dir, "more.u8bin")
 	if err := datasets.Generate(more, datasets.GenParams{N: 3, Dim: 8, Type: datasets.Uint8, Seed: 9}, 1, nil); err != nil {
 		t.Fatal(err)
