@@ -20,6 +20,11 @@ type headSet[T vec.Elem] struct {
 	graph *memindex.Graph[T]
 	idset *roaring.Bitmap // ids, for isHead (index)
 	gone  []int32         // heads removed (ids[h] == indexfile.RemovedHead), ascending
+	// adopt lists, per live head, the removed heads whose vectors are
+	// nearest it: a query that probes the head scans their insert buffer
+	// lists too, which an insert assigned under the head set before may
+	// have filled (the next checkpoint moves them; adoptions).
+	adopt map[int32][]int32
 }
 
 // index fills idset and gone.
@@ -52,3 +57,18 @@ func setOf[T vec.Elem](v *posting.View) *headSet[T] { return v.Aux().(*headSet[T
 func (e *engineT[T]) current() *headSet[T] { return setOf[T](e.ix.store.Snapshot()) }
 
 func (e *engineT[T]) headIDs() []uint32 { return e.current().ids }
+
+// adoptions fills set.adopt: each removed head goes to the live head
+// nearest its vector (the removed one is out of the graph).
+func (e *engineT[T]) adoptions(set *headSet[T]) {
+	set.adopt = map[int32][]int32{}
+	if len(set.gone) == 0 {
+		return
+	}
+	s := set.graph.NewSearcher()
+	for _, r := range set.gone {
+		if nb := s.Search(set.row(r, e.ix.dim), 1, 16); len(nb) > 0 {
+			set.adopt[nb[0].ID] = append(set.adopt[nb[0].ID], r)
+		}
+	}
+}

@@ -25,7 +25,7 @@ import (
 // rest is the writer's, under ix.dmu.
 type idMap struct {
 	base    int32
-	ext     atomic.Pointer[[]int32] // ext[i-base]: the external id of internal id i
+	ext     atomic.Pointer[[]int32] // ext[i-base]: the external id of internal id i (-1: an id no insert took)
 	intern  map[int32]int32         // external id → its newest internal id ≥ base (or below, replacing one)
 	pending map[int32]bool          // external ids of inserts not yet acknowledged
 	next    int32                   // the next automatic external id
@@ -81,6 +81,18 @@ func (m *idMap) record(i, x int32) (prev int32, replaced bool) {
 // Only positions no published vector has are written.
 func (m *idMap) grow(first int32, exts []int32) {
 	ext := *m.ext.Load()
+	if first < m.base {
+		// Replay met the first insert that gave ids after a later one
+		// that took ids from the map (their log records are in the order
+		// of their commits, not of their ids): the map starts there.
+		// Every id between was that insert's. (Only at Open: alone.)
+		pre := make([]int32, m.base-first)
+		for i := range pre {
+			pre[i] = -1
+		}
+		ext = append(pre, ext...)
+		m.base = first
+	}
 	for need := int(first-m.base) + len(exts); len(ext) < need; {
 		ext = append(ext, -1)
 	}
@@ -172,14 +184,19 @@ func (ix *Index) applyIDs(first int32, exts []int32, dead *roaring.Bitmap) {
 	ix.dead.Store(next)
 }
 
-// loadIDMap reads ids.bin, the external ids as of the last checkpoint.
+// loadIDMap reads ids.bin, the external ids as of the last checkpoint,
+// up to the manifest's n: a checkpoint writes it before its commit, so it
+// may cover ids that the log, not the files, holds (and will replay).
 func (ix *Index) loadIDMap() error {
 	f, err := indexfile.ReadIDMap(ix.dir, ix.id)
 	if err != nil || f == nil {
 		return err
 	}
+	if int(f.Base) >= ix.Manifest.N {
+		return nil // every id it maps is in the log
+	}
 	m := newIDMap(f.Base)
-	m.grow(f.Base, f.Ext)
+	m.grow(f.Base, f.Ext[:min(len(f.Ext), ix.Manifest.N-int(f.Base))])
 	for k, x := range f.Ext {
 		if x >= 0 {
 			m.record(f.Base+int32(k), x)

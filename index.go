@@ -85,6 +85,7 @@ type Index struct {
 	dead     atomic.Pointer[roaring.Bitmap] // deleted ids; nil when none (never changed, only replaced)
 	umu      sync.RWMutex                   // updates (shared) against a checkpoint's freeze and log truncation (exclusive)
 	ckmu     sync.Mutex                     // one Checkpoint at a time; Close waits for it
+	ckBroken error                          // a checkpoint that may have committed without this process knowing: later ones refuse (ckmu)
 	dmu      sync.Mutex                     // serialises replacing dead and buf
 	buf      atomic.Pointer[insertBuffer]   // vectors inserted since the build; nil when none
 	idm      atomic.Pointer[idMap]          // external ids, once an insert gave some (ids.go); nil before
@@ -355,12 +356,14 @@ func newEngine[T vec.Elem](ix *Index, graph *indexfile.CheckedReader) (engine, e
 	if err := ix.Manifest.CheckID(ix.dir, ix.Manifest.Current(indexfile.GraphFile), g.Tag); err != nil {
 		return nil, err
 	}
+	e := &engineT[T]{ix: ix, sp: sp}
 	set := &headSet[T]{vecs: heads, ids: ix.heads.IDs, graph: g}
 	set.index()
+	e.adoptions(set)
 	if err := ix.store.Publish(nil, -1, set); err != nil {
 		return nil, err
 	}
-	return &engineT[T]{ix: ix, sp: sp}, nil
+	return e, nil
 }
 
 // Info returns the index's shape and I/O backend.

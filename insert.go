@@ -252,13 +252,16 @@ func (ix *Index) insert(ids []int32, rows []byte, replace bool) (first int32, er
 		ix.dmu.Unlock()
 		return 0, fmt.Errorf("spann: insert of %d vectors: ids would pass %d", n, math.MaxInt32)
 	}
+	// The ids are checked before any is reserved, so that a refused
+	// insert leaves no gap.
 	first = int32(ix.total.Load())
-	ix.total.Add(int64(n)) // reserved now, so that concurrent Inserts get other ids
 	exts, err := ix.reserveIDs(ids, n, first, replace)
-	ix.dmu.Unlock()
 	if err != nil {
+		ix.dmu.Unlock()
 		return 0, err
 	}
+	ix.total.Add(int64(n)) // reserved now, so that concurrent Inserts get other ids
+	ix.dmu.Unlock()
 	typ, payload := recInsert, encodeInsert(first, heads, rows)
 	if exts != nil {
 		typ, payload = recInsertIDs, encodeInsertIDs(exts, first, heads, rows)
@@ -385,28 +388,35 @@ func (e *engineT[T]) assign(raw []byte) ([][]int32, []byte, error) {
 // scanBuffered scores the inserted vectors under the query's candidate
 // heads into its heap: those of buf and of the frozen buffers from
 // frozen on (loaded with buf, before the query's directory version).
-func (w *workerT[T]) scanBuffered(s *querySlot[T], buf, frozen *insertBuffer, heads []memindex.Neighbor) {
-	w.scanBuffer(s, buf, heads)
+func (w *workerT[T]) scanBuffered(s *querySlot[T], set *headSet[T], buf, frozen *insertBuffer, heads []memindex.Neighbor) {
+	w.scanBuffer(s, set, buf, heads)
 	for b := frozen; b != nil; b = b.prev.Load() {
-		w.scanBuffer(s, b, heads)
+		w.scanBuffer(s, set, b, heads)
 	}
 }
 
-func (w *workerT[T]) scanBuffer(s *querySlot[T], buf *insertBuffer, heads []memindex.Neighbor) {
-	worst := s.heap.Worst()
+func (w *workerT[T]) scanBuffer(s *querySlot[T], set *headSet[T], buf *insertBuffer, heads []memindex.Neighbor) {
 	for _, h := range heads {
-		l := buf.list(h.ID)
-		if len(l) == 0 {
-			continue
+		w.scanList(s, buf, buf.list(h.ID))
+		for _, r := range set.adopt[h.ID] { // removed heads' (see headSet.adopt)
+			w.scanList(s, buf, buf.list(r))
 		}
-		recs := *buf.recs.Load() // after the list: it holds every record the list names
-		for _, e := range l {
-			r := recs[e.rec]
-			d := w.e.sp.Dist(s.q, datasets.Rows[T](r.row(int(e.id-r.first))))
-			if d <= worst && (s.dead == nil || !s.dead.Contains(uint32(e.id))) {
-				s.heap.PushUnique(e.id, d)
-				worst = s.heap.Worst()
-			}
+	}
+}
+
+// scanList scores the buffered vectors of one list of buf.
+func (w *workerT[T]) scanList(s *querySlot[T], buf *insertBuffer, l []bufEntry) {
+	if len(l) == 0 {
+		return
+	}
+	worst := s.heap.Worst()
+	recs := *buf.recs.Load() // after the list: it holds every record the list names
+	for _, e := range l {
+		r := recs[e.rec]
+		d := w.e.sp.Dist(s.q, datasets.Rows[T](r.row(int(e.id-r.first))))
+		if d <= worst && (s.dead == nil || !s.dead.Contains(uint32(e.id))) {
+			s.heap.PushUnique(e.id, d)
+			worst = s.heap.Worst()
 		}
 	}
 }

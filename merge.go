@@ -83,7 +83,10 @@ func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap, n int)
 		return err
 	}
 	if err := indexfile.WriteManifest(ix.fs, ix.dir, next); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Join(ix.dir, indexfile.ManifestName), err)
+		// Failing after its rename, the write may have committed: what
+		// this process holds may no longer be what is on disk.
+		ix.ckBroken = fmt.Errorf("spann: checkpoint: write %s: %w (reopen the index to checkpoint again; no update is lost)", filepath.Join(ix.dir, indexfile.ManifestName), err)
+		return ix.ckBroken
 	}
 	crash.Point("checkpoint: manifest written")
 	if out.end < pinfo.Bytes {
@@ -96,7 +99,8 @@ func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap, n int)
 	if err := ix.store.Publish(out.changes, next.Heads, set); err != nil {
 		// The files are committed and the next Open serves them; this
 		// process cannot (a check that the writer just passed failed).
-		return fmt.Errorf("spann: checkpoint: publish generation %d: %w", next.Generation, err)
+		ix.ckBroken = fmt.Errorf("spann: checkpoint: publish generation %d: %w (reopen the index)", next.Generation, err)
+		return ix.ckBroken
 	}
 	ix.dmu.Lock()
 	if active := ix.buf.Load(); active != nil {

@@ -279,6 +279,9 @@ const checkpointNice = 10
 func (ix *Index) checkpoint() error {
 	ix.ckmu.Lock()
 	defer ix.ckmu.Unlock()
+	if ix.ckBroken != nil {
+		return ix.ckBroken
+	}
 	frozen, dead, seq, n := ix.freeze()
 	if checkpointFrozen != nil {
 		checkpointFrozen(ix)

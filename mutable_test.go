@@ -312,6 +312,8 @@ func TestMain(m *testing.M) {
 		deleteChild(os.Getenv("SPANN_DELETE_CHILD"))
 	case os.Getenv("SPANN_INSERT_CHILD") != "":
 		insertChild(os.Getenv("SPANN_INSERT_CHILD"), os.Getenv("SPANN_INSERT_ROWS"))
+	case os.Getenv("SPANN_UPSERT_CHILD") != "":
+		upsertChild(os.Getenv("SPANN_UPSERT_CHILD"), os.Getenv("SPANN_INSERT_ROWS"))
 	case os.Getenv("SPANN_UPDATE_CHILD") != "":
 		mixedChild(os.Getenv("SPANN_UPDATE_CHILD"), os.Getenv("SPANN_INSERT_ROWS"))
 	default:

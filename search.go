@@ -492,7 +492,7 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		}
 	}
 	if buf != nil {
-		w.scanBuffered(s, buf, frozen, heads) // vectors inserted since the last checkpoint
+		w.scanBuffered(s, set, buf, frozen, heads) // vectors inserted since the last checkpoint
 	}
 	// Query-aware pruning: Eps against the nearest head, MaxPostings.
 	if len(heads) > 0 {

@@ -282,6 +282,7 @@ func (e *engineT[T]) extendHeads(out *rewrite) (any, error) {
 	}
 	next.graph = g
 	next.index()
+	e.adoptions(next)
 	return next, nil
 }
 

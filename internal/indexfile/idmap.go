@@ -25,7 +25,8 @@ import (
 //	16  16  build id
 //	32  4   Base, uint32
 //	36  4   C, the number of mapped internal ids, uint32
-//	40  4C  Ext: C int32 external ids (each ≥ 0)
+//	40  4C  Ext: C int32 external ids (each ≥ 0, or -1 for an internal
+//	        id that no insert took: one whose log append failed)
 //	40+4C 4 CRC-32C of everything before it
 const (
 	IDMapFile   = "ids.bin"
@@ -84,7 +85,7 @@ func ReadIDMap(dir string, id BuildID) (*IDMap, error) {
 	}
 	m.Ext = make([]int32, c)
 	for i := range m.Ext {
-		if m.Ext[i] = int32(binary.LittleEndian.Uint32(data[idMapHeader+4*i:])); m.Ext[i] < 0 {
+		if m.Ext[i] = int32(binary.LittleEndian.Uint32(data[idMapHeader+4*i:])); m.Ext[i] < -1 {
 			return nil, fmt.Errorf("%s: external id %d: %w", path, m.Ext[i], ErrCorrupt)
 		}
 	}
