@@ -398,10 +398,16 @@ func mixedChild(dir, rows string) {
 		os.Exit(1)
 	}
 	updateChild(dir, 100000, 25, func(ix *Index, i int) (string, error) {
-		id, err := ix.Insert(m.Row(i % m.N))
-		if i%3 == 0 { // an id of our own, unique: the two goroutines differ in i's parity
-			id = 1_000_000 + 2*int32(ix.N()) + int32(i%2)
+		var id int32
+		var err error
+		if i%3 == 0 {
+			// An id of our own: unique, as n grows with every insert and
+			// the two goroutines differ in i's parity; and below every
+			// automatic id, which follow the largest given.
+			id = 2_000_000_000 - 2*int32(ix.N()) - int32(i%2)
 			err = ix.InsertWithIDs([]int32{id}, m.Row(i%m.N), false)
+		} else {
+			id, err = ix.Insert(m.Row(i % m.N))
 		}
 		if err != nil {
 			return "", err
