@@ -305,3 +305,29 @@ func TestIDMap(t *testing.T) {
 		t.Fatalf("truncated: %v", err)
 	}
 }
+
+// FuzzReadIDMap: any bytes as ids.bin are read or refused as corrupt (or
+// a newer version), never a panic, and what is read has no id below -1.
+func FuzzReadIDMap(f *testing.F) {
+	dir := f.TempDir()
+	if err := WriteIDMap(vfs.OS, dir, testID, &IDMap{Base: 3, Ext: []int32{9, -1, 4}}); err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := os.ReadFile(filepath.Join(dir, IDMapFile))
+	f.Add(seed)
+	f.Add(seed[:41])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := t.TempDir()
+		os.WriteFile(filepath.Join(d, IDMapFile), data, 0o644)
+		m, err := ReadIDMap(d, testID)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("error not ErrCorrupt or ErrVersion: %v", err)
+			}
+			return
+		}
+		if m == nil || m.Base < 0 || slices.ContainsFunc(m.Ext, func(x int32) bool { return x < -1 }) {
+			t.Fatalf("read %+v", m)
+		}
+	})
+}
