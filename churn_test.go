@@ -253,33 +253,14 @@ func TestHeldViewKeepsItsPostings(t *testing.T) {
 // decodeView reads and decodes every posting v names, keyed by head.
 func decodeView(t *testing.T, ix *Index, v *posting.View) map[int32][]byte {
 	t.Helper()
-	f, err := os.Open(ix.postings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	dec, err := ix.store.NewDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
 	out := map[int32][]byte{}
-	for h := range int32(v.Len()) {
-		e := v.Entry(h)
-		raw := make([]byte, e.Bytes)
-		if _, err := f.ReadAt(raw, int64(e.Offset)); err != nil {
-			t.Fatal(err)
-		}
-		ids, rows, err := dec.Decode(raw, e)
-		if err != nil {
-			t.Fatalf("posting %d of the held version: %v", h, err)
-		}
+	eachPosting(t, ix, v, func(h int32, ids []uint32, rows []byte) {
 		var b bytes.Buffer
 		for _, id := range ids {
 			fmt.Fprintf(&b, "%d,", id)
 		}
 		out[h] = append(b.Bytes(), rows...)
-	}
+	})
 	return out
 }
 

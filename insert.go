@@ -398,8 +398,10 @@ func (w *workerT[T]) scanBuffered(s *querySlot[T], set *headSet[T], buf, frozen 
 func (w *workerT[T]) scanBuffer(s *querySlot[T], set *headSet[T], buf *insertBuffer, heads []memindex.Neighbor) {
 	for _, h := range heads {
 		w.scanList(s, buf, buf.list(h.ID))
-		for _, r := range set.adopt[h.ID] { // removed heads' (see headSet.adopt)
-			w.scanList(s, buf, buf.list(r))
+		if len(set.adopt) > 0 { // removed heads' (see headSet.adopt)
+			for _, r := range set.adopt[h.ID] {
+				w.scanList(s, buf, buf.list(r))
+			}
 		}
 	}
 }

@@ -234,34 +234,14 @@ func storedRows(t *testing.T, ix *Index) map[int32][]byte {
 			}
 		}
 	}
-	f, err := os.Open(ix.postings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	dec, err := ix.store.NewDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
-	view := ix.store.Snapshot()
-	for h := range int32(view.Len()) {
-		e := view.Entry(h)
-		raw := make([]byte, e.Bytes)
-		if _, err := f.ReadAt(raw, int64(e.Offset)); err != nil {
-			t.Fatal(err)
-		}
-		ids, rows, err := dec.Decode(raw, e)
-		if err != nil {
-			t.Fatalf("posting %d: %v", h, err)
-		}
+	eachPosting(t, ix, ix.store.Snapshot(), func(h int32, ids []uint32, rows []byte) {
 		for i, id := range ids {
 			if buffered[int32(id)] {
 				t.Fatalf("vector %d is both in posting %d and in the insert buffer", id, h)
 			}
 			stored[int32(id)] = bytes.Clone(rows[i*ix.rowBytes : (i+1)*ix.rowBytes])
 		}
-	}
+	})
 	// A vector a split made a head is stored as the head's.
 	e := ix.eng.(*engineT[uint8])
 	set := e.current()
@@ -278,6 +258,34 @@ func storedRows(t *testing.T, ix *Index) map[int32][]byte {
 		return byExt
 	}
 	return stored
+}
+
+// eachPosting reads and decodes every posting v names, in head order,
+// and gives fn its ids and rows (valid during the call).
+func eachPosting(t *testing.T, ix *Index, v *posting.View, fn func(h int32, ids []uint32, rows []byte)) {
+	t.Helper()
+	f, err := os.Open(ix.postings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec, err := ix.store.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	for h := range int32(v.Len()) {
+		e := v.Entry(h)
+		raw := make([]byte, e.Bytes)
+		if _, err := f.ReadAt(raw, int64(e.Offset)); err != nil {
+			t.Fatal(err)
+		}
+		ids, rows, err := dec.Decode(raw, e)
+		if err != nil {
+			t.Fatalf("posting %d: %v", h, err)
+		}
+		fn(h, ids, rows)
+	}
 }
 
 // insertChild is TestKilledInserter's child: it inserts the rows of the
