@@ -1,6 +1,7 @@
 package spann
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/gospann/spann/datasets"
@@ -18,6 +19,7 @@ type BatchResult struct {
 	Dists   []float32       // nq×K, matching IDs (+Inf for padding)
 	Latency []time.Duration // per query, from worker pickup to answer
 	Stats   SearchStats     // sums over all queries
+	Query   []SearchStats   // per query
 	Wall    time.Duration   // wall time of the whole batch
 }
 
@@ -26,6 +28,16 @@ type BatchResult struct {
 // GOMAXPROCS), each keeping p.InFlight queries in flight, and returns all
 // answers. It stops at the first error.
 func (ix *Index) SearchBatch(queries []byte, k int, p SearchParams, threads int) (*BatchResult, error) {
+	return ix.SearchBatchContext(context.Background(), queries, k, p, threads)
+}
+
+// SearchBatchContext is SearchBatch stopped by ctx: once it is done, the
+// workers take no more queries, finish those in flight and it returns
+// ctx's error.
+func (ix *Index) SearchBatchContext(ctx context.Context, queries []byte, k int, p SearchParams, threads int) (*BatchResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if len(queries)%ix.rowBytes != 0 {
 		return nil, fmt.Errorf("queries: %d bytes is not a whole number of %d-byte vectors", len(queries), ix.rowBytes)
 	}
@@ -44,7 +56,7 @@ func (ix *Index) SearchBatch(queries []byte, k int, p SearchParams, threads int)
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	res := &BatchResult{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k), Latency: make([]time.Duration, nq)}
+	res := &BatchResult{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k), Latency: make([]time.Duration, nq), Query: make([]SearchStats, nq)}
 	var next atomic.Int64
 	errs := make([]error, threads)
 	stats := make([]SearchStats, threads)
@@ -53,6 +65,7 @@ func (ix *Index) SearchBatch(queries []byte, k int, p SearchParams, threads int)
 	emit := func(t int) func(int, []Neighbor, *SearchStats, time.Duration) {
 		return func(q int, out []Neighbor, st *SearchStats, lat time.Duration) {
 			res.Latency[q] = lat
+			res.Query[q] = *st
 			stats[t].Add(*st)
 			ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
 			for i := range ids {
@@ -64,7 +77,15 @@ func (ix *Index) SearchBatch(queries []byte, k int, p SearchParams, threads int)
 			}
 		}
 	}
+	done := ctx.Done()
 	take := func() (int, []byte, bool) {
+		if done != nil {
+			select {
+			case <-done:
+				return 0, nil, false
+			default:
+			}
+		}
 		q := int(next.Add(1) - 1)
 		if q >= nq {
 			return 0, nil, false
@@ -91,6 +112,9 @@ func (ix *Index) SearchBatch(queries []byte, k int, p SearchParams, threads int)
 	}
 	wg.Wait()
 	res.Wall = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	for t := range errs {
 		if errs[t] != nil {
 			return nil, errs[t]

@@ -33,6 +33,12 @@ import (
 // Options.Writable.
 var ErrReadOnly = errors.New("spann: index is open read-only")
 
+// ErrLogWrite is matched (errors.Is) by an update that failed because its
+// write-ahead log record could not be written or synced: the update was
+// not applied, and the caller may retry. Other update errors refuse the
+// request itself (an unknown id, a vector of the wrong size).
+var ErrLogWrite = errors.New("spann: write-ahead log write failed")
+
 // Record types in wal.log.
 const recDelete byte = 1
 
@@ -237,8 +243,14 @@ func (ix *Index) updateError(op string, err error) error {
 	if errors.Is(err, wal.ErrClosed) {
 		return ErrClosed
 	}
-	return fmt.Errorf("spann: %s: %w", op, err)
+	return logWriteError{fmt.Errorf("spann: %s: %w", op, err)}
 }
+
+// logWriteError is an update's failed log append: its message is the
+// cause's; it also matches ErrLogWrite.
+type logWriteError struct{ error }
+
+func (e logWriteError) Unwrap() []error { return []error{e.error, ErrLogWrite} }
 
 // Deleted returns how many ids are deleted.
 func (ix *Index) Deleted() int {

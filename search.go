@@ -1,10 +1,12 @@
 package spann
 
 import (
+	"context"
 	"fmt"
-	"github.com/RoaringBitmap/roaring/v2"
 	"math"
 	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
@@ -121,6 +123,19 @@ func (ix *Index) Search(query []byte, k int, p SearchParams) ([]Neighbor, error)
 // SearchInto is Search appending to dst[:0] and filling stats if not nil;
 // with a dst of capacity k it does not allocate.
 func (ix *Index) SearchInto(query []byte, k int, p SearchParams, dst []Neighbor, stats *SearchStats) ([]Neighbor, error) {
+	return ix.SearchContext(context.Background(), query, k, p, dst, stats)
+}
+
+// SearchContext is SearchInto stopped by ctx: a query whose context ends
+// before it starts is not searched, and one whose context ends while its
+// postings are read scans none of the postings that arrive afterwards and
+// starts no second round; it returns ctx's error (errors.Is
+// context.Canceled or context.DeadlineExceeded). Reads already submitted
+// complete (the kernel owns their buffers until then), but are not scanned.
+func (ix *Index) SearchContext(ctx context.Context, query []byte, k int, p SearchParams, dst []Neighbor, stats *SearchStats) ([]Neighbor, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := ix.checkQuery(query, k, &p); err != nil {
 		return nil, err
 	}
@@ -129,7 +144,7 @@ func (ix *Index) SearchInto(query []byte, k int, p SearchParams, dst []Neighbor,
 		return nil, err
 	}
 	defer ix.putWorker(w)
-	dst, st, err := w.search(query, k, p, dst[:0])
+	dst, st, err := w.search(ctx, query, k, p, dst[:0])
 	if stats != nil {
 		*stats = st
 	}
@@ -204,7 +219,7 @@ type engine interface {
 }
 
 type worker interface {
-	search(query []byte, k int, p SearchParams, dst []Neighbor) ([]Neighbor, SearchStats, error)
+	search(ctx context.Context, query []byte, k int, p SearchParams, dst []Neighbor) ([]Neighbor, SearchStats, error)
 	searchMany(next func() (qi int, query []byte, ok bool), k int, p SearchParams, depth int,
 		emit func(qi int, res []Neighbor, st *SearchStats, latency time.Duration)) error
 	close() error
@@ -257,7 +272,8 @@ type querySlot[T vec.Elem] struct {
 	start   time.Time // when the worker took the query
 	ioStart time.Time // when its reads were started
 	stats   SearchStats
-	err     error // first error met while scanning
+	err     error           // first error met while scanning
+	ctx     context.Context // Search's context: once done, postings are no longer scanned
 	busy    bool
 }
 
@@ -323,9 +339,15 @@ func (w *workerT[T]) releaseSpan(s *querySlot[T]) {
 	}
 }
 
-// search answers one query on slot 0.
-func (w *workerT[T]) search(query []byte, k int, p SearchParams, dst []Neighbor) ([]Neighbor, SearchStats, error) {
+// search answers one query on slot 0. Once ctx is done, scan sets the
+// slot's error, so the rest of the postings are not scanned and no second
+// round starts.
+func (w *workerT[T]) search(ctx context.Context, query []byte, k int, p SearchParams, dst []Neighbor) ([]Neighbor, SearchStats, error) {
 	s := w.slots[0]
+	if ctx.Done() != nil { // context.Background's is nil: nothing to check
+		s.ctx = ctx
+		defer func() { s.ctx = nil }()
+	}
 	if err := w.begin(s, query, k, &p); err != nil {
 		return dst, s.stats, err
 	}
@@ -615,6 +637,9 @@ func (w *workerT[T]) scanPosting(b *iouring.Batch, i int) {
 // slot's heap. The first error is kept in the slot and its later postings
 // are skipped.
 func (w *workerT[T]) scan(s *querySlot[T], b *iouring.Batch, i int) {
+	if s.err == nil && s.ctx != nil {
+		s.err = s.ctx.Err()
+	}
 	if s.err != nil {
 		return
 	}

@@ -20,35 +20,57 @@ import (
 	"github.com/gospann/spann/server/gen/spannv1/spannv1connect"
 )
 
-// serve builds a small index, serves it on loopback (HTTP/1.1 and
-// unencrypted HTTP/2, for gRPC) and returns its URL, the index and the
-// queries.
-func serve(t *testing.T, token string, limits Limits) (string, *spann.Index, *datasets.Matrix) {
+// fixture is a small index on disk, its queries and an in-process
+// instance of it to compare with.
+type fixture struct {
+	dir, base string
+	ix        *spann.Index
+	qs        *datasets.Matrix
+}
+
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	base, qpath := filepath.Join(dir, "base.u8bin"), filepath.Join(dir, "query.u8bin")
+	f := &fixture{dir: filepath.Join(dir, "idx"), base: filepath.Join(dir, "base.u8bin")}
+	qpath := filepath.Join(dir, "query.u8bin")
 	p := datasets.GenParams{N: 3000, Dim: 16, Type: datasets.Uint8, Seed: 4}
-	if err := datasets.Generate(base, p, 2, nil); err != nil {
+	if err := datasets.Generate(f.base, p, 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	p.N, p.Stream = 20, 1
 	if err := datasets.Generate(qpath, p, 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	qs, err := datasets.LoadVectors(qpath, 0, 0)
-	if err != nil {
+	var err error
+	if f.qs, err = datasets.LoadVectors(qpath, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	index := filepath.Join(dir, "idx")
-	if _, err := spann.Build(context.Background(), spann.BuildOptions{Base: base, Out: index, Threads: 2, Seed: 1, MemoryBudget: 256 << 20}); err != nil {
+	f.build(t, 1, false)
+	if f.ix, err = spann.Open(f.dir, spann.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	ix, err := spann.Open(index, spann.Options{})
-	if err != nil {
+	t.Cleanup(func() { f.ix.Close() })
+	return f
+}
+
+// build (re)builds the index with seed.
+func (f *fixture) build(t *testing.T, seed int64, force bool) {
+	t.Helper()
+	if _, err := spann.Build(context.Background(), spann.BuildOptions{Base: f.base, Out: f.dir, Threads: 2, Seed: seed,
+		MemoryBudget: 256 << 20, Force: force}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ix.Close() })
-	s, err := New(map[string]*spann.Index{"sift": ix}, token, limits)
+}
+
+// serve serves cfg (its index, if none is given, the fixture's as "sift")
+// on loopback over HTTP/1.1 and unencrypted HTTP/2 (for gRPC) and returns
+// its URL and the server.
+func serve(t *testing.T, f *fixture, cfg Config) (string, *Server) {
+	t.Helper()
+	if len(cfg.Indexes) == 0 {
+		cfg.Indexes = []IndexSpec{{Name: "sift", Dir: f.dir}}
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +82,13 @@ func serve(t *testing.T, token string, limits Limits) (string, *spann.Index, *da
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String(), ix, qs
+	t.Cleanup(func() {
+		srv.Close()
+		if err := s.Close(); err != nil {
+			t.Errorf("closing the server: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String(), s
 }
 
 // h2c is an HTTP client speaking unencrypted HTTP/2 (gRPC without TLS).
@@ -74,11 +101,14 @@ func h2c() *http.Client {
 // Search through gRPC and through JSON over HTTP gives what the index
 // gives in process; SearchBatch and Info too; health is served.
 func TestSearchOverLoopback(t *testing.T) {
-	url, ix, qs := serve(t, "", Limits{})
+	f := newFixture(t)
+	url, _ := serve(t, f, Config{})
+	ix, qs := f.ix, f.qs
 	p := spann.SearchParams{NProbe: 16}
 	grpc := spannv1connect.NewSpannServiceClient(h2c(), url, connect.WithGRPC())
 	for q := 0; q < qs.N; q++ {
-		want, err := ix.Search(qs.Row(q), 10, p)
+		var st spann.SearchStats
+		want, err := ix.SearchInto(qs.Row(q), 10, p, nil, &st)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,6 +116,9 @@ func TestSearchOverLoopback(t *testing.T) {
 			Vector: &spannv1.Vector{Data: qs.Row(q)}, K: 10, Params: &spannv1.Params{Nprobe: 16}}))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if got := res.Msg.Stats; got.Postings != int32(st.Postings) || got.Pages != int32(st.Pages) || got.Bytes != int64(st.Bytes) || got.Vectors != int64(st.Vectors) {
+			t.Fatalf("query %d: stats %v over gRPC, %+v in process", q, got, st)
 		}
 		if len(res.Msg.Neighbors) != len(want) {
 			t.Fatalf("query %d: %d neighbours over gRPC, %d in process", q, len(res.Msg.Neighbors), len(want))
@@ -151,7 +184,9 @@ func TestSearchOverLoopback(t *testing.T) {
 // missing token is UNAUTHENTICATED (401 over HTTP) while health stays
 // open; past the concurrency limit a request is refused at once.
 func TestRefusals(t *testing.T) {
-	url, _, qs := serve(t, "s3cret", Limits{MaxK: 50, MaxBatch: 3, MaxConcurrent: 1})
+	f := newFixture(t)
+	url, _ := serve(t, f, Config{Token: "s3cret", Limits: Limits{MaxK: 50, MaxBatch: 3, MaxConcurrent: 1}})
+	qs := f.qs
 	authed := func(token string) connect.Option {
 		return connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
@@ -199,18 +234,23 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("a batch over the limit: %v", err)
 	}
 	// The one search slot taken: the next request is refused, not queued.
-	s := &Server{limits: Limits{MaxConcurrent: 1}.withDefaults()}
-	s.slots = make(chan struct{}, 1)
-	release, err := s.acquire(1)
+	s, err := New(Config{Indexes: []IndexSpec{{Name: "sift", Dir: f.dir}}, Limits: Limits{MaxConcurrent: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	release, err := s.acquire()
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := s.acquire(1); connect.CodeOf(err) != connect.CodeResourceExhausted || time.Since(start) > time.Second {
+	if _, err := s.acquire(); connect.CodeOf(err) != connect.CodeResourceExhausted || time.Since(start) > time.Second {
 		t.Fatalf("over the limit: %v after %v", err, time.Since(start))
 	}
 	release()
-	if _, err := s.acquire(1); err != nil {
+	if r, err := s.acquire(); err != nil {
 		t.Fatalf("after a release: %v", err)
+	} else {
+		r()
 	}
 }

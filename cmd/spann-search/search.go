@@ -24,12 +24,15 @@ import (
 
 func searchFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "index", Usage: "index directory made by spann-build"},
+		&cli.StringFlag{Name: "index", Usage: "index directory made by spann-build (with --server: the served index's name; default its only one)"},
+		&cli.StringFlag{Name: "server", Usage: "search an index served by spann-serve at this URL (http://HOST:PORT or https://...) instead of opening one: same evaluation, latency as the client sees it, --threads requests in flight"},
+		&cli.StringFlag{Name: "token-file", Usage: "with --server: file holding the bearer token"},
+		&cli.StringFlag{Name: "tls-ca", Usage: "with an https --server: PEM certificate(s) to trust (default: the system's roots)"},
 		&cli.StringFlag{Name: "queries", Usage: "query vector file, same type and dimension as the index"},
 		&cli.IntFlag{Name: "k", Value: 10, Usage: "neighbours per query"},
 		&cli.StringFlag{Name: "gt", Usage: "ground-truth file: report tie-aware recall@k (and @1, @100 when possible)"},
 		&cli.StringFlag{Name: "out", Usage: "write the result ids as .ibin"},
-		&cli.IntFlag{Name: "threads", Value: 1, Usage: "concurrent query workers (0 = all cores)"},
+		&cli.IntFlag{Name: "threads", Value: 1, Usage: "concurrent query workers (0 = all cores); with --server, requests in flight, one query each"},
 		&cli.IntFlag{Name: "nprobe", Value: 64, Usage: "nearest heads whose postings are candidates"},
 		&cli.Float64Flag{Name: "eps", Value: -1, Usage: "prune heads with d(q,c) > d1 + eps·|d1|, d1 the nearest head's distance; " +
 			"distances are SQUARED for l2 (eps 0.21 ≈ 1.1× the Euclidean distance); 0 or negative = no pruning"},
@@ -84,8 +87,8 @@ type row struct {
 }
 
 func runSearch(c *cli.Context) error {
-	if c.String("index") == "" || c.String("queries") == "" {
-		return fmt.Errorf("search needs --index DIR and --queries FILE (or a subcommand; see --help)")
+	if (c.String("index") == "" && c.String("server") == "") || c.String("queries") == "" {
+		return fmt.Errorf("search needs --index DIR (or --server URL) and --queries FILE (or a subcommand; see --help)")
 	}
 	threads, err := cmdutil.Threads(c.Int("threads"))
 	if err != nil {
@@ -101,7 +104,7 @@ func runSearch(c *cli.Context) error {
 	// internal/offheap) near its live set instead of letting per-batch
 	// result arrays pile up between collections.
 	debug.SetGCPercent(10)
-	ix, err := spann.Open(c.String("index"), spann.Options{IO: c.String("io")})
+	ix, err := openTarget(c)
 	if err != nil {
 		return err
 	}
@@ -217,7 +220,7 @@ func runSearch(c *cli.Context) error {
 		if gt == nil {
 			return fmt.Errorf("--plot needs --gt: recall is on its x axis")
 		}
-		if err := plotRows(pp, c.String("sweep-out"), rows, c.String("index"), threads, k); err != nil {
+		if err := plotRows(pp, c.String("sweep-out"), rows, ix.Info().Dir, threads, k); err != nil {
 			return err
 		}
 	}

@@ -88,6 +88,8 @@ type Params struct {
 	HeadList      int32                  `protobuf:"varint,2,opt,name=head_list,json=headList,proto3" json:"head_list,omitempty"`
 	Eps           float64                `protobuf:"fixed64,3,opt,name=eps,proto3" json:"eps,omitempty"`
 	MaxPostings   int32                  `protobuf:"varint,4,opt,name=max_postings,json=maxPostings,proto3" json:"max_postings,omitempty"`
+	FirstRound    int32                  `protobuf:"varint,5,opt,name=first_round,json=firstRound,proto3" json:"first_round,omitempty"` // the two-round stopping rule (0: one round)
+	KthSlack      float64                `protobuf:"fixed64,6,opt,name=kth_slack,json=kthSlack,proto3" json:"kth_slack,omitempty"`      // its second-round bound (with first_round)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +148,20 @@ func (x *Params) GetEps() float64 {
 func (x *Params) GetMaxPostings() int32 {
 	if x != nil {
 		return x.MaxPostings
+	}
+	return 0
+}
+
+func (x *Params) GetFirstRound() int32 {
+	if x != nil {
+		return x.FirstRound
+	}
+	return 0
+}
+
+func (x *Params) GetKthSlack() float64 {
+	if x != nil {
+		return x.KthSlack
 	}
 	return 0
 }
@@ -270,16 +286,103 @@ func (x *Neighbor) GetDistance() float32 {
 	return 0
 }
 
+// Stats are what answering cost: postings, 4 KiB pages and bytes read,
+// vectors scanned, and the search's time in the server, microseconds.
+type Stats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Heads         int32                  `protobuf:"varint,1,opt,name=heads,proto3" json:"heads,omitempty"`
+	Postings      int32                  `protobuf:"varint,2,opt,name=postings,proto3" json:"postings,omitempty"`
+	Pages         int32                  `protobuf:"varint,3,opt,name=pages,proto3" json:"pages,omitempty"`
+	Bytes         int64                  `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Vectors       int64                  `protobuf:"varint,5,opt,name=vectors,proto3" json:"vectors,omitempty"`
+	SearchUs      int64                  `protobuf:"varint,6,opt,name=search_us,json=searchUs,proto3" json:"search_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stats) Reset() {
+	*x = Stats{}
+	mi := &file_spann_v1_spann_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stats) ProtoMessage() {}
+
+func (x *Stats) ProtoReflect() protoreflect.Message {
+	mi := &file_spann_v1_spann_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stats.ProtoReflect.Descriptor instead.
+func (*Stats) Descriptor() ([]byte, []int) {
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Stats) GetHeads() int32 {
+	if x != nil {
+		return x.Heads
+	}
+	return 0
+}
+
+func (x *Stats) GetPostings() int32 {
+	if x != nil {
+		return x.Postings
+	}
+	return 0
+}
+
+func (x *Stats) GetPages() int32 {
+	if x != nil {
+		return x.Pages
+	}
+	return 0
+}
+
+func (x *Stats) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *Stats) GetVectors() int64 {
+	if x != nil {
+		return x.Vectors
+	}
+	return 0
+}
+
+func (x *Stats) GetSearchUs() int64 {
+	if x != nil {
+		return x.SearchUs
+	}
+	return 0
+}
+
 type SearchResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Neighbors     []*Neighbor            `protobuf:"bytes,1,rep,name=neighbors,proto3" json:"neighbors,omitempty"`
+	Stats         *Stats                 `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"` // of this query (in a batch: unset; see the batch's stats)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[4]
+	mi := &file_spann_v1_spann_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +394,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[4]
+	mi := &file_spann_v1_spann_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,12 +407,19 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{4}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SearchResponse) GetNeighbors() []*Neighbor {
 	if x != nil {
 		return x.Neighbors
+	}
+	return nil
+}
+
+func (x *SearchResponse) GetStats() *Stats {
+	if x != nil {
+		return x.Stats
 	}
 	return nil
 }
@@ -326,7 +436,7 @@ type SearchBatchRequest struct {
 
 func (x *SearchBatchRequest) Reset() {
 	*x = SearchBatchRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[5]
+	mi := &file_spann_v1_spann_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +448,7 @@ func (x *SearchBatchRequest) String() string {
 func (*SearchBatchRequest) ProtoMessage() {}
 
 func (x *SearchBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[5]
+	mi := &file_spann_v1_spann_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +461,7 @@ func (x *SearchBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchBatchRequest.ProtoReflect.Descriptor instead.
 func (*SearchBatchRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{5}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SearchBatchRequest) GetIndex() string {
@@ -385,13 +495,14 @@ func (x *SearchBatchRequest) GetParams() *Params {
 type SearchBatchResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Results       []*SearchResponse      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Stats         *Stats                 `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"` // sums over the batch
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchBatchResponse) Reset() {
 	*x = SearchBatchResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[6]
+	mi := &file_spann_v1_spann_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +514,7 @@ func (x *SearchBatchResponse) String() string {
 func (*SearchBatchResponse) ProtoMessage() {}
 
 func (x *SearchBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[6]
+	mi := &file_spann_v1_spann_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,12 +527,19 @@ func (x *SearchBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchBatchResponse.ProtoReflect.Descriptor instead.
 func (*SearchBatchResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{6}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SearchBatchResponse) GetResults() []*SearchResponse {
 	if x != nil {
 		return x.Results
+	}
+	return nil
+}
+
+func (x *SearchBatchResponse) GetStats() *Stats {
+	if x != nil {
+		return x.Stats
 	}
 	return nil
 }
@@ -435,7 +553,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[7]
+	mi := &file_spann_v1_spann_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +565,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[7]
+	mi := &file_spann_v1_spann_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +578,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{7}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *InfoRequest) GetIndex() string {
@@ -480,13 +598,17 @@ type InfoResponse struct {
 	N             int64                  `protobuf:"varint,6,opt,name=n,proto3" json:"n,omitempty"`
 	Heads         int32                  `protobuf:"varint,7,opt,name=heads,proto3" json:"heads,omitempty"`
 	Backend       string                 `protobuf:"bytes,8,opt,name=backend,proto3" json:"backend,omitempty"`
+	Writable      bool                   `protobuf:"varint,9,opt,name=writable,proto3" json:"writable,omitempty"`
+	Deleted       int64                  `protobuf:"varint,10,opt,name=deleted,proto3" json:"deleted,omitempty"`                      // ids deleted
+	SizeBytes     int64                  `protobuf:"varint,11,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"` // bytes of the index's files
+	Dir           string                 `protobuf:"bytes,12,opt,name=dir,proto3" json:"dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[8]
+	mi := &file_spann_v1_spann_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +620,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[8]
+	mi := &file_spann_v1_spann_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +633,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{8}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InfoResponse) GetName() string {
@@ -570,6 +692,336 @@ func (x *InfoResponse) GetBackend() string {
 	return ""
 }
 
+func (x *InfoResponse) GetWritable() bool {
+	if x != nil {
+		return x.Writable
+	}
+	return false
+}
+
+func (x *InfoResponse) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+type InsertRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Index   string                 `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	Vectors []*Vector              `protobuf:"bytes,2,rep,name=vectors,proto3" json:"vectors,omitempty"`
+	// ids, if given, one per vector: insert under them (see upsert)
+	// instead of under new ids after the largest so far.
+	Ids []int32 `protobuf:"varint,3,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	// upsert replaces the vectors of ids already present; without it such
+	// an id is an error and nothing is inserted.
+	Upsert        bool `protobuf:"varint,4,opt,name=upsert,proto3" json:"upsert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InsertRequest) Reset() {
+	*x = InsertRequest{}
+	mi := &file_spann_v1_spann_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InsertRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InsertRequest) ProtoMessage() {}
+
+func (x *InsertRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spann_v1_spann_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InsertRequest.ProtoReflect.Descriptor instead.
+func (*InsertRequest) Descriptor() ([]byte, []int) {
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *InsertRequest) GetIndex() string {
+	if x != nil {
+		return x.Index
+	}
+	return ""
+}
+
+func (x *InsertRequest) GetVectors() []*Vector {
+	if x != nil {
+		return x.Vectors
+	}
+	return nil
+}
+
+func (x *InsertRequest) GetIds() []int32 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *InsertRequest) GetUpsert() bool {
+	if x != nil {
+		return x.Upsert
+	}
+	return false
+}
+
+type InsertResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// first is the first new id when ids were not given (the vectors got
+	// first, first+1, ...); with ids given, 0.
+	First         int32 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InsertResponse) Reset() {
+	*x = InsertResponse{}
+	mi := &file_spann_v1_spann_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InsertResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InsertResponse) ProtoMessage() {}
+
+func (x *InsertResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spann_v1_spann_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InsertResponse.ProtoReflect.Descriptor instead.
+func (*InsertResponse) Descriptor() ([]byte, []int) {
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *InsertResponse) GetFirst() int32 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+type DeleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         string                 `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	Ids           []int32                `protobuf:"varint,2,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRequest) Reset() {
+	*x = DeleteRequest{}
+	mi := &file_spann_v1_spann_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRequest) ProtoMessage() {}
+
+func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spann_v1_spann_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRequest) Descriptor() ([]byte, []int) {
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeleteRequest) GetIndex() string {
+	if x != nil {
+		return x.Index
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetIds() []int32 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type DeleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteResponse) Reset() {
+	*x = DeleteResponse{}
+	mi := &file_spann_v1_spann_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteResponse) ProtoMessage() {}
+
+func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spann_v1_spann_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
+func (*DeleteResponse) Descriptor() ([]byte, []int) {
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{13}
+}
+
+type ReloadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         string                 `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadRequest) Reset() {
+	*x = ReloadRequest{}
+	mi := &file_spann_v1_spann_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadRequest) ProtoMessage() {}
+
+func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spann_v1_spann_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
+func (*ReloadRequest) Descriptor() ([]byte, []int) {
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReloadRequest) GetIndex() string {
+	if x != nil {
+		return x.Index
+	}
+	return ""
+}
+
+type ReloadResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	BuildId         string                 `protobuf:"bytes,1,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"` // of the index now served
+	PreviousBuildId string                 `protobuf:"bytes,2,opt,name=previous_build_id,json=previousBuildId,proto3" json:"previous_build_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReloadResponse) Reset() {
+	*x = ReloadResponse{}
+	mi := &file_spann_v1_spann_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadResponse) ProtoMessage() {}
+
+func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spann_v1_spann_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
+func (*ReloadResponse) Descriptor() ([]byte, []int) {
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReloadResponse) GetBuildId() string {
+	if x != nil {
+		return x.BuildId
+	}
+	return ""
+}
+
+func (x *ReloadResponse) GetPreviousBuildId() string {
+	if x != nil {
+		return x.PreviousBuildId
+	}
+	return ""
+}
+
 var File_spann_v1_spann_proto protoreflect.FileDescriptor
 
 const file_spann_v1_spann_proto_rawDesc = "" +
@@ -577,12 +1029,15 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\x14spann/v1/spann.proto\x12\bspann.v1\"4\n" +
 	"\x06Vector\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\x02R\x06values\"r\n" +
+	"\x06values\x18\x02 \x03(\x02R\x06values\"\xb0\x01\n" +
 	"\x06Params\x12\x16\n" +
 	"\x06nprobe\x18\x01 \x01(\x05R\x06nprobe\x12\x1b\n" +
 	"\thead_list\x18\x02 \x01(\x05R\bheadList\x12\x10\n" +
 	"\x03eps\x18\x03 \x01(\x01R\x03eps\x12!\n" +
-	"\fmax_postings\x18\x04 \x01(\x05R\vmaxPostings\"\x87\x01\n" +
+	"\fmax_postings\x18\x04 \x01(\x05R\vmaxPostings\x12\x1f\n" +
+	"\vfirst_round\x18\x05 \x01(\x05R\n" +
+	"firstRound\x12\x1b\n" +
+	"\tkth_slack\x18\x06 \x01(\x01R\bkthSlack\"\x87\x01\n" +
 	"\rSearchRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\tR\x05index\x12(\n" +
 	"\x06vector\x18\x02 \x01(\v2\x10.spann.v1.VectorR\x06vector\x12\f\n" +
@@ -590,18 +1045,27 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\x06params\x18\x04 \x01(\v2\x10.spann.v1.ParamsR\x06params\"6\n" +
 	"\bNeighbor\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x1a\n" +
-	"\bdistance\x18\x02 \x01(\x02R\bdistance\"B\n" +
+	"\bdistance\x18\x02 \x01(\x02R\bdistance\"\x9c\x01\n" +
+	"\x05Stats\x12\x14\n" +
+	"\x05heads\x18\x01 \x01(\x05R\x05heads\x12\x1a\n" +
+	"\bpostings\x18\x02 \x01(\x05R\bpostings\x12\x14\n" +
+	"\x05pages\x18\x03 \x01(\x05R\x05pages\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x18\n" +
+	"\avectors\x18\x05 \x01(\x03R\avectors\x12\x1b\n" +
+	"\tsearch_us\x18\x06 \x01(\x03R\bsearchUs\"i\n" +
 	"\x0eSearchResponse\x120\n" +
-	"\tneighbors\x18\x01 \x03(\v2\x12.spann.v1.NeighborR\tneighbors\"\x8e\x01\n" +
+	"\tneighbors\x18\x01 \x03(\v2\x12.spann.v1.NeighborR\tneighbors\x12%\n" +
+	"\x05stats\x18\x02 \x01(\v2\x0f.spann.v1.StatsR\x05stats\"\x8e\x01\n" +
 	"\x12SearchBatchRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\tR\x05index\x12*\n" +
 	"\avectors\x18\x02 \x03(\v2\x10.spann.v1.VectorR\avectors\x12\f\n" +
 	"\x01k\x18\x03 \x01(\x05R\x01k\x12(\n" +
-	"\x06params\x18\x04 \x01(\v2\x10.spann.v1.ParamsR\x06params\"I\n" +
+	"\x06params\x18\x04 \x01(\v2\x10.spann.v1.ParamsR\x06params\"p\n" +
 	"\x13SearchBatchResponse\x122\n" +
-	"\aresults\x18\x01 \x03(\v2\x18.spann.v1.SearchResponseR\aresults\"#\n" +
+	"\aresults\x18\x01 \x03(\v2\x18.spann.v1.SearchResponseR\aresults\x12%\n" +
+	"\x05stats\x18\x02 \x01(\v2\x0f.spann.v1.StatsR\x05stats\"#\n" +
 	"\vInfoRequest\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\tR\x05index\"\xb9\x01\n" +
+	"\x05index\x18\x01 \x01(\tR\x05index\"\xa0\x02\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bbuild_id\x18\x02 \x01(\tR\abuildId\x12\x12\n" +
@@ -610,11 +1074,36 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\x03dim\x18\x05 \x01(\x05R\x03dim\x12\f\n" +
 	"\x01n\x18\x06 \x01(\x03R\x01n\x12\x14\n" +
 	"\x05heads\x18\a \x01(\x05R\x05heads\x12\x18\n" +
-	"\abackend\x18\b \x01(\tR\abackend2\xd4\x01\n" +
+	"\abackend\x18\b \x01(\tR\abackend\x12\x1a\n" +
+	"\bwritable\x18\t \x01(\bR\bwritable\x12\x18\n" +
+	"\adeleted\x18\n" +
+	" \x01(\x03R\adeleted\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\v \x01(\x03R\tsizeBytes\x12\x10\n" +
+	"\x03dir\x18\f \x01(\tR\x03dir\"{\n" +
+	"\rInsertRequest\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\tR\x05index\x12*\n" +
+	"\avectors\x18\x02 \x03(\v2\x10.spann.v1.VectorR\avectors\x12\x10\n" +
+	"\x03ids\x18\x03 \x03(\x05R\x03ids\x12\x16\n" +
+	"\x06upsert\x18\x04 \x01(\bR\x06upsert\"&\n" +
+	"\x0eInsertResponse\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\x05R\x05first\"7\n" +
+	"\rDeleteRequest\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\tR\x05index\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\x05R\x03ids\"\x10\n" +
+	"\x0eDeleteResponse\"%\n" +
+	"\rReloadRequest\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\tR\x05index\"W\n" +
+	"\x0eReloadResponse\x12\x19\n" +
+	"\bbuild_id\x18\x01 \x01(\tR\abuildId\x12*\n" +
+	"\x11previous_build_id\x18\x02 \x01(\tR\x0fpreviousBuildId2\x91\x03\n" +
 	"\fSpannService\x12=\n" +
 	"\x06Search\x12\x17.spann.v1.SearchRequest\x1a\x18.spann.v1.SearchResponse\"\x00\x12L\n" +
 	"\vSearchBatch\x12\x1c.spann.v1.SearchBatchRequest\x1a\x1d.spann.v1.SearchBatchResponse\"\x00\x127\n" +
-	"\x04Info\x12\x15.spann.v1.InfoRequest\x1a\x16.spann.v1.InfoResponse\"\x00B5Z3github.com/gospann/spann/server/gen/spannv1;spannv1b\x06proto3"
+	"\x04Info\x12\x15.spann.v1.InfoRequest\x1a\x16.spann.v1.InfoResponse\"\x00\x12=\n" +
+	"\x06Insert\x12\x17.spann.v1.InsertRequest\x1a\x18.spann.v1.InsertResponse\"\x00\x12=\n" +
+	"\x06Delete\x12\x17.spann.v1.DeleteRequest\x1a\x18.spann.v1.DeleteResponse\"\x00\x12=\n" +
+	"\x06Reload\x12\x17.spann.v1.ReloadRequest\x1a\x18.spann.v1.ReloadResponse\"\x00B5Z3github.com/gospann/spann/server/gen/spannv1;spannv1b\x06proto3"
 
 var (
 	file_spann_v1_spann_proto_rawDescOnce sync.Once
@@ -628,36 +1117,52 @@ func file_spann_v1_spann_proto_rawDescGZIP() []byte {
 	return file_spann_v1_spann_proto_rawDescData
 }
 
-var file_spann_v1_spann_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_spann_v1_spann_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_spann_v1_spann_proto_goTypes = []any{
 	(*Vector)(nil),              // 0: spann.v1.Vector
 	(*Params)(nil),              // 1: spann.v1.Params
 	(*SearchRequest)(nil),       // 2: spann.v1.SearchRequest
 	(*Neighbor)(nil),            // 3: spann.v1.Neighbor
-	(*SearchResponse)(nil),      // 4: spann.v1.SearchResponse
-	(*SearchBatchRequest)(nil),  // 5: spann.v1.SearchBatchRequest
-	(*SearchBatchResponse)(nil), // 6: spann.v1.SearchBatchResponse
-	(*InfoRequest)(nil),         // 7: spann.v1.InfoRequest
-	(*InfoResponse)(nil),        // 8: spann.v1.InfoResponse
+	(*Stats)(nil),               // 4: spann.v1.Stats
+	(*SearchResponse)(nil),      // 5: spann.v1.SearchResponse
+	(*SearchBatchRequest)(nil),  // 6: spann.v1.SearchBatchRequest
+	(*SearchBatchResponse)(nil), // 7: spann.v1.SearchBatchResponse
+	(*InfoRequest)(nil),         // 8: spann.v1.InfoRequest
+	(*InfoResponse)(nil),        // 9: spann.v1.InfoResponse
+	(*InsertRequest)(nil),       // 10: spann.v1.InsertRequest
+	(*InsertResponse)(nil),      // 11: spann.v1.InsertResponse
+	(*DeleteRequest)(nil),       // 12: spann.v1.DeleteRequest
+	(*DeleteResponse)(nil),      // 13: spann.v1.DeleteResponse
+	(*ReloadRequest)(nil),       // 14: spann.v1.ReloadRequest
+	(*ReloadResponse)(nil),      // 15: spann.v1.ReloadResponse
 }
 var file_spann_v1_spann_proto_depIdxs = []int32{
-	0, // 0: spann.v1.SearchRequest.vector:type_name -> spann.v1.Vector
-	1, // 1: spann.v1.SearchRequest.params:type_name -> spann.v1.Params
-	3, // 2: spann.v1.SearchResponse.neighbors:type_name -> spann.v1.Neighbor
-	0, // 3: spann.v1.SearchBatchRequest.vectors:type_name -> spann.v1.Vector
-	1, // 4: spann.v1.SearchBatchRequest.params:type_name -> spann.v1.Params
-	4, // 5: spann.v1.SearchBatchResponse.results:type_name -> spann.v1.SearchResponse
-	2, // 6: spann.v1.SpannService.Search:input_type -> spann.v1.SearchRequest
-	5, // 7: spann.v1.SpannService.SearchBatch:input_type -> spann.v1.SearchBatchRequest
-	7, // 8: spann.v1.SpannService.Info:input_type -> spann.v1.InfoRequest
-	4, // 9: spann.v1.SpannService.Search:output_type -> spann.v1.SearchResponse
-	6, // 10: spann.v1.SpannService.SearchBatch:output_type -> spann.v1.SearchBatchResponse
-	8, // 11: spann.v1.SpannService.Info:output_type -> spann.v1.InfoResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: spann.v1.SearchRequest.vector:type_name -> spann.v1.Vector
+	1,  // 1: spann.v1.SearchRequest.params:type_name -> spann.v1.Params
+	3,  // 2: spann.v1.SearchResponse.neighbors:type_name -> spann.v1.Neighbor
+	4,  // 3: spann.v1.SearchResponse.stats:type_name -> spann.v1.Stats
+	0,  // 4: spann.v1.SearchBatchRequest.vectors:type_name -> spann.v1.Vector
+	1,  // 5: spann.v1.SearchBatchRequest.params:type_name -> spann.v1.Params
+	5,  // 6: spann.v1.SearchBatchResponse.results:type_name -> spann.v1.SearchResponse
+	4,  // 7: spann.v1.SearchBatchResponse.stats:type_name -> spann.v1.Stats
+	0,  // 8: spann.v1.InsertRequest.vectors:type_name -> spann.v1.Vector
+	2,  // 9: spann.v1.SpannService.Search:input_type -> spann.v1.SearchRequest
+	6,  // 10: spann.v1.SpannService.SearchBatch:input_type -> spann.v1.SearchBatchRequest
+	8,  // 11: spann.v1.SpannService.Info:input_type -> spann.v1.InfoRequest
+	10, // 12: spann.v1.SpannService.Insert:input_type -> spann.v1.InsertRequest
+	12, // 13: spann.v1.SpannService.Delete:input_type -> spann.v1.DeleteRequest
+	14, // 14: spann.v1.SpannService.Reload:input_type -> spann.v1.ReloadRequest
+	5,  // 15: spann.v1.SpannService.Search:output_type -> spann.v1.SearchResponse
+	7,  // 16: spann.v1.SpannService.SearchBatch:output_type -> spann.v1.SearchBatchResponse
+	9,  // 17: spann.v1.SpannService.Info:output_type -> spann.v1.InfoResponse
+	11, // 18: spann.v1.SpannService.Insert:output_type -> spann.v1.InsertResponse
+	13, // 19: spann.v1.SpannService.Delete:output_type -> spann.v1.DeleteResponse
+	15, // 20: spann.v1.SpannService.Reload:output_type -> spann.v1.ReloadResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_spann_v1_spann_proto_init() }
@@ -671,7 +1176,7 @@ func file_spann_v1_spann_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spann_v1_spann_proto_rawDesc), len(file_spann_v1_spann_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,12 @@ const (
 	SpannServiceSearchBatchProcedure = "/spann.v1.SpannService/SearchBatch"
 	// SpannServiceInfoProcedure is the fully-qualified name of the SpannService's Info RPC.
 	SpannServiceInfoProcedure = "/spann.v1.SpannService/Info"
+	// SpannServiceInsertProcedure is the fully-qualified name of the SpannService's Insert RPC.
+	SpannServiceInsertProcedure = "/spann.v1.SpannService/Insert"
+	// SpannServiceDeleteProcedure is the fully-qualified name of the SpannService's Delete RPC.
+	SpannServiceDeleteProcedure = "/spann.v1.SpannService/Delete"
+	// SpannServiceReloadProcedure is the fully-qualified name of the SpannService's Reload RPC.
+	SpannServiceReloadProcedure = "/spann.v1.SpannService/Reload"
 )
 
 // SpannServiceClient is a client for the spann.v1.SpannService service.
@@ -57,6 +63,14 @@ type SpannServiceClient interface {
 	SearchBatch(context.Context, *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error)
 	// Info describes a served index.
 	Info(context.Context, *connect.Request[spannv1.InfoRequest]) (*connect.Response[spannv1.InfoResponse], error)
+	// Insert adds vectors to an index served for writing (--writable).
+	Insert(context.Context, *connect.Request[spannv1.InsertRequest]) (*connect.Response[spannv1.InsertResponse], error)
+	// Delete removes ids from an index served for writing.
+	Delete(context.Context, *connect.Request[spannv1.DeleteRequest]) (*connect.Response[spannv1.DeleteResponse], error)
+	// Reload reopens a read-only index from its directory (a rebuilt one,
+	// say) and swaps it in; searches in flight finish on the old one. A
+	// failed reload keeps the old index serving.
+	Reload(context.Context, *connect.Request[spannv1.ReloadRequest]) (*connect.Response[spannv1.ReloadResponse], error)
 }
 
 // NewSpannServiceClient constructs a client for the spann.v1.SpannService service. By default, it
@@ -88,6 +102,24 @@ func NewSpannServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(spannServiceMethods.ByName("Info")),
 			connect.WithClientOptions(opts...),
 		),
+		insert: connect.NewClient[spannv1.InsertRequest, spannv1.InsertResponse](
+			httpClient,
+			baseURL+SpannServiceInsertProcedure,
+			connect.WithSchema(spannServiceMethods.ByName("Insert")),
+			connect.WithClientOptions(opts...),
+		),
+		delete: connect.NewClient[spannv1.DeleteRequest, spannv1.DeleteResponse](
+			httpClient,
+			baseURL+SpannServiceDeleteProcedure,
+			connect.WithSchema(spannServiceMethods.ByName("Delete")),
+			connect.WithClientOptions(opts...),
+		),
+		reload: connect.NewClient[spannv1.ReloadRequest, spannv1.ReloadResponse](
+			httpClient,
+			baseURL+SpannServiceReloadProcedure,
+			connect.WithSchema(spannServiceMethods.ByName("Reload")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -96,6 +128,9 @@ type spannServiceClient struct {
 	search      *connect.Client[spannv1.SearchRequest, spannv1.SearchResponse]
 	searchBatch *connect.Client[spannv1.SearchBatchRequest, spannv1.SearchBatchResponse]
 	info        *connect.Client[spannv1.InfoRequest, spannv1.InfoResponse]
+	insert      *connect.Client[spannv1.InsertRequest, spannv1.InsertResponse]
+	delete      *connect.Client[spannv1.DeleteRequest, spannv1.DeleteResponse]
+	reload      *connect.Client[spannv1.ReloadRequest, spannv1.ReloadResponse]
 }
 
 // Search calls spann.v1.SpannService.Search.
@@ -113,6 +148,21 @@ func (c *spannServiceClient) Info(ctx context.Context, req *connect.Request[span
 	return c.info.CallUnary(ctx, req)
 }
 
+// Insert calls spann.v1.SpannService.Insert.
+func (c *spannServiceClient) Insert(ctx context.Context, req *connect.Request[spannv1.InsertRequest]) (*connect.Response[spannv1.InsertResponse], error) {
+	return c.insert.CallUnary(ctx, req)
+}
+
+// Delete calls spann.v1.SpannService.Delete.
+func (c *spannServiceClient) Delete(ctx context.Context, req *connect.Request[spannv1.DeleteRequest]) (*connect.Response[spannv1.DeleteResponse], error) {
+	return c.delete.CallUnary(ctx, req)
+}
+
+// Reload calls spann.v1.SpannService.Reload.
+func (c *spannServiceClient) Reload(ctx context.Context, req *connect.Request[spannv1.ReloadRequest]) (*connect.Response[spannv1.ReloadResponse], error) {
+	return c.reload.CallUnary(ctx, req)
+}
+
 // SpannServiceHandler is an implementation of the spann.v1.SpannService service.
 type SpannServiceHandler interface {
 	// Search returns the k nearest neighbours of one vector.
@@ -121,6 +171,14 @@ type SpannServiceHandler interface {
 	SearchBatch(context.Context, *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error)
 	// Info describes a served index.
 	Info(context.Context, *connect.Request[spannv1.InfoRequest]) (*connect.Response[spannv1.InfoResponse], error)
+	// Insert adds vectors to an index served for writing (--writable).
+	Insert(context.Context, *connect.Request[spannv1.InsertRequest]) (*connect.Response[spannv1.InsertResponse], error)
+	// Delete removes ids from an index served for writing.
+	Delete(context.Context, *connect.Request[spannv1.DeleteRequest]) (*connect.Response[spannv1.DeleteResponse], error)
+	// Reload reopens a read-only index from its directory (a rebuilt one,
+	// say) and swaps it in; searches in flight finish on the old one. A
+	// failed reload keeps the old index serving.
+	Reload(context.Context, *connect.Request[spannv1.ReloadRequest]) (*connect.Response[spannv1.ReloadResponse], error)
 }
 
 // NewSpannServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -148,6 +206,24 @@ func NewSpannServiceHandler(svc SpannServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(spannServiceMethods.ByName("Info")),
 		connect.WithHandlerOptions(opts...),
 	)
+	spannServiceInsertHandler := connect.NewUnaryHandler(
+		SpannServiceInsertProcedure,
+		svc.Insert,
+		connect.WithSchema(spannServiceMethods.ByName("Insert")),
+		connect.WithHandlerOptions(opts...),
+	)
+	spannServiceDeleteHandler := connect.NewUnaryHandler(
+		SpannServiceDeleteProcedure,
+		svc.Delete,
+		connect.WithSchema(spannServiceMethods.ByName("Delete")),
+		connect.WithHandlerOptions(opts...),
+	)
+	spannServiceReloadHandler := connect.NewUnaryHandler(
+		SpannServiceReloadProcedure,
+		svc.Reload,
+		connect.WithSchema(spannServiceMethods.ByName("Reload")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/spann.v1.SpannService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SpannServiceSearchProcedure:
@@ -156,6 +232,12 @@ func NewSpannServiceHandler(svc SpannServiceHandler, opts ...connect.HandlerOpti
 			spannServiceSearchBatchHandler.ServeHTTP(w, r)
 		case SpannServiceInfoProcedure:
 			spannServiceInfoHandler.ServeHTTP(w, r)
+		case SpannServiceInsertProcedure:
+			spannServiceInsertHandler.ServeHTTP(w, r)
+		case SpannServiceDeleteProcedure:
+			spannServiceDeleteHandler.ServeHTTP(w, r)
+		case SpannServiceReloadProcedure:
+			spannServiceReloadHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -175,4 +257,16 @@ func (UnimplementedSpannServiceHandler) SearchBatch(context.Context, *connect.Re
 
 func (UnimplementedSpannServiceHandler) Info(context.Context, *connect.Request[spannv1.InfoRequest]) (*connect.Response[spannv1.InfoResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spann.v1.SpannService.Info is not implemented"))
+}
+
+func (UnimplementedSpannServiceHandler) Insert(context.Context, *connect.Request[spannv1.InsertRequest]) (*connect.Response[spannv1.InsertResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spann.v1.SpannService.Insert is not implemented"))
+}
+
+func (UnimplementedSpannServiceHandler) Delete(context.Context, *connect.Request[spannv1.DeleteRequest]) (*connect.Response[spannv1.DeleteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spann.v1.SpannService.Delete is not implemented"))
+}
+
+func (UnimplementedSpannServiceHandler) Reload(context.Context, *connect.Request[spannv1.ReloadRequest]) (*connect.Response[spannv1.ReloadResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spann.v1.SpannService.Reload is not implemented"))
 }

@@ -1,0 +1,221 @@
+// Package client talks to spann-serve: search, batch search, updates,
+// info and reload over gRPC (HTTP/2; unencrypted for http:// URLs, TLS
+// for https://), with the same types as the in-process API.
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+
+	spann "github.com/gospann/spann"
+	spannv1 "github.com/gospann/spann/server/gen/spannv1"
+	"github.com/gospann/spann/server/gen/spannv1/spannv1connect"
+)
+
+// Options configure Dial.
+type Options struct {
+	Token string      // bearer token ("" = none)
+	Index string      // served index to use ("" = the only one)
+	TLS   *tls.Config // for https:// URLs (nil = the system's roots)
+}
+
+// Client is a connection to one index of a server. Safe for concurrent use.
+type Client struct {
+	rpc   spannv1connect.SpannServiceClient
+	index string
+	info  *spannv1.InfoResponse
+}
+
+// Dial connects to the server at url (http://host:port or https://...)
+// and asks for the index's Info, so that a wrong address, token or index
+// name fails here.
+func Dial(ctx context.Context, url string, o Options) (*Client, error) {
+	tr := &http.Transport{Protocols: new(http.Protocols), DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSClientConfig: o.TLS, MaxIdleConnsPerHost: 64}
+	switch {
+	case strings.HasPrefix(url, "http://"):
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	case strings.HasPrefix(url, "https://"):
+		tr.Protocols.SetHTTP2(true)
+	default:
+		return nil, fmt.Errorf("server %q: want an http:// or https:// URL", url)
+	}
+	opts := []connect.ClientOption{connect.WithGRPC()}
+	if o.Token != "" {
+		opts = append(opts, connect.WithInterceptors(bearer(o.Token)))
+	}
+	c := &Client{rpc: spannv1connect.NewSpannServiceClient(&http.Client{Transport: tr}, strings.TrimRight(url, "/"), opts...), index: o.Index}
+	if err := c.Refresh(ctx); err != nil {
+		return nil, fmt.Errorf("server %s: %w", url, err)
+	}
+	return c, nil
+}
+
+// bearer sets the Authorization header of every request.
+func bearer(token string) connect.Interceptor {
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, req)
+		}
+	})
+}
+
+// Refresh asks the server for the index's Info again (after a reload or
+// updates, say).
+func (c *Client) Refresh(ctx context.Context) error {
+	res, err := c.rpc.Info(ctx, connect.NewRequest(&spannv1.InfoRequest{Index: c.index}))
+	if err != nil {
+		return err
+	}
+	c.info = res.Msg
+	return nil
+}
+
+// Info describes the index as of Dial or the last Refresh.
+func (c *Client) Info() *spannv1.InfoResponse { return c.info }
+
+// Params converts search parameters to the API's.
+func Params(p spann.SearchParams) *spannv1.Params {
+	return &spannv1.Params{Nprobe: int32(p.NProbe), HeadList: int32(p.HeadList), Eps: p.Eps, MaxPostings: int32(p.MaxPostings),
+		FirstRound: int32(p.FirstRound), KthSlack: p.KthSlack}
+}
+
+// Search returns the k nearest neighbours of query (a packed row of the
+// index's element type) with what the server read for it.
+func (c *Client) Search(ctx context.Context, query []byte, k int, p spann.SearchParams) ([]spann.Neighbor, spann.SearchStats, error) {
+	res, err := c.rpc.Search(ctx, connect.NewRequest(&spannv1.SearchRequest{Index: c.index, Vector: &spannv1.Vector{Data: query},
+		K: int32(k), Params: Params(p)}))
+	if err != nil {
+		return nil, spann.SearchStats{}, err
+	}
+	out := make([]spann.Neighbor, len(res.Msg.Neighbors))
+	for i, n := range res.Msg.Neighbors {
+		out[i] = spann.Neighbor{ID: n.Id, Dist: n.Distance}
+	}
+	return out, statsOf(res.Msg.Stats), nil
+}
+
+func statsOf(s *spannv1.Stats) spann.SearchStats {
+	if s == nil {
+		return spann.SearchStats{}
+	}
+	return spann.SearchStats{Heads: int(s.Heads), Postings: int(s.Postings), Pages: int(s.Pages), Bytes: int(s.Bytes), Vectors: int(s.Vectors), Rounds: 1}
+}
+
+// SearchMany searches every query of queries (rows of the index's
+// element type) with concurrency requests in flight, one query each, as
+// a load generator would; the result is laid out as spann.SearchBatch's,
+// with each query's latency as the client saw it and the server's read
+// figures. It stops at the first failed request and returns its error.
+func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.SearchParams, concurrency int) (*spann.BatchResult, error) {
+	rowBytes := int(c.info.Dim) * elemSize(c.info.Type)
+	if rowBytes == 0 || len(queries)%rowBytes != 0 || len(queries) == 0 {
+		return nil, fmt.Errorf("queries: %d bytes is not a positive whole number of %d-byte vectors", len(queries), rowBytes)
+	}
+	nq := len(queries) / rowBytes
+	concurrency = max(1, min(concurrency, nq))
+	res := &spann.BatchResult{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k), Latency: make([]time.Duration, nq),
+		Query: make([]spann.SearchStats, nq)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var once sync.Once
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for q := int(next.Add(1) - 1); q < nq && ctx.Err() == nil; q = int(next.Add(1) - 1) {
+				t0 := time.Now()
+				got, st, err := c.Search(ctx, queries[q*rowBytes:(q+1)*rowBytes], k, p)
+				if err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("query %d: %w", q, err); cancel() })
+					return
+				}
+				res.Latency[q], res.Query[q] = time.Since(t0), st
+				ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
+				for i := range ids {
+					if i < len(got) {
+						ids[i], dists[i] = got[i].ID, got[i].Dist
+					} else {
+						ids[i], dists[i] = -1, float32(math.Inf(1))
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Wall = time.Since(start)
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for q := range res.Query {
+		res.Stats.Add(res.Query[q])
+	}
+	return res, nil
+}
+
+func elemSize(typ string) int {
+	switch typ {
+	case "float32":
+		return 4
+	case "uint8", "int8":
+		return 1
+	}
+	return 0
+}
+
+// Insert adds rows (packed, of the index's element type) under new ids
+// and returns the first; with ids (one per row) it inserts under those,
+// replacing present ones if upsert is set, and returns 0.
+func (c *Client) Insert(ctx context.Context, rows []byte, ids []int32, upsert bool) (int32, error) {
+	rowBytes := int(c.info.Dim) * elemSize(c.info.Type)
+	if rowBytes == 0 || len(rows)%rowBytes != 0 || len(rows) == 0 {
+		return 0, fmt.Errorf("insert: %d bytes is not a positive whole number of %d-byte vectors", len(rows), rowBytes)
+	}
+	req := &spannv1.InsertRequest{Index: c.index, Ids: ids, Upsert: upsert}
+	for off := 0; off < len(rows); off += rowBytes {
+		req.Vectors = append(req.Vectors, &spannv1.Vector{Data: rows[off : off+rowBytes]})
+	}
+	res, err := c.rpc.Insert(ctx, connect.NewRequest(req))
+	if err != nil {
+		return 0, err
+	}
+	return res.Msg.First, nil
+}
+
+// Delete removes ids.
+func (c *Client) Delete(ctx context.Context, ids []int32) error {
+	if len(ids) == 0 {
+		return errors.New("delete: no ids")
+	}
+	_, err := c.rpc.Delete(ctx, connect.NewRequest(&spannv1.DeleteRequest{Index: c.index, Ids: ids}))
+	return err
+}
+
+// Reload asks the server to reopen the index from its directory and
+// returns the build id now served.
+func (c *Client) Reload(ctx context.Context) (string, error) {
+	res, err := c.rpc.Reload(ctx, connect.NewRequest(&spannv1.ReloadRequest{Index: c.index}))
+	if err != nil {
+		return "", err
+	}
+	return res.Msg.BuildId, c.Refresh(ctx)
+}

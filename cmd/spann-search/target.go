@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	spann "github.com/gospann/spann"
+	"github.com/gospann/spann/client"
+	"github.com/gospann/spann/datasets"
+)
+
+// target is what the evaluation searches: an index opened in process, or
+// one served by spann-serve (--server), measured the same way.
+type target interface {
+	Type() datasets.ElemType
+	Dim() int
+	N() int
+	Info() spann.Info
+	// SearchBatch answers every query with threads workers in process,
+	// or threads requests in flight against a server.
+	SearchBatch(queries []byte, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error)
+	Close() error
+}
+
+// openTarget opens --index, or dials --server.
+func openTarget(c *cli.Context) (target, error) {
+	url := c.String("server")
+	if url == "" {
+		if c.String("token-file") != "" || c.String("tls-ca") != "" {
+			return nil, fmt.Errorf("--token-file and --tls-ca go with --server")
+		}
+		return spann.Open(c.String("index"), spann.Options{IO: c.String("io")})
+	}
+	o := client.Options{Index: c.String("index")}
+	if p := c.String("token-file"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		if o.Token = strings.TrimSpace(string(b)); o.Token == "" {
+			return nil, fmt.Errorf("--token-file %s: empty", p)
+		}
+	}
+	if p := c.String("tls-ca"); p != "" {
+		pem, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", p)
+		}
+		o.TLS = &tls.Config{RootCAs: pool}
+	}
+	cl, err := client.Dial(context.Background(), url, o)
+	if err != nil {
+		return nil, err
+	}
+	in := cl.Info()
+	typ, err := datasets.ParseType(in.Type)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: index %s: %w", url, in.Name, err)
+	}
+	return &remote{c: cl, typ: typ, info: spann.Info{Dir: url + "/" + in.Name, BuildID: in.BuildId, Type: in.Type, Metric: in.Metric,
+		Dim: int(in.Dim), N: int(in.N), Heads: int(in.Heads), Backend: "server:" + in.Backend}}, nil
+}
+
+// remote is a served index.
+type remote struct {
+	c    *client.Client
+	typ  datasets.ElemType
+	info spann.Info
+}
+
+func (r *remote) Type() datasets.ElemType { return r.typ }
+func (r *remote) Dim() int                { return r.info.Dim }
+func (r *remote) N() int                  { return r.info.N }
+func (r *remote) Info() spann.Info        { return r.info }
+func (r *remote) Close() error            { return nil }
+
+func (r *remote) SearchBatch(queries []byte, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error) {
+	return r.c.SearchMany(context.Background(), queries, k, p, threads)
+}

@@ -1,0 +1,335 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	spann "github.com/gospann/spann"
+	"github.com/gospann/spann/datasets"
+	spannv1 "github.com/gospann/spann/server/gen/spannv1"
+)
+
+// api is the Server as the generated SpannServiceHandler (Reload is in
+// reload.go).
+type api struct{ s *Server }
+
+// Search implements the Search method.
+func (a api) Search(ctx context.Context, req *connect.Request[spannv1.SearchRequest]) (*connect.Response[spannv1.SearchResponse], error) {
+	s := a.s
+	sv, h, err := s.use(req.Msg.Index)
+	if err != nil {
+		return nil, err
+	}
+	defer h.release()
+	ix := h.ix
+	k, p, err := s.knobs(ix, req.Msg.K, req.Msg.Params)
+	if err != nil {
+		return nil, err
+	}
+	q, err := vectorBytes(ix, req.Msg.Vector)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	release, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	s.m.waited(ctx)
+	var st spann.SearchStats
+	t0 := time.Now()
+	got, err := ix.SearchContext(ctx, q, k, p, make([]spann.Neighbor, 0, k), &st)
+	if err != nil {
+		return nil, s.searchError(sv.spec.Name, err)
+	}
+	s.m.query(sv.spec.Name, &st)
+	return connect.NewResponse(&spannv1.SearchResponse{Neighbors: neighbors(got), Stats: stats(&st, time.Since(t0))}), nil
+}
+
+// SearchBatch implements the SearchBatch method: one search slot, the
+// queries pipelined on one worker.
+func (a api) SearchBatch(ctx context.Context, req *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
+	s := a.s
+	sv, h, err := s.use(req.Msg.Index)
+	if err != nil {
+		return nil, err
+	}
+	defer h.release()
+	ix := h.ix
+	k, p, err := s.knobs(ix, req.Msg.K, req.Msg.Params)
+	if err != nil {
+		return nil, err
+	}
+	qs, err := s.vectors(ix, req.Msg.Vectors)
+	if err != nil {
+		return nil, err
+	}
+	release, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	s.m.waited(ctx)
+	res, err := ix.SearchBatchContext(ctx, qs, k, p, 1)
+	if err != nil {
+		return nil, s.searchError(sv.spec.Name, err)
+	}
+	out := &spannv1.SearchBatchResponse{Results: make([]*spannv1.SearchResponse, len(req.Msg.Vectors)), Stats: stats(&res.Stats, res.Wall)}
+	for q := range out.Results {
+		s.m.query(sv.spec.Name, &res.Query[q])
+		r := &spannv1.SearchResponse{}
+		for i := q * k; i < (q+1)*k && res.IDs[i] >= 0; i++ {
+			r.Neighbors = append(r.Neighbors, &spannv1.Neighbor{Id: res.IDs[i], Distance: res.Dists[i]})
+		}
+		out.Results[q] = r
+	}
+	return connect.NewResponse(out), nil
+}
+
+// Info implements the Info method.
+func (a api) Info(ctx context.Context, req *connect.Request[spannv1.InfoRequest]) (*connect.Response[spannv1.InfoResponse], error) {
+	sv, h, err := a.s.use(req.Msg.Index)
+	if err != nil {
+		return nil, err
+	}
+	defer h.release()
+	in := h.ix.Info()
+	return connect.NewResponse(&spannv1.InfoResponse{Name: sv.spec.Name, BuildId: in.BuildID, Type: in.Type, Metric: in.Metric,
+		Dim: int32(in.Dim), N: int64(in.N), Heads: int32(in.Heads), Backend: in.Backend, Writable: sv.spec.Writable,
+		Deleted: int64(h.ix.Deleted()), SizeBytes: dirBytes(in.Dir), Dir: in.Dir}), nil
+}
+
+// Insert implements the Insert method.
+func (a api) Insert(ctx context.Context, req *connect.Request[spannv1.InsertRequest]) (*connect.Response[spannv1.InsertResponse], error) {
+	s := a.s
+	sv, h, err := s.use(req.Msg.Index)
+	if err != nil {
+		return nil, err
+	}
+	defer h.release()
+	if err := writable(sv); err != nil {
+		return nil, err
+	}
+	rows, err := s.vectors(h.ix, req.Msg.Vectors)
+	if err != nil {
+		return nil, err
+	}
+	var first int32
+	switch {
+	case len(req.Msg.Ids) > 0:
+		if len(req.Msg.Ids) != len(req.Msg.Vectors) {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d ids for %d vectors: give one per vector, or none", len(req.Msg.Ids), len(req.Msg.Vectors)))
+		}
+		err = h.ix.InsertWithIDs(req.Msg.Ids, rows, req.Msg.Upsert)
+	case req.Msg.Upsert:
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("upsert needs ids"))
+	default:
+		first, err = h.ix.Insert(rows)
+	}
+	if err != nil {
+		return nil, updateError(err)
+	}
+	s.m.inserted.WithLabelValues(sv.spec.Name).Add(float64(len(req.Msg.Vectors)))
+	return connect.NewResponse(&spannv1.InsertResponse{First: first}), nil
+}
+
+// Delete implements the Delete method.
+func (a api) Delete(ctx context.Context, req *connect.Request[spannv1.DeleteRequest]) (*connect.Response[spannv1.DeleteResponse], error) {
+	s := a.s
+	sv, h, err := s.use(req.Msg.Index)
+	if err != nil {
+		return nil, err
+	}
+	defer h.release()
+	if err := writable(sv); err != nil {
+		return nil, err
+	}
+	if n := len(req.Msg.Ids); n == 0 || n > s.cfg.Limits.MaxBatch*64 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d ids: a delete takes 1 to %d", n, s.cfg.Limits.MaxBatch*64))
+	}
+	if err := h.ix.Delete(req.Msg.Ids); err != nil {
+		return nil, updateError(err)
+	}
+	s.m.deleted.WithLabelValues(sv.spec.Name).Add(float64(len(req.Msg.Ids)))
+	return connect.NewResponse(&spannv1.DeleteResponse{}), nil
+}
+
+// use returns the named index, counted as used until the handle's release.
+func (s *Server) use(name string) (*served, *handle, error) {
+	sv, err := s.lookup(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := sv.acquire()
+	if err != nil {
+		return nil, nil, err
+	}
+	return sv, h, nil
+}
+
+func writable(sv *served) error {
+	if !sv.spec.Writable {
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("index %s is served read-only (spann-serve --writable serves updates)", sv.spec.Name))
+	}
+	return nil
+}
+
+// knobs checks k and the search parameters against the limits.
+func (s *Server) knobs(ix *spann.Index, k int32, p *spannv1.Params) (int, spann.SearchParams, error) {
+	if k <= 0 || int(k) > s.cfg.Limits.MaxK {
+		return 0, spann.SearchParams{}, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("k=%d: must be 1 to %d", k, s.cfg.Limits.MaxK))
+	}
+	if int(k) > ix.N() {
+		return 0, spann.SearchParams{}, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("k=%d: larger than the %d indexed vectors", k, ix.N()))
+	}
+	var sp spann.SearchParams
+	if p != nil {
+		sp = spann.SearchParams{NProbe: int(p.Nprobe), HeadList: int(p.HeadList), Eps: p.Eps, MaxPostings: int(p.MaxPostings),
+			FirstRound: int(p.FirstRound), KthSlack: p.KthSlack}
+	}
+	switch {
+	case sp.NProbe < 0 || sp.HeadList < 0 || sp.MaxPostings < 0 || sp.FirstRound < 0:
+		return 0, sp, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("nprobe %d, head_list %d, max_postings %d, first_round %d: none may be negative (0 = the default)",
+			sp.NProbe, sp.HeadList, sp.MaxPostings, sp.FirstRound))
+	case math.IsNaN(sp.Eps) || math.IsInf(sp.Eps, 0):
+		return 0, sp, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("eps %v: must be a finite number", sp.Eps))
+	case math.IsNaN(sp.KthSlack) || math.IsInf(sp.KthSlack, 0) || sp.KthSlack < 0:
+		return 0, sp, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("kth_slack %v: must be a finite number >= 0", sp.KthSlack))
+	}
+	return int(k), sp, nil
+}
+
+// vectors returns a request's vectors as packed rows, 1 to MaxBatch of them.
+func (s *Server) vectors(ix *spann.Index, vs []*spannv1.Vector) ([]byte, error) {
+	if n := len(vs); n == 0 || n > s.cfg.Limits.MaxBatch {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d vectors: a request holds 1 to %d", n, s.cfg.Limits.MaxBatch))
+	}
+	out := make([]byte, 0, len(vs)*ix.Dim()*ix.Type().Size())
+	for i, v := range vs {
+		row, err := vectorBytes(ix, v)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("vector %d: %w", i, err))
+		}
+		out = append(out, row...)
+	}
+	return out, nil
+}
+
+// vectorBytes returns a request vector as the index's packed row.
+func vectorBytes(ix *spann.Index, v *spannv1.Vector) ([]byte, error) {
+	rowBytes := ix.Dim() * ix.Type().Size()
+	switch {
+	case v == nil || (len(v.Data) == 0 && len(v.Values) == 0):
+		return nil, errors.New("no vector: give data or values")
+	case len(v.Data) > 0 && len(v.Values) > 0:
+		return nil, errors.New("give data or values, not both")
+	case len(v.Data) > 0:
+		if len(v.Data) != rowBytes {
+			return nil, fmt.Errorf("%d bytes of data: the index holds %d-dimensional %s vectors (%d bytes)", len(v.Data), ix.Dim(), ix.Type(), rowBytes)
+		}
+		if ix.Type() == datasets.Float32 {
+			if err := datasets.CheckFinite(datasets.Float32, v.Data, ix.Dim(), 0); err != nil {
+				return nil, err
+			}
+		}
+		return v.Data, nil
+	}
+	if len(v.Values) != ix.Dim() {
+		return nil, fmt.Errorf("%d values: the index holds %d-dimensional vectors", len(v.Values), ix.Dim())
+	}
+	return packValues(ix.Type(), v.Values)
+}
+
+// packValues converts numbers to packed rows of typ, refusing ones the
+// type cannot hold.
+func packValues(typ datasets.ElemType, vals []float32) ([]byte, error) {
+	out := make([]byte, 0, len(vals)*typ.Size())
+	for i, x := range vals {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("value %d is %v", i, x)
+		}
+		switch typ {
+		case datasets.Float32:
+			out = append(out, datasets.Bytes([]float32{x})...)
+		case datasets.Uint8:
+			if x != float32(math.Trunc(float64(x))) || x < 0 || x > 255 {
+				return nil, fmt.Errorf("value %d is %v: a uint8 index takes integers 0 to 255", i, x)
+			}
+			out = append(out, byte(x))
+		default:
+			if x != float32(math.Trunc(float64(x))) || x < -128 || x > 127 {
+				return nil, fmt.Errorf("value %d is %v: an int8 index takes integers -128 to 127", i, x)
+			}
+			out = append(out, byte(int8(x)))
+		}
+	}
+	return out, nil
+}
+
+func neighbors(got []spann.Neighbor) []*spannv1.Neighbor {
+	out := make([]*spannv1.Neighbor, len(got))
+	for i, n := range got {
+		out[i] = &spannv1.Neighbor{Id: n.ID, Distance: n.Dist}
+	}
+	return out
+}
+
+func stats(st *spann.SearchStats, took time.Duration) *spannv1.Stats {
+	return &spannv1.Stats{Heads: int32(st.Heads), Postings: int32(st.Postings), Pages: int32(st.Pages), Bytes: int64(st.Bytes),
+		Vectors: int64(st.Vectors), SearchUs: took.Microseconds()}
+}
+
+// searchError maps a search failure to a status code, counting failed
+// posting reads.
+func (s *Server) searchError(index string, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	case errors.Is(err, spann.ErrClosed):
+		return connect.NewError(connect.CodeUnavailable, err)
+	case errors.Is(err, spann.ErrCorrupt):
+		s.m.readErrors.WithLabelValues(index, "checksum").Inc()
+		return connect.NewError(connect.CodeDataLoss, err)
+	case strings.Contains(err.Error(), "reading postings"):
+		s.m.readErrors.WithLabelValues(index, "io").Inc()
+		return connect.NewError(connect.CodeUnavailable, err)
+	}
+	return connect.NewError(connect.CodeInternal, err)
+}
+
+// updateError maps an update failure to a status code.
+func updateError(err error) error {
+	switch {
+	case errors.Is(err, spann.ErrClosed):
+		return connect.NewError(connect.CodeUnavailable, err)
+	case errors.Is(err, spann.ErrReadOnly):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
+	case errors.Is(err, spann.ErrLogWrite):
+		return connect.NewError(connect.CodeUnavailable, err) // not applied: retry
+	}
+	return connect.NewError(connect.CodeInvalidArgument, err) // a refused id or vector
+}
+
+// dirBytes is the size of the regular files in dir.
+func dirBytes(dir string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
