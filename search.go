@@ -222,6 +222,7 @@ type worker interface {
 	search(ctx context.Context, query []byte, k int, p SearchParams, dst []Neighbor) ([]Neighbor, SearchStats, error)
 	searchMany(next func() (qi int, query []byte, ok bool), k int, p SearchParams, depth int,
 		emit func(qi int, res []Neighbor, st *SearchStats, latency time.Duration)) error
+	serveStream(queries <-chan *StreamQuery, depth int) error // stream.go
 	close() error
 	// releaseViews releases the directory versions its queries still
 	// hold (one that failed half-way): called when a search returns it.
@@ -385,6 +386,7 @@ func (w *workerT[T]) searchMany(next func() (qi int, query []byte, ok bool), k i
 			firstErr = err
 		}
 	}
+	failQuery := func(qi int, err error) { fail(fmt.Errorf("query %d: %w", qi, err)) }
 	active, more := 0, true
 	for {
 		for more && firstErr == nil && active < depth {
@@ -405,7 +407,7 @@ func (w *workerT[T]) searchMany(next func() (qi int, query []byte, ok bool), k i
 			if err := w.pipe.Poll(false, w.onDone); err != nil {
 				fail(fmt.Errorf("reading postings of %s: %w", w.e.ix.postings, err))
 			}
-			active -= w.retire(emit, fail)
+			active -= w.retire(emit, failQuery)
 		}
 		if active == 0 {
 			return firstErr
@@ -416,7 +418,7 @@ func (w *workerT[T]) searchMany(next func() (qi int, query []byte, ok bool), k i
 				return firstErr // the ring is gone and cannot be drained
 			}
 		}
-		active -= w.retire(emit, fail)
+		active -= w.retire(emit, failQuery)
 	}
 }
 
@@ -446,7 +448,7 @@ func (w *workerT[T]) freeSlot(depth int) *querySlot[T] {
 
 // retire answers every busy slot whose reads have all been scanned and
 // returns how many it freed.
-func (w *workerT[T]) retire(emit func(int, []Neighbor, *SearchStats, time.Duration), fail func(error)) int {
+func (w *workerT[T]) retire(emit func(int, []Neighbor, *SearchStats, time.Duration), fail func(qi int, err error)) int {
 	n := 0
 	for _, s := range w.slots {
 		if !s.busy || s.batch.Pending() > 0 {
@@ -462,7 +464,7 @@ func (w *workerT[T]) retire(emit func(int, []Neighbor, *SearchStats, time.Durati
 		out, err := w.finish(s, w.out[:0])
 		w.out = out
 		if err != nil {
-			fail(fmt.Errorf("query %d: %w", s.qi, err))
+			fail(s.qi, err)
 			continue
 		}
 		emit(s.qi, out, &s.stats, time.Since(s.start))

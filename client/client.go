@@ -115,17 +115,20 @@ func statsOf(s *spannv1.Stats) spann.SearchStats {
 }
 
 // SearchMany searches every query of queries (rows of the index's
-// element type) with concurrency requests in flight, one query each, as
-// a load generator would; the result is laid out as spann.SearchBatch's,
-// with each query's latency as the client saw it and the server's read
-// figures. It stops at the first failed request and returns its error.
-func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.SearchParams, concurrency int) (*spann.BatchResult, error) {
+// element type) with concurrency requests in flight, as a load generator
+// would: one query per Search request, or with batch > 1 that many per
+// SearchBatch request. The result is laid out as spann.SearchBatch's,
+// with each query's latency as the client saw it (its request's) and the
+// server's read figures. It stops at the first failed request and
+// returns its error.
+func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.SearchParams, concurrency, batch int) (*spann.BatchResult, error) {
 	rowBytes := int(c.info.Dim) * elemSize(c.info.Type)
 	if rowBytes == 0 || len(queries)%rowBytes != 0 || len(queries) == 0 {
 		return nil, fmt.Errorf("queries: %d bytes is not a positive whole number of %d-byte vectors", len(queries), rowBytes)
 	}
 	nq := len(queries) / rowBytes
-	concurrency = max(1, min(concurrency, nq))
+	batch = max(1, batch)
+	concurrency = max(1, min(concurrency, (nq+batch-1)/batch))
 	res := &spann.BatchResult{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k), Latency: make([]time.Duration, nq),
 		Query: make([]spann.SearchStats, nq)}
 	ctx, cancel := context.WithCancel(ctx)
@@ -134,25 +137,35 @@ func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.
 	var once sync.Once
 	var firstErr error
 	var wg sync.WaitGroup
+	params := Params(p)
 	start := time.Now()
 	for w := 0; w < concurrency; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for q := int(next.Add(1) - 1); q < nq && ctx.Err() == nil; q = int(next.Add(1) - 1) {
-				t0 := time.Now()
-				got, st, err := c.Search(ctx, queries[q*rowBytes:(q+1)*rowBytes], k, p)
-				if err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("query %d: %w", q, err); cancel() })
+			for ctx.Err() == nil {
+				from := int(next.Add(int64(batch)) - int64(batch))
+				if from >= nq {
 					return
 				}
-				res.Latency[q], res.Query[q] = time.Since(t0), st
-				ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
-				for i := range ids {
-					if i < len(got) {
-						ids[i], dists[i] = got[i].ID, got[i].Dist
-					} else {
-						ids[i], dists[i] = -1, float32(math.Inf(1))
+				to := min(nq, from+batch)
+				t0 := time.Now()
+				results, err := c.searchRange(ctx, queries, rowBytes, from, to, k, params)
+				if err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("queries %d to %d: %w", from, to-1, err); cancel() })
+					return
+				}
+				lat := time.Since(t0)
+				for q := from; q < to; q++ {
+					r := results[q-from]
+					res.Latency[q], res.Query[q] = lat, statsOf(r.Stats)
+					ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
+					for i := range ids {
+						if i < len(r.Neighbors) {
+							ids[i], dists[i] = r.Neighbors[i].Id, r.Neighbors[i].Distance
+						} else {
+							ids[i], dists[i] = -1, float32(math.Inf(1))
+						}
 					}
 				}
 			}
@@ -170,6 +183,30 @@ func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.
 		res.Stats.Add(res.Query[q])
 	}
 	return res, nil
+}
+
+// searchRange answers queries from to to-1: one Search, or a SearchBatch.
+func (c *Client) searchRange(ctx context.Context, queries []byte, rowBytes, from, to, k int, p *spannv1.Params) ([]*spannv1.SearchResponse, error) {
+	if to-from == 1 {
+		r, err := c.rpc.Search(ctx, connect.NewRequest(&spannv1.SearchRequest{Index: c.index,
+			Vector: &spannv1.Vector{Data: queries[from*rowBytes : to*rowBytes]}, K: int32(k), Params: p}))
+		if err != nil {
+			return nil, err
+		}
+		return []*spannv1.SearchResponse{r.Msg}, nil
+	}
+	req := &spannv1.SearchBatchRequest{Index: c.index, K: int32(k), Params: p, Vectors: make([]*spannv1.Vector, 0, to-from)}
+	for q := from; q < to; q++ {
+		req.Vectors = append(req.Vectors, &spannv1.Vector{Data: queries[q*rowBytes : (q+1)*rowBytes]})
+	}
+	r, err := c.rpc.SearchBatch(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Msg.Results) != to-from {
+		return nil, fmt.Errorf("%d answers to %d queries", len(r.Msg.Results), to-from)
+	}
+	return r.Msg.Results, nil
 }
 
 func elemSize(typ string) int {

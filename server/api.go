@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -42,19 +43,16 @@ func (a api) Search(ctx context.Context, req *connect.Request[spannv1.SearchRequ
 		return nil, err
 	}
 	defer release()
-	s.m.waited(ctx)
-	var st spann.SearchStats
-	t0 := time.Now()
-	got, err := ix.SearchContext(ctx, q, k, p, make([]spann.Neighbor, 0, k), &st)
+	ans, _, err := s.answer(ctx, sv, h, q, 1, k, p)
 	if err != nil {
-		return nil, s.searchError(sv.spec.Name, err)
+		return nil, err
 	}
-	s.m.query(sv.spec.Name, &st)
-	return connect.NewResponse(&spannv1.SearchResponse{Neighbors: neighbors(got), Stats: stats(&st, time.Since(t0))}), nil
+	s.m.query(sv.spec.Name, &ans[0].st)
+	return connect.NewResponse(&spannv1.SearchResponse{Neighbors: neighbors(ans[0].res), Stats: stats(&ans[0].st, ans[0].latency)}), nil
 }
 
-// SearchBatch implements the SearchBatch method: one search slot, the
-// queries pipelined on one worker.
+// SearchBatch implements the SearchBatch method: one search slot; the
+// queries go to the same workers as single searches.
 func (a api) SearchBatch(ctx context.Context, req *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
 	s := a.s
 	sv, h, err := s.use(req.Msg.Index)
@@ -76,21 +74,70 @@ func (a api) SearchBatch(ctx context.Context, req *connect.Request[spannv1.Searc
 		return nil, err
 	}
 	defer release()
-	s.m.waited(ctx)
-	res, err := ix.SearchBatchContext(ctx, qs, k, p, 1)
+	ans, wall, err := s.answer(ctx, sv, h, qs, len(req.Msg.Vectors), k, p)
 	if err != nil {
-		return nil, s.searchError(sv.spec.Name, err)
+		return nil, err
 	}
-	out := &spannv1.SearchBatchResponse{Results: make([]*spannv1.SearchResponse, len(req.Msg.Vectors)), Stats: stats(&res.Stats, res.Wall)}
-	for q := range out.Results {
-		s.m.query(sv.spec.Name, &res.Query[q])
-		r := &spannv1.SearchResponse{}
-		for i := q * k; i < (q+1)*k && res.IDs[i] >= 0; i++ {
-			r.Neighbors = append(r.Neighbors, &spannv1.Neighbor{Id: res.IDs[i], Distance: res.Dists[i]})
-		}
-		out.Results[q] = r
+	out := &spannv1.SearchBatchResponse{Results: make([]*spannv1.SearchResponse, len(ans))}
+	var sum spann.SearchStats
+	for q := range ans {
+		s.m.query(sv.spec.Name, &ans[q].st)
+		sum.Add(ans[q].st)
+		out.Results[q] = &spannv1.SearchResponse{Neighbors: neighbors(ans[q].res), Stats: stats(&ans[q].st, ans[q].latency)}
 	}
+	out.Stats = stats(&sum, wall)
 	return connect.NewResponse(out), nil
+}
+
+// answer is where a worker leaves a query's answer (StreamQuery.Done).
+type answer struct {
+	res     []spann.Neighbor
+	st      spann.SearchStats
+	latency time.Duration
+	err     error
+}
+
+// answer sends the n queries of rows to the index's search workers and
+// waits for their answers (and how long they took in all). If ctx ends
+// before every query was taken, it waits for those taken (which stop
+// early) and returns ctx's error.
+func (s *Server) answer(ctx context.Context, sv *served, h *handle, rows []byte, n, k int, p spann.SearchParams) ([]answer, time.Duration, error) {
+	rowBytes := len(rows) / n
+	ans := make([]answer, n)
+	space := make([]spann.Neighbor, n*k)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i := range ans {
+		a := &ans[i]
+		a.res = space[i*k : i*k : (i+1)*k]
+		wg.Add(1)
+		sq := &spann.StreamQuery{Ctx: ctx, Query: rows[i*rowBytes : (i+1)*rowBytes], K: k, Params: p,
+			Done: func(res []spann.Neighbor, st *spann.SearchStats, latency time.Duration, err error) {
+				s.m.waited(ctx, latency)
+				a.res, a.latency, a.err = append(a.res, res...), latency, err
+				if st != nil {
+					a.st = *st
+				}
+				wg.Done()
+			}}
+		select {
+		case h.queries <- sq:
+		case <-ctx.Done():
+			wg.Done() // not sent
+			wg.Wait()
+			return nil, 0, s.searchError(sv.spec.Name, ctx.Err())
+		}
+	}
+	wg.Wait()
+	for i := range ans {
+		if err := ans[i].err; err != nil {
+			if n > 1 {
+				err = fmt.Errorf("query %d: %w", i, err)
+			}
+			return nil, 0, s.searchError(sv.spec.Name, err)
+		}
+	}
+	return ans, time.Since(t0), nil
 }
 
 // Info implements the Info method.

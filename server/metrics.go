@@ -96,10 +96,11 @@ func (m *metrics) observe(next connect.UnaryFunc) connect.UnaryFunc {
 	}
 }
 
-// waited records a search's wait from its arrival.
-func (m *metrics) waited(ctx context.Context) {
+// waited records how long a query waited from its request's arrival to
+// a search worker taking it, given the time since then.
+func (m *metrics) waited(ctx context.Context, searching time.Duration) {
 	if t0, ok := ctx.Value(arrivalKey{}).(time.Time); ok {
-		m.queueWait.Observe(time.Since(t0).Seconds())
+		m.queueWait.Observe(max(0, time.Since(t0)-searching).Seconds())
 	}
 }
 

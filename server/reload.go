@@ -24,15 +24,33 @@ type served struct {
 // handle is one open Index with a count of its users: one for being
 // current, one per request using it. The last to let go closes it, so a
 // request that took the old index before a swap finishes on it.
+//
+// Searches go to a few workers (spann.ServeQueries, one per core by
+// default) through queries: each keeps several queries in flight, as
+// SearchBatch does, whatever the number of requests.
 type handle struct {
-	ix   *spann.Index
-	refs atomic.Int64
-	logf func(string, ...any)
+	ix      *spann.Index
+	refs    atomic.Int64
+	logf    func(string, ...any)
+	queries chan *spann.StreamQuery // buffered: see newHandle
+	serving sync.WaitGroup
 }
 
-func newHandle(ix *spann.Index, logf func(string, ...any)) *handle {
-	h := &handle{ix: ix, logf: logf}
+func (s *Server) newHandle(ix *spann.Index) *handle {
+	// The buffer lets a request queue its queries at once, so that a
+	// worker freeing a slot finds the next query waiting: unbuffered, a
+	// worker's non-blocking receive found a sender ready only if its
+	// goroutine had run since its last send, and the workers ran with few
+	// queries in flight (1.2 of the 2 cores busy at 32-query batches).
+	h := &handle{ix: ix, logf: s.cfg.Logf, queries: make(chan *spann.StreamQuery, 2*s.cfg.Workers*s.cfg.InFlight)}
 	h.refs.Store(1)
+	for i := 0; i < s.cfg.Workers; i++ {
+		h.serving.Add(1)
+		go func() {
+			defer h.serving.Done()
+			ix.ServeQueries(h.queries, s.cfg.InFlight)
+		}()
+	}
 	return h
 }
 
@@ -57,6 +75,8 @@ func (h *handle) release() error {
 	if h.refs.Add(-1) != 0 {
 		return nil
 	}
+	close(h.queries) // nobody holds the handle: nobody sends
+	h.serving.Wait()
 	err := h.ix.Close()
 	if err != nil {
 		h.logf("closing the previous index in %s: %v", h.ix.Info().Dir, err)
@@ -90,7 +110,7 @@ func (s *Server) Reload(name string) (now, before string, err error) {
 		return "", "", connect.NewError(connect.CodeFailedPrecondition,
 			fmt.Errorf("reload of %s failed, the previous index keeps serving: %w", sv.spec.Name, err))
 	}
-	sv.cur.Store(newHandle(ix, s.cfg.Logf))
+	sv.cur.Store(s.newHandle(ix))
 	old.release()
 	s.m.reloads.WithLabelValues(sv.spec.Name, "ok").Inc()
 	return ix.Info().BuildID, old.ix.Info().BuildID, nil

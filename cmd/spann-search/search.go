@@ -27,6 +27,7 @@ func searchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "index", Usage: "index directory made by spann-build (with --server: the served index's name; default its only one)"},
 		&cli.StringFlag{Name: "server", Usage: "search an index served by spann-serve at this URL (http://HOST:PORT or https://...) instead of opening one: same evaluation, latency as the client sees it, --threads requests in flight"},
 		&cli.StringFlag{Name: "token-file", Usage: "with --server: file holding the bearer token"},
+		&cli.IntFlag{Name: "server-batch", Value: 1, Usage: "with --server: queries per request (1 = Search requests; more = SearchBatch requests, each query's latency being its request's)"},
 		&cli.StringFlag{Name: "tls-ca", Usage: "with an https --server: PEM certificate(s) to trust (default: the system's roots)"},
 		&cli.StringFlag{Name: "queries", Usage: "query vector file, same type and dimension as the index"},
 		&cli.IntFlag{Name: "k", Value: 10, Usage: "neighbours per query"},

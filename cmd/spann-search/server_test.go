@@ -55,6 +55,11 @@ func TestSearchAgainstServer(t *testing.T) {
 		"--threads", "4", "--out", remote, "--json"); err != nil {
 		t.Fatal(err)
 	}
+	batched := filepath.Join(dir, "batched.ibin")
+	if err := run("--server", url, "--token-file", token, "--queries", q, "--k", "10", "--nprobe", "8",
+		"--threads", "2", "--server-batch", "7", "--out", batched, "--json"); err != nil {
+		t.Fatal(err)
+	}
 	a, err := datasets.ReadResults(local)
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +70,9 @@ func TestSearchAgainstServer(t *testing.T) {
 	}
 	if a.N != b.N || a.K != b.K || !slices.Equal(a.IDs, b.IDs) {
 		t.Fatalf("the served index answered differently: %d×%d vs %d×%d", a.N, a.K, b.N, b.K)
+	}
+	if c, err := datasets.ReadResults(batched); err != nil || !slices.Equal(a.IDs, c.IDs) {
+		t.Fatalf("batched requests answered differently: %v", err)
 	}
 	csvOut, png := filepath.Join(dir, "sweep.csv"), filepath.Join(dir, "sweep.png")
 	if err := run("--server", url, "--index", "ix", "--token-file", token, "--queries", q, "--gt", gt, "--sweep", "nprobe=2,8",
@@ -85,6 +93,7 @@ func TestSearchAgainstServer(t *testing.T) {
 		{[]string{"--server", url, "--token-file", token, "--index", "other"}, "no index \"other\""},
 		{[]string{"--server", "localhost:1"}, "http:// or https://"},
 		{[]string{"--index", index, "--token-file", token}, "go with --server"},
+		{[]string{"--server", url, "--server-batch", "0"}, "at least 1"},
 	} {
 		err := run(append(c.args, "--queries", q)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {

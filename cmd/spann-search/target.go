@@ -31,9 +31,12 @@ type target interface {
 // openTarget opens --index, or dials --server.
 func openTarget(c *cli.Context) (target, error) {
 	url := c.String("server")
+	if b := c.Int("server-batch"); b < 1 {
+		return nil, fmt.Errorf("--server-batch %d: must be at least 1", b)
+	}
 	if url == "" {
-		if c.String("token-file") != "" || c.String("tls-ca") != "" {
-			return nil, fmt.Errorf("--token-file and --tls-ca go with --server")
+		if c.String("token-file") != "" || c.String("tls-ca") != "" || c.Int("server-batch") != 1 {
+			return nil, fmt.Errorf("--token-file, --tls-ca and --server-batch go with --server")
 		}
 		return spann.Open(c.String("index"), spann.Options{IO: c.String("io")})
 	}
@@ -67,15 +70,16 @@ func openTarget(c *cli.Context) (target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server %s: index %s: %w", url, in.Name, err)
 	}
-	return &remote{c: cl, typ: typ, info: spann.Info{Dir: url + "/" + in.Name, BuildID: in.BuildId, Type: in.Type, Metric: in.Metric,
+	return &remote{c: cl, typ: typ, batch: c.Int("server-batch"), info: spann.Info{Dir: url + "/" + in.Name, BuildID: in.BuildId, Type: in.Type, Metric: in.Metric,
 		Dim: int(in.Dim), N: int(in.N), Heads: int(in.Heads), Backend: "server:" + in.Backend}}, nil
 }
 
 // remote is a served index.
 type remote struct {
-	c    *client.Client
-	typ  datasets.ElemType
-	info spann.Info
+	c     *client.Client
+	typ   datasets.ElemType
+	batch int // queries per request
+	info  spann.Info
 }
 
 func (r *remote) Type() datasets.ElemType { return r.typ }
@@ -85,5 +89,5 @@ func (r *remote) Info() spann.Info        { return r.info }
 func (r *remote) Close() error            { return nil }
 
 func (r *remote) SearchBatch(queries []byte, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error) {
-	return r.c.SearchMany(context.Background(), queries, k, p, threads)
+	return r.c.SearchMany(context.Background(), queries, k, p, threads, r.batch)
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,8 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
 			&cli.BoolFlag{Name: "writable", Usage: "open the indexes for updates: Insert and Delete are served (one writer per index; Reload is refused)"},
 			&cli.DurationFlag{Name: "checkpoint-every", Value: time.Minute, Usage: "with --writable, fold the write-ahead log into the index files this often (0 = never; updates are durable in the log either way)"},
+			&cli.IntFlag{Name: "workers", Usage: "search workers per index (0 = one per core); each keeps --in-flight queries in flight, and requests beyond wait for one"},
+			&cli.IntFlag{Name: "in-flight", Usage: "queries each search worker keeps in flight (0 = 8): while one query's postings are read it searches the next one's heads"},
 			&cli.IntFlag{Name: "max-k", Value: 1000, Usage: "most neighbours a query may ask for"},
 			&cli.IntFlag{Name: "max-batch", Value: 1024, Usage: "most vectors in one SearchBatch or Insert"},
 			&cli.IntFlag{Name: "max-concurrent", Value: 64, Usage: "searches at once; more are refused"},
@@ -56,6 +59,7 @@ func newApp() *cli.App {
 			&cli.DurationFlag{Name: "read-timeout", Value: 30 * time.Second, Usage: "longest a client may take to send a request's headers and body (slow clients are cut off)"},
 			&cli.StringFlag{Name: "io", Value: "auto", Usage: "posting reads: auto (io_uring, else Linux AIO, else pread), uring, aio or pread"},
 			&cli.DurationFlag{Name: "drain", Value: 30 * time.Second, Usage: "how long SIGTERM waits for requests in flight"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the whole run, until exit, to this file"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
@@ -70,12 +74,17 @@ func newApp() *cli.App {
 
 // config turns the flags into the server's configuration.
 func config(c *cli.Context) (server.Config, error) {
-	cfg := server.Config{IO: c.String("io"), CheckpointEvery: c.Duration("checkpoint-every"),
+	cfg := server.Config{IO: c.String("io"), CheckpointEvery: c.Duration("checkpoint-every"), Workers: c.Int("workers"), InFlight: c.Int("in-flight"),
 		Limits: server.Limits{MaxK: c.Int("max-k"), MaxBatch: c.Int("max-batch"), MaxConcurrent: c.Int("max-concurrent"), MaxBytes: c.Int("max-bytes")},
 		Logf:   log.New(os.Stderr, "spann-serve: ", log.LstdFlags).Printf}
 	for _, name := range []string{"max-k", "max-batch", "max-concurrent", "max-bytes"} {
 		if c.Int(name) <= 0 {
 			return cfg, fmt.Errorf("--%s %d: must be positive", name, c.Int(name))
+		}
+	}
+	for _, name := range []string{"workers", "in-flight"} {
+		if c.Int(name) < 0 {
+			return cfg, fmt.Errorf("--%s %d: must not be negative (0 = the default)", name, c.Int(name))
 		}
 	}
 	switch c.String("io") {
@@ -132,6 +141,17 @@ func run(ctx context.Context, c *cli.Context, ready chan<- string, hup <-chan os
 	tc, err := tlsConfig(c)
 	if err != nil {
 		return err
+	}
+	if pp := c.String("cpuprofile"); pp != "" {
+		f, err := os.Create(pp)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	s, err := server.New(cfg)
 	if err != nil {

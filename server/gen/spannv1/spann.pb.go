@@ -375,7 +375,7 @@ func (x *Stats) GetSearchUs() int64 {
 type SearchResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Neighbors     []*Neighbor            `protobuf:"bytes,1,rep,name=neighbors,proto3" json:"neighbors,omitempty"`
-	Stats         *Stats                 `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"` // of this query (in a batch: unset; see the batch's stats)
+	Stats         *Stats                 `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"` // of this query
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
