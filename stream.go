@@ -3,6 +3,7 @@ package spann
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -108,7 +109,15 @@ func (w *workerT[T]) serveStream(queries <-chan *StreamQuery, depth int) error {
 		if err := w.pipe.Poll(true, w.onDone); err != nil && w.pipe.Pending() > 0 {
 			return w.failInFlight(fmt.Errorf("reading postings of %s: %w", w.e.ix.postings, err), fail)
 		}
-		active -= w.retire(emit, fail)
+		if n := w.retire(emit, fail); n > 0 {
+			active -= n
+			// Let the goroutines waiting for these answers (and those
+			// bringing new queries) run now rather than at the next
+			// preemption, up to 10 ms away: under load the workers keep
+			// every P busy. On realsift-1M at 64 requests in flight this
+			// raised the server's QPS by 40 % (docs/benchmarks.md).
+			runtime.Gosched()
+		}
 	}
 }
 

@@ -115,8 +115,10 @@ func TestMetrics(t *testing.T) {
 	if h.GetSampleCount() != uint64(f.qs.N) || h.GetSampleSum() != float64(pages) {
 		t.Errorf("pages histogram: %d queries, %v pages; sent %d queries that read %d", h.GetSampleCount(), h.GetSampleSum(), f.qs.N, pages)
 	}
-	if lat := sample(fams, "spann_request_duration_seconds", map[string]string{"method": "Search"}).GetHistogram(); lat.GetSampleCount() != uint64(f.qs.N+bad) {
-		t.Errorf("latency histogram of Search: %d requests, want %d", lat.GetSampleCount(), f.qs.N+bad)
+	for code, want := range map[string]int{"ok": f.qs.N, "invalid_argument": bad} {
+		if lat := sample(fams, "spann_request_duration_seconds", map[string]string{"method": "Search", "code": code}).GetHistogram(); lat.GetSampleCount() != uint64(want) {
+			t.Errorf("latency histogram of Search, %s: %d requests, want %d", code, lat.GetSampleCount(), want)
+		}
 	}
 	if w := fams["spann_queue_wait_seconds"].GetMetric()[0].GetHistogram(); w.GetSampleCount() != uint64(f.qs.N) {
 		t.Errorf("queue wait: %d searches, want %d", w.GetSampleCount(), f.qs.N)

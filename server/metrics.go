@@ -21,7 +21,7 @@ import (
 type metrics struct {
 	reg         *prometheus.Registry
 	requests    *prometheus.CounterVec   // method, code
-	latency     *prometheus.HistogramVec // method
+	latency     *prometheus.HistogramVec // method, code
 	inFlight    prometheus.Gauge
 	queueWait   prometheus.Histogram
 	refused     prometheus.Counter
@@ -45,7 +45,8 @@ func newMetrics(s *Server) *metrics {
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spann_requests_total",
 		Help: "API requests answered, by method and status code (ok, invalid_argument, unauthenticated, resource_exhausted, ...)."}, []string{"method", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spann_request_duration_seconds",
-		Help: "Time from a request reaching the API to its answer, by method.", Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18)}, []string{"method"})
+		Help: "Time from a request reaching the API to its answer, by method and status code (so that refusals' own latency shows).",
+		Buckets: prometheus.ExponentialBuckets(10e-6, 2, 20)}, []string{"method", "code"})
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "spann_requests_in_flight", Help: "API requests being answered."})
 	m.queueWait = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "spann_queue_wait_seconds",
 		Help:    "Time from a search request reaching the API to its search starting (checks and taking a search slot; requests are refused, never queued, when no slot is free).",
@@ -86,11 +87,11 @@ func (m *metrics) observe(next connect.UnaryFunc) connect.UnaryFunc {
 		t0 := time.Now()
 		resp, err := next(context.WithValue(ctx, arrivalKey{}, t0), req)
 		m.inFlight.Dec()
-		m.latency.WithLabelValues(method).Observe(time.Since(t0).Seconds())
 		code := "ok"
 		if err != nil {
 			code = connect.CodeOf(err).String()
 		}
+		m.latency.WithLabelValues(method, code).Observe(time.Since(t0).Seconds())
 		m.requests.WithLabelValues(method, code).Inc()
 		return resp, err
 	}
