@@ -23,70 +23,62 @@ type api struct{ s *Server }
 
 // Search implements the Search method.
 func (a api) Search(ctx context.Context, req *connect.Request[spannv1.SearchRequest]) (*connect.Response[spannv1.SearchResponse], error) {
-	s := a.s
-	sv, h, err := s.use(req.Msg.Index)
+	m := req.Msg
+	ans, _, err := a.s.search(ctx, m.Index, m.K, m.Params, []*spannv1.Vector{m.Vector})
 	if err != nil {
 		return nil, err
 	}
-	defer h.release()
-	ix := h.ix
-	k, p, err := s.knobs(ix, req.Msg.K, req.Msg.Params)
-	if err != nil {
-		return nil, err
-	}
-	q, err := vectorBytes(ix, req.Msg.Vector)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
-	}
-	release, err := s.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ans, _, err := s.answer(ctx, sv, h, q, 1, k, p)
-	if err != nil {
-		return nil, err
-	}
-	s.m.query(sv.spec.Name, &ans[0].st)
 	return connect.NewResponse(&spannv1.SearchResponse{Neighbors: neighbors(ans[0].res), Stats: stats(&ans[0].st, ans[0].latency)}), nil
 }
 
 // SearchBatch implements the SearchBatch method: one search slot; the
 // queries go to the same workers as single searches.
 func (a api) SearchBatch(ctx context.Context, req *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
-	s := a.s
-	sv, h, err := s.use(req.Msg.Index)
-	if err != nil {
-		return nil, err
-	}
-	defer h.release()
-	ix := h.ix
-	k, p, err := s.knobs(ix, req.Msg.K, req.Msg.Params)
-	if err != nil {
-		return nil, err
-	}
-	qs, err := s.vectors(ix, req.Msg.Vectors)
-	if err != nil {
-		return nil, err
-	}
-	release, err := s.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	ans, wall, err := s.answer(ctx, sv, h, qs, len(req.Msg.Vectors), k, p)
+	m := req.Msg
+	ans, wall, err := a.s.search(ctx, m.Index, m.K, m.Params, m.Vectors)
 	if err != nil {
 		return nil, err
 	}
 	out := &spannv1.SearchBatchResponse{Results: make([]*spannv1.SearchResponse, len(ans))}
 	var sum spann.SearchStats
 	for q := range ans {
-		s.m.query(sv.spec.Name, &ans[q].st)
 		sum.Add(ans[q].st)
 		out.Results[q] = &spannv1.SearchResponse{Neighbors: neighbors(ans[q].res), Stats: stats(&ans[q].st, ans[q].latency)}
 	}
 	out.Stats = stats(&sum, wall)
 	return connect.NewResponse(out), nil
+}
+
+// search checks a search request against the limits, takes a search slot
+// (refusing when none is free) and answers its queries on the named
+// index's workers, recording their reads.
+func (s *Server) search(ctx context.Context, name string, k32 int32, params *spannv1.Params, vs []*spannv1.Vector) ([]answer, time.Duration, error) {
+	sv, h, err := s.use(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer h.release()
+	k, p, err := s.knobs(h.ix, k32, params)
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.vectors(h.ix, vs)
+	if err != nil {
+		return nil, 0, err
+	}
+	release, err := s.acquire()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
+	ans, wall, err := s.answer(ctx, sv, h, rows, len(vs), k, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	for q := range ans {
+		s.m.query(sv.spec.Name, &ans[q].st)
+	}
+	return ans, wall, nil
 }
 
 // answer is where a worker leaves a query's answer (StreamQuery.Done).

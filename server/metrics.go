@@ -45,7 +45,7 @@ func newMetrics(s *Server) *metrics {
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spann_requests_total",
 		Help: "API requests answered, by method and status code (ok, invalid_argument, unauthenticated, resource_exhausted, ...)."}, []string{"method", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spann_request_duration_seconds",
-		Help: "Time from a request reaching the API to its answer, by method and status code (so that refusals' own latency shows).",
+		Help:    "Time from a request reaching the API to its answer, by method and status code (so that refusals' own latency shows).",
 		Buckets: prometheus.ExponentialBuckets(10e-6, 2, 20)}, []string{"method", "code"})
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "spann_requests_in_flight", Help: "API requests being answered."})
 	m.queueWait = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "spann_queue_wait_seconds",

@@ -137,10 +137,14 @@ func (s *Server) ReloadAll() error {
 // Reload implements the Reload method (behind the token, like the rest).
 func (a api) Reload(ctx context.Context, req *connect.Request[spannv1.ReloadRequest]) (*connect.Response[spannv1.ReloadResponse], error) {
 	s := a.s
-	now, before, err := s.Reload(req.Msg.Index)
+	sv, err := s.lookup(req.Msg.Index)
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.Logf("reloaded %s on request: build %s (was %s)", req.Msg.Index, now, before)
+	now, before, err := s.Reload(sv.spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Logf("reloaded %s on request: build %s (was %s)", sv.spec.Name, now, before)
 	return connect.NewResponse(&spannv1.ReloadResponse{BuildId: now, PreviousBuildId: before}), nil
 }

@@ -254,3 +254,29 @@ func TestRefusals(t *testing.T) {
 		r()
 	}
 }
+
+// A request past --max-bytes, and a body that is not a message, are
+// refused with an error, not read whole or answered.
+func TestHostileBodies(t *testing.T) {
+	f := newFixture(t)
+	url, _ := serve(t, f, Config{Limits: Limits{MaxBytes: 1024}})
+	big := `{"vector": {"values": [` + strings.Repeat("1,", 2000) + `1]}, "k": 5}`
+	for _, c := range []struct {
+		body, ctype, want string
+	}{
+		{big, "application/json", "resource_exhausted"},
+		{"\x0a\xff\xff\xff", "application/proto", "invalid_argument"},
+		{`{"vector": {"values": [1, 2`, "application/json", "invalid_argument"},
+	} {
+		resp, err := http.Post(url+"/spann.v1.SpannService/Search", c.ctype, strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Code string }
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode == 200 || e.Code != c.want {
+			t.Errorf("%.40q: %s, code %q, want %q", c.body, resp.Status, e.Code, c.want)
+		}
+	}
+}

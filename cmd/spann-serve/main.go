@@ -82,6 +82,9 @@ func config(c *cli.Context) (server.Config, error) {
 			return cfg, fmt.Errorf("--%s %d: must be positive", name, c.Int(name))
 		}
 	}
+	if c.Duration("read-timeout") <= 0 {
+		return cfg, fmt.Errorf("--read-timeout %v: must be positive", c.Duration("read-timeout"))
+	}
 	for _, name := range []string{"workers", "in-flight"} {
 		if c.Int(name) < 0 {
 			return cfg, fmt.Errorf("--%s %d: must not be negative (0 = the default)", name, c.Int(name))
@@ -163,7 +166,7 @@ func run(ctx context.Context, c *cli.Context, ready chan<- string, hup <-chan os
 		return err
 	}
 	srv := &http.Server{Handler: s.Handler(), Protocols: new(http.Protocols), TLSConfig: tc,
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: c.Duration("read-timeout"), IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		ReadHeaderTimeout: min(10*time.Second, c.Duration("read-timeout")), ReadTimeout: c.Duration("read-timeout"), IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	srv.Protocols.SetHTTP1(true)
 	scheme := "http"
 	if tc != nil {

@@ -211,3 +211,44 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// A client that sends half a request's headers, or half its body, is cut
+// off after --read-timeout instead of holding its connection.
+func TestSlowClient(t *testing.T) {
+	dir := t.TempDir()
+	index, _ := build(t, dir, 1)
+	addr, _ := start(t, []string{"--index", index, "--listen", "127.0.0.1:0", "--read-timeout", "300ms"}, nil)
+	for _, partial := range []string{
+		"POST /spann.v1.SpannService/Info HTTP/1.1\r\nHost: x\r\n",
+		"POST /spann.v1.SpannService/Info HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ind",
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte(partial)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4096)
+		var got []byte
+		for {
+			n, err := conn.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("%q: connection still open after 10 s", partial)
+				}
+				break // closed by the server
+			}
+		}
+		conn.Close()
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%q: cut off after %v", partial, took)
+		}
+		if strings.Contains(string(got), "200 OK") {
+			t.Errorf("%q: answered %q", partial, got)
+		}
+	}
+}
