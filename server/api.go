@@ -148,14 +148,11 @@ func (a api) Info(ctx context.Context, req *connect.Request[spannv1.InfoRequest]
 // Insert implements the Insert method.
 func (a api) Insert(ctx context.Context, req *connect.Request[spannv1.InsertRequest]) (*connect.Response[spannv1.InsertResponse], error) {
 	s := a.s
-	sv, h, err := s.use(req.Msg.Index)
+	sv, h, err := s.useWritable(req.Msg.Index)
 	if err != nil {
 		return nil, err
 	}
 	defer h.release()
-	if err := writable(sv); err != nil {
-		return nil, err
-	}
 	rows, err := s.vectors(h.ix, req.Msg.Vectors)
 	if err != nil {
 		return nil, err
@@ -182,14 +179,11 @@ func (a api) Insert(ctx context.Context, req *connect.Request[spannv1.InsertRequ
 // Delete implements the Delete method.
 func (a api) Delete(ctx context.Context, req *connect.Request[spannv1.DeleteRequest]) (*connect.Response[spannv1.DeleteResponse], error) {
 	s := a.s
-	sv, h, err := s.use(req.Msg.Index)
+	sv, h, err := s.useWritable(req.Msg.Index)
 	if err != nil {
 		return nil, err
 	}
 	defer h.release()
-	if err := writable(sv); err != nil {
-		return nil, err
-	}
 	if n := len(req.Msg.Ids); n == 0 || n > s.cfg.Limits.MaxBatch*64 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d ids: a delete takes 1 to %d", n, s.cfg.Limits.MaxBatch*64))
 	}
@@ -213,11 +207,20 @@ func (s *Server) use(name string) (*served, *handle, error) {
 	return sv, h, nil
 }
 
-func writable(sv *served) error {
-	if !sv.spec.Writable {
-		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("index %s is served read-only (spann-serve --writable serves updates)", sv.spec.Name))
+// useWritable is use for an update: a read-only index refuses it.
+func (s *Server) useWritable(name string) (*served, *handle, error) {
+	sv, err := s.lookup(name)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil
+	if !sv.spec.Writable {
+		return nil, nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("index %s is served read-only (spann-serve --writable serves updates)", sv.spec.Name))
+	}
+	h, err := sv.acquire()
+	if err != nil {
+		return nil, nil, err
+	}
+	return sv, h, nil
 }
 
 // knobs checks k and the search parameters against the limits.

@@ -166,17 +166,11 @@ func runSearch(c *cli.Context) error {
 			return err
 		}
 	}
-	if pp := c.String("cpuprofile"); pp != "" {
-		f, err := os.Create(pp)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cmdutil.StartCPUProfile(c.String("cpuprofile"))
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	var rows []row
 	var last *spann.BatchResult
 	for _, p := range settings {

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -145,17 +144,11 @@ func run(ctx context.Context, c *cli.Context, ready chan<- string, hup <-chan os
 	if err != nil {
 		return err
 	}
-	if pp := c.String("cpuprofile"); pp != "" {
-		f, err := os.Create(pp)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cmdutil.StartCPUProfile(c.String("cpuprofile"))
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	s, err := server.New(cfg)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -87,3 +88,20 @@ func ParseSize(s string) (int64, error) {
 
 // PeakRSS returns the process's peak resident set size in bytes.
 func PeakRSS() int64 { return sysmem.PeakRSS() }
+
+// StartCPUProfile writes a pprof CPU profile to path until the returned
+// stop is called; an empty path profiles nothing.
+func StartCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
