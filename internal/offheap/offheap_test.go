@@ -61,3 +61,39 @@ func TestNilArena(t *testing.T) {
 		t.Error("nil Free or Mapped")
 	}
 }
+
+// Large mappings start on a huge page boundary (so that transparent huge
+// pages can back them), are zeroed and writable to their last byte, and
+// count and free exactly their own size, not the alignment slack.
+func TestArenaHuge(t *testing.T) {
+	var a Arena
+	const n = hugeMin + 12345
+	b, err := a.Bytes(n)
+	if err != nil || len(b) != n {
+		t.Fatalf("Bytes: len %d cap %d, %v", len(b), cap(b), err)
+	}
+	if p := uintptr(unsafe.Pointer(&b[0])); p%hugePage != 0 {
+		t.Errorf("start %#x not 2 MiB-aligned", p)
+	}
+	for _, i := range []int{0, hugePage, n - 1} {
+		if b[i] != 0 {
+			t.Fatalf("byte %d is %d, want zero", i, b[i])
+		}
+		b[i] = 7
+	}
+	small, err := a.Bytes(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small[99] = 1
+	page := 4096
+	if got, want := a.Mapped(), int64((n+page-1)/page*page+page); got != want {
+		t.Errorf("Mapped = %d, want %d", got, want)
+	}
+	if err := a.Free(); err != nil {
+		t.Fatal(err)
+	}
+	if a.Mapped() != 0 {
+		t.Errorf("after Free: %d mapped", a.Mapped())
+	}
+}
