@@ -23,10 +23,19 @@ type candidate struct {
 // goroutine its own (they share the Graph, which is read-only).
 type Searcher[T vec.Elem] struct {
 	g *Graph[T]
-	// visited[i] == epoch marks node i as already scored in this search;
-	// bumping epoch clears the whole set in O(1).
-	visited []uint32
-	epoch   uint32
+	// visited has bit i set once node i is scored in this search; dirty
+	// lists the words set, cleared when the next search starts.
+	//
+	// Why bits: a search scores a few thousand of hundreds of thousands of
+	// nodes at random, and with a uint32 epoch per node (1.4 MB on
+	// realsift-1M's 360k heads) nearly every check missed the cache
+	// (pprof: 6.5 % of the server's CPU on that one line); as bits the
+	// set is 45 KB and stays in L2. Measured on realsift-1M: CPU per query
+	// the same within the machine's noise (-1 %), 1.3 MiB less RSS with two
+	// workers; at a billion vectors the difference is 32 bits per head per
+	// worker.
+	visited []uint64
+	dirty   []int32
 	list    []candidate
 	result  []Neighbor
 	// expanded records the nodes expanded by the last search when the
@@ -45,7 +54,7 @@ type Searcher[T vec.Elem] struct {
 
 // NewSearcher returns a Searcher for g.
 func (g *Graph[T]) NewSearcher() *Searcher[T] {
-	return &Searcher[T]{g: g, visited: make([]uint32, g.n)}
+	return &Searcher[T]{g: g, visited: make([]uint64, (g.n+63)/64)}
 }
 
 // Search returns the m nearest nodes to q that a greedy search with a list
@@ -79,20 +88,19 @@ func (s *Searcher[T]) Search(q []T, m int, budget int) []Neighbor {
 // every expanded node to s.expanded.
 func (s *Searcher[T]) run(q []T, L int, record bool) {
 	g := s.g
-	s.epoch++
-	if s.epoch == 0 { // wrapped: old stamps could alias, so clear them
-		clear(s.visited)
-		s.epoch = 1
-	}
-	epoch := s.epoch
 	visited := s.visited
+	for _, w := range s.dirty {
+		visited[w] = 0
+	}
+	dirty := s.dirty[:0]
 	if cap(s.list) < L {
 		s.list = make([]candidate, 0, L)
 	}
 	list := s.list[:0]
 	s.expanded = s.expanded[:0]
 
-	visited[g.entry] = epoch
+	visited[g.entry>>6] = 1 << (g.entry & 63)
+	dirty = append(dirty, g.entry>>6)
 	list = append(list, candidate{id: g.entry, dist: g.sp.Dist(q, g.row(g.entry))})
 	for k := 0; k < len(list); {
 		cur := list[k].id
@@ -111,10 +119,14 @@ func (s *Searcher[T]) run(q []T, L int, record bool) {
 		buf := s.gather[:0]
 		s.nbAll = g.appendNbrs(s.nbAll[:0], cur)
 		for _, nb := range s.nbAll {
-			if visited[nb] == epoch {
+			w, bit := nb>>6, uint64(1)<<(nb&63)
+			if visited[w]&bit != 0 {
 				continue
 			}
-			visited[nb] = epoch
+			if visited[w] == 0 {
+				dirty = append(dirty, w)
+			}
+			visited[w] |= bit
 			ids = append(ids, nb)
 			buf = append(buf, g.row(nb)...)
 		}
@@ -156,7 +168,7 @@ func (s *Searcher[T]) run(q []T, L int, record bool) {
 			k++
 		}
 	}
-	s.list = list
+	s.list, s.dirty = list, dirty
 }
 
 // BruteForce computes the exact m nearest vectors to q by scanning all of
