@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/RoaringBitmap/roaring/v2"
+
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/topk"
 	"github.com/gospann/spann/internal/vec"
@@ -20,6 +22,10 @@ type GTOptions struct {
 	BlockRows int
 	// Progress, if set, is called with base rows done and the total.
 	Progress func(done, total int)
+	// Allowed, if set, has one bitmap per query: the base rows that query
+	// may return (a filtered search's matching set). A query allowed fewer
+	// than K rows gets them all, its row padded with id -1 at +Inf.
+	Allowed []*roaring.Bitmap
 }
 
 // ExactKNN computes the exact K nearest base rows of every query by brute
@@ -36,6 +42,9 @@ func ExactKNN(base *datasets.VectorFile, queries *datasets.Matrix, o GTOptions) 
 	}
 	if o.K <= 0 {
 		return nil, fmt.Errorf("k must be positive, got %d", o.K)
+	}
+	if o.Allowed != nil && len(o.Allowed) != queries.N {
+		return nil, fmt.Errorf("%d allowed sets for %d queries", len(o.Allowed), queries.N)
 	}
 	if o.K > base.N {
 		return nil, fmt.Errorf("k=%d is larger than the %d base vectors of %s", o.K, base.N, base.Path)
@@ -98,16 +107,37 @@ func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o
 			go func() {
 				defer wg.Done()
 				out := make([]float32, tileRows)
+				buf := make([]uint32, 0, tileRows/8)
+				var it roaring.IntIterator
 				for ts := 0; ts < nrows; ts += tileRows {
 					tn := min(tileRows, nrows-ts)
 					tile := rows[ts*dim : (ts+tn)*dim]
 					for q := w.lo; q < w.hi; q++ {
-						sp.Batch(qs[q*dim:(q+1)*dim], tile, out[:tn])
-						h := heaps[q]
+						query, h := qs[q*dim:(q+1)*dim], heaps[q]
+						var allowed *roaring.Bitmap
+						if o.Allowed != nil {
+							allowed = o.Allowed[q]
+						}
+						if allowed != nil {
+							// A query allowed few rows of the tile scores only
+							// those; otherwise all, then filters.
+							first := uint32(start + ts)
+							few := allowedIn(allowed, first, first+uint32(tn), tn/8, &it, buf[:0])
+							if few != nil {
+								for _, id := range few {
+									i := int(id - first)
+									if d := sp.Dist(query, tile[i*dim:(i+1)*dim]); d < h.Worst() {
+										h.Push(int32(id), d)
+									}
+								}
+								continue
+							}
+						}
+						sp.Batch(query, tile, out[:tn])
 						for i, d := range out[:tn] {
 							// Rows arrive in increasing id order, so a tie with
 							// the current worst never displaces it: (dist, id) order.
-							if d < h.Worst() {
+							if d < h.Worst() && (allowed == nil || allowed.Contains(uint32(start+ts+i))) {
 								h.Push(int32(start+ts+i), d)
 							}
 						}
@@ -130,4 +160,23 @@ func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o
 		h.Sorted(ids, dists)
 	}
 	return gt, nil
+}
+
+// allowedIn appends to dst the ids of bm in [lo, hi) if there are at most
+// limit of them, returning dst (non-nil, possibly empty); if there are
+// more it returns nil. it is the caller's iterator, reused.
+func allowedIn(bm *roaring.Bitmap, lo, hi uint32, limit int, it *roaring.IntIterator, dst []uint32) []uint32 {
+	it.Initialize(bm)
+	it.AdvanceIfNeeded(lo)
+	for it.HasNext() {
+		id := it.PeekNext()
+		if id >= hi {
+			break
+		}
+		if len(dst) == limit {
+			return nil
+		}
+		dst = append(dst, it.Next())
+	}
+	return dst
 }

@@ -21,6 +21,11 @@ type Recall struct {
 // equal to the k-th true distance (ties extend the true set, up to the end of
 // the ground-truth row). Duplicate returned ids count once. k must not exceed
 // the ground truth's or the results' k.
+//
+// A ground-truth row with fewer than k true neighbours (padded with id -1,
+// as a filtered ground truth is when fewer than k vectors match) is scored
+// out of the neighbours it has: finding all 3 of 3 is recall 1. A row with
+// none scores 1.
 func RecallAt(gt *datasets.GroundTruth, res *datasets.Results, k int) (*Recall, error) {
 	if k <= 0 {
 		return nil, fmt.Errorf("recall@%d: k must be positive", k)
@@ -52,7 +57,15 @@ func RecallAt(gt *datasets.GroundTruth, res *datasets.Results, k int) (*Recall, 
 				}
 			}
 		}
-		r.PerQuery[q] = float64(hits) / float64(k)
+		valid := k
+		for valid > 0 && ids[valid-1] < 0 {
+			valid--
+		}
+		if valid == 0 {
+			r.PerQuery[q] = 1
+		} else {
+			r.PerQuery[q] = float64(hits) / float64(valid)
+		}
 		sum += r.PerQuery[q]
 	}
 	r.Mean = sum / float64(gt.NQ)

@@ -22,7 +22,7 @@ func newApp() *cli.App {
 		Name:  "spann-data",
 		Usage: "generate, convert, crop and check vector files (.fbin/.u8bin/.i8bin)",
 		Commands: []*cli.Command{
-			generateCommand(), convertCommand(), cropCommand(), infoCommand(),
+			generateCommand(), labelsCommand(), convertCommand(), cropCommand(), infoCommand(),
 		},
 	}
 }
@@ -34,7 +34,7 @@ func generateCommand() *cli.Command {
 		Description: "A mixture of Gaussian clusters of skewed sizes, each in its own low-dimensional subspace " +
 			"plus noise. Writes DIR/base.EXT and DIR/query.EXT (EXT from --type); queries are drawn from the " +
 			"same mixture as the base but never copy it. The same flags always give the same bytes.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Required: true, Usage: "directory to write base and query files into (created)"},
 			&cli.IntFlag{Name: "n", Value: 100000, Usage: "base vectors"},
 			&cli.IntFlag{Name: "nq", Value: 1000, Usage: "query vectors (0 = none)"},
@@ -46,7 +46,8 @@ func generateCommand() *cli.Command {
 			&cli.Float64Flag{Name: "skew", Usage: "cluster size skew: weight of cluster c ∝ 1/(c+1)^skew (0 = 1)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed"},
 			&cli.IntFlag{Name: "threads", Usage: "worker threads (0 = all cores)"},
-		},
+			&cli.BoolFlag{Name: "labels", Usage: "also write labels for the base and one query filter per query (see the labels command and its --label-* flags)"},
+		}, labelFlags()...),
 		Action: func(c *cli.Context) error {
 			typ, err := datasets.ParseType(c.String("type"))
 			if err != nil {
@@ -85,6 +86,9 @@ func generateCommand() *cli.Command {
 					return err
 				}
 				fmt.Printf("wrote %s: %d × %d %s\n", qPath, nq, p.Dim, typ)
+			}
+			if c.Bool("labels") {
+				return writeLabels(c, basePath, c.String("out"), c.Int("nq"), threads)
 			}
 			return nil
 		},

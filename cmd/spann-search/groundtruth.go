@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/urfave/cli/v2"
 
 	"github.com/gospann/spann/datasets"
@@ -35,6 +36,8 @@ func groundtruthCommand() *cli.Command {
 			&cli.IntFlag{Name: "nq", Usage: "use only the first N queries (0 = all)"},
 			&cli.StringFlag{Name: "compare", Usage: "reference ground-truth file to check the result against"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout (no progress output)"},
+			&cli.StringFlag{Name: "base-labels", Usage: "labels of the base vectors (.spmat, or text: one line per vector); with --query-labels, the filtered top k"},
+			&cli.StringFlag{Name: "query-labels", Usage: "one filter per query (same formats): a neighbour must carry every label of its query's filter"},
 		},
 		Action: runGroundtruth,
 	}
@@ -73,9 +76,13 @@ func runGroundtruth(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	allowed, err := filterSets(c.String("base-labels"), c.String("query-labels"), base.N, queries.N)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	bar := progress.New(cmdutil.Progress(c.Bool("json")), "groundtruth", int64(base.N))
-	gt, err := eval.ExactKNN(base, queries, eval.GTOptions{K: c.Int("k"), Metric: metric, Threads: threads, Progress: bar.Func()})
+	gt, err := eval.ExactKNN(base, queries, eval.GTOptions{K: c.Int("k"), Metric: metric, Threads: threads, Progress: bar.Func(), Allowed: allowed})
 	bar.Done()
 	if err != nil {
 		return err
@@ -131,4 +138,44 @@ func runGroundtruth(c *cli.Context) error {
 		return fmt.Errorf("%d of %d queries differ from %s", mismatches, gt.NQ, c.String("compare"))
 	}
 	return nil
+}
+
+// filterSets reads the base labels and query filters (both or neither) and
+// returns each query's matching base rows, for a filtered ground truth.
+// The base labels must cover the n base rows in use, the filters the nq
+// queries; a filter naming no label, or a label the base vocabulary lacks,
+// is an error naming the file and the query.
+func filterSets(basePath, queryPath string, n, nq int) ([]*roaring.Bitmap, error) {
+	if basePath == "" && queryPath == "" {
+		return nil, nil
+	}
+	if basePath == "" || queryPath == "" {
+		return nil, fmt.Errorf("a filtered ground truth needs both --base-labels and --query-labels")
+	}
+	baseLabels, err := datasets.ReadLabels(basePath)
+	if err != nil {
+		return nil, err
+	}
+	if baseLabels.Rows() < n {
+		return nil, fmt.Errorf("%s: labels for %d vectors, the base has %d", basePath, baseLabels.Rows(), n)
+	}
+	filters, err := datasets.ReadLabels(queryPath)
+	if err != nil {
+		return nil, err
+	}
+	if filters.Rows() < nq {
+		return nil, fmt.Errorf("%s: %d filters for %d queries", queryPath, filters.Rows(), nq)
+	}
+	if baseLabels.Rows() > n { // a cropped base: only its rows may match
+		baseLabels.Indptr = baseLabels.Indptr[:n+1]
+		baseLabels.Indices = baseLabels.Indices[:baseLabels.Indptr[n]]
+	}
+	bitmaps := baseLabels.Bitmaps()
+	allowed := make([]*roaring.Bitmap, nq)
+	for q := range allowed {
+		if allowed[q], err = datasets.Matching(bitmaps, filters.Row(q)); err != nil {
+			return nil, fmt.Errorf("%s: query %d: %w", queryPath, q, err)
+		}
+	}
+	return allowed, nil
 }
