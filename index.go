@@ -64,6 +64,9 @@ type Index struct {
 	eng      engine
 
 	pfile *iouring.File // postings.bin, open from Open to Close
+	// labels is labels.bin (labels.go): per-label bitmaps and each
+	// vector's home posting; nil when the index has none.
+	labels *indexfile.Labels
 	// mem holds heads, graph lists and directory entries outside the Go
 	// heap; it is freed when the Index is closed and no search can still
 	// touch it (Close, or the last straggler's return after Close).
@@ -119,6 +122,9 @@ type Info struct {
 	// discarded: updates a crash interrupted before they were
 	// acknowledged (or a damaged last record). 0 normally.
 	LogTornBytes int64
+	// Labels is the label vocabulary's size (labels 0..Labels-1) if the
+	// index has labels for filtered search (AttachLabels), else 0.
+	Labels int
 }
 
 // Open loads the manifest, heads, head graph and posting directory of the
@@ -283,6 +289,10 @@ func openManifest(dir string, m *indexfile.Manifest, opts Options) (*Index, erro
 	if err := ix.openUpdates(opts.Writable); err != nil {
 		return nil, err
 	}
+	if err := ix.loadLabels(opts.Writable); err != nil {
+		ix.closeUpdates()
+		return nil, err
+	}
 	// Open one worker now so that a backend problem surfaces at Open.
 	w, err := ix.eng.newWorker()
 	if err != nil {
@@ -371,7 +381,7 @@ func (ix *Index) Info() Info {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	return Info{Dir: ix.dir, BuildID: ix.Manifest.BuildID, Type: ix.typ.String(), Metric: ix.metric.String(), Dim: ix.dim, N: ix.N(),
-		Heads: len(ix.eng.headIDs()), Backend: ix.backend, Fallback: ix.note, LogTornBytes: ix.tornBytes}
+		Heads: len(ix.eng.headIDs()), Backend: ix.backend, Fallback: ix.note, LogTornBytes: ix.tornBytes, Labels: ix.Labels()}
 }
 
 // Type returns the element type queries must have.

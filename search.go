@@ -211,6 +211,7 @@ type engine interface {
 	// Splitting postings (split.go).
 	split(a int32, aID uint32, aRow []byte, aDead bool, ids []uint32, rows []byte, read postingReader, taken *roaring.Bitmap) (*splitResult, bool, error)
 	head(h int32) (uint32, []byte)
+	rowDist(a, b []byte) float32 // distance between two packed rows
 	nearestHead(row []byte, skip func(int32) bool) int32
 	removedHead(h int32) bool
 	entryHead() int32

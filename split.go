@@ -354,6 +354,10 @@ func (e *engineT[T]) head(h int32) (uint32, []byte) {
 	return set.ids[h], datasets.Bytes(set.row(h, e.ix.dim))
 }
 
+func (e *engineT[T]) rowDist(a, b []byte) float32 {
+	return e.sp.Dist(datasets.Rows[T](a), datasets.Rows[T](b))
+}
+
 // nearestHead returns the head nearest row that skip does not exclude
 // (by the head graph, or by brute force if its candidates are all
 // excluded).

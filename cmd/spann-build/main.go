@@ -9,13 +9,16 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/cmdutil"
 	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/progress"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/memindex"
 	"github.com/gospann/spann/posting"
@@ -61,6 +64,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "build-id", Usage: "the build id written into every index file, 32 hex digits (default: random); " +
 				"the same id, base, flags and seed give a byte-identical index"},
 			&cli.BoolFlag{Name: "force", Usage: "replace --out if it is a spann index or an empty directory (anything else is refused); the swap is atomic"},
+			&cli.StringFlag{Name: "labels", Usage: "labels of the base vectors for filtered search (.spmat, or text: one line of space-separated labels per vector); stored in the index as labels.bin"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
 		},
@@ -124,17 +128,39 @@ func runBuild(c *cli.Context) error {
 		return err
 	}
 	o.Progress = cmdutil.Progress(c.Bool("json") || c.Bool("quiet"))
+	labels, err := readBuildLabels(c.String("labels"), c.String("base"), o.Type, c.Int("crop"))
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	st, err := build.Run(ctx, o)
 	if err != nil {
 		return err
 	}
+	var labelSecs float64
+	if labels != nil {
+		start := time.Now()
+		bar := progress.New(o.Progress, "attach labels", int64(st.Heads))
+		err := spann.AttachLabels(o.Out, labels, bar.Func())
+		bar.Done()
+		if err != nil {
+			return fmt.Errorf("the index %s is built, but its labels are not: %w", o.Out, err)
+		}
+		labelSecs = time.Since(start).Seconds()
+	}
 	if st.ResumedAfter != "" && !c.Bool("json") {
 		fmt.Printf("resumed after: %s\n", st.ResumedAfter)
 	}
 	if c.Bool("json") {
-		return cmdutil.PrintJSON(os.Stdout, st)
+		return cmdutil.PrintJSON(os.Stdout, struct {
+			*build.Stats
+			Labels       int     `json:"labels"`
+			LabelSeconds float64 `json:"label_seconds"`
+		}{st, labelVocab(labels), labelSecs})
+	}
+	if labels != nil {
+		fmt.Printf("labels: %d labels on %d vectors, attached in %.1f s\n", labels.Vocab, labels.Rows(), labelSecs)
 	}
 	fmt.Printf("built %s: %d %s vectors of dim %d (%s), %d heads\n", o.Out, st.N, st.Type, st.Dim, st.Metric, st.Heads)
 	fmt.Printf("  replicas per stored vector: mean %.2f, max %d; dropped by --posting-limit: %d (kept past it as their nearest head: %d; vectors in no posting: %d)\n",
@@ -155,4 +181,41 @@ func runBuild(c *cli.Context) error {
 	}
 	fmt.Printf("  total %.1f s, peak RSS %.1f MiB (budget %.0f MiB)\n", st.TotalSeconds, float64(st.PeakRSS)/(1<<20), float64(st.MemoryBudget)/(1<<20))
 	return nil
+}
+
+// readBuildLabels reads --labels, if given, before the build (so that a
+// bad file fails in a second, not after the build): it must have a row
+// for every base vector in use (crop: the first crop rows are used).
+func readBuildLabels(path, base string, typ datasets.ElemType, crop int) (*datasets.Labels, error) {
+	if path == "" {
+		return nil, nil
+	}
+	labels, err := datasets.ReadLabels(path)
+	if err != nil {
+		return nil, err
+	}
+	vf, err := datasets.OpenVectors(base, typ)
+	if err != nil {
+		return nil, err
+	}
+	n := vf.N
+	vf.Close()
+	if crop > 0 && crop < n {
+		n = crop
+	}
+	switch {
+	case labels.Rows() < n || (crop == 0 && labels.Rows() != n):
+		return nil, fmt.Errorf("%s: labels for %d vectors, the base %s has %d", path, labels.Rows(), base, n)
+	case labels.Rows() > n:
+		labels.Indptr = labels.Indptr[:n+1]
+		labels.Indices = labels.Indices[:labels.Indptr[n]]
+	}
+	return labels, nil
+}
+
+func labelVocab(l *datasets.Labels) int {
+	if l == nil {
+		return 0
+	}
+	return l.Vocab
 }

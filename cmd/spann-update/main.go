@@ -13,15 +13,17 @@ import (
 	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/cmdutil"
+	"github.com/gospann/spann/internal/progress"
 )
 
 func main() { cmdutil.Main(newApp()) }
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:      "spann-update",
-		Usage:     "insert and delete vectors of an index in place, durably",
-		UsageText: "spann-update --index DIR [--insert FILE [--ids IDS.ibin] [--upsert]] [--delete IDS.ibin] [--batch 1000] [--checkpoint]",
+		Name:  "spann-update",
+		Usage: "insert and delete vectors of an index in place, durably; attach labels for filtered search",
+		UsageText: "spann-update --index DIR [--insert FILE [--ids IDS.ibin] [--upsert]] [--delete IDS.ibin] [--batch 1000] [--checkpoint]\n" +
+			"   spann-update --index DIR --labels FILE",
 		Description: "Opens the index for writing (an exclusive lock: one writer at a time; searches in other " +
 			"processes that open it afterwards see the changes). --delete reads ids from an .ibin file with one " +
 			"column (uint32 n, uint32 1, then n int32 ids) and deletes them in batches of --batch: each batch is " +
@@ -37,7 +39,9 @@ func newApp() *cli.App {
 			"into the index's files: the deletes into tombstones.bin, the inserted vectors into their postings (each " +
 			"posting rewritten without its deleted vectors, one past the build's posting limit split in two under a new " +
 			"head, in space freed by earlier checkpoints when no other process has the index open, else at the end of " +
-			"postings.bin), and a new generation of directory, heads, graph and manifest.",
+			"postings.bin), and a new generation of directory, heads, graph and manifest. --labels instead stores " +
+			"the vectors' labels (labels.bin: each label's bitmap of carriers and each vector's home posting, found by " +
+			"reading every posting once); an index with labels does not open for writing until updates maintain them.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "index", Required: true, Usage: "index directory"},
 			&cli.StringFlag{Name: "insert", Usage: "vectors to insert: .fbin, .u8bin or .i8bin of the index's type and dimension"},
@@ -46,6 +50,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "delete", Usage: "ids to delete: .ibin file with one column"},
 			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "ids per logged batch (one fsync each)"},
 			&cli.BoolFlag{Name: "checkpoint", Usage: "fold the write-ahead log into the index files afterwards, and empty it"},
+			&cli.StringFlag{Name: "labels", Usage: "instead of updating: give the index its vectors' labels for filtered search (.spmat, or text: one line of labels per vector, a line for every vector), replacing any; stored as labels.bin"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
 		},
 		Action: run,
@@ -66,6 +71,12 @@ type summary struct {
 }
 
 func run(c *cli.Context) error {
+	if path := c.String("labels"); path != "" {
+		if c.String("insert") != "" || c.String("delete") != "" || c.Bool("checkpoint") {
+			return fmt.Errorf("--labels goes alone: updates do not maintain labels yet")
+		}
+		return attachLabels(c, path)
+	}
 	if c.Int("batch") < 1 {
 		return fmt.Errorf("--batch %d: must be at least 1", c.Int("batch"))
 	}
@@ -192,4 +203,33 @@ func insertFile(ix *spann.Index, path string, ids []int32, upsert bool, batch in
 		s.InsertPerSec = float64(s.Inserted) / secs
 	}
 	return err
+}
+
+// attachLabels is --labels: spann.AttachLabels with progress and a
+// summary.
+func attachLabels(c *cli.Context, path string) error {
+	labels, err := datasets.ReadLabels(path)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	bar := progress.New(cmdutil.Progress(c.Bool("json")), "attach labels", 0)
+	err = spann.AttachLabels(c.String("index"), labels, func(done, total int) {
+		bar.SetTotal(int64(total))
+		bar.Set(int64(done))
+	})
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Labels  int     `json:"labels"`
+		Vectors int     `json:"vectors"`
+		Seconds float64 `json:"seconds"`
+	}{labels.Vocab, labels.Rows(), time.Since(start).Seconds()}
+	if c.Bool("json") {
+		return cmdutil.PrintJSON(os.Stdout, out)
+	}
+	fmt.Printf("%s: %d labels on %d vectors attached in %.1f s\n", c.String("index"), out.Labels, out.Vectors, out.Seconds)
+	return nil
 }

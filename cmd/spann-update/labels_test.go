@@ -1,0 +1,39 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	spann "github.com/gospann/spann"
+)
+
+// --labels attaches labels; the index then refuses updates, and a file of
+// the wrong length is a one-line error.
+func TestLabelsCommand(t *testing.T) {
+	dir, index := buildIndex(t)
+	labels := filepath.Join(dir, "labels.txt")
+	os.WriteFile(labels, []byte(strings.Repeat("0 3\n", 2000)), 0o644)
+	if err := update("--index", index, "--labels", labels, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := spann.Open(index, spann.Options{})
+	if err != nil || ix.Labels() != 4 {
+		t.Fatalf("Open: %v, %d labels", err, ix.Labels())
+	}
+	ix.Close()
+	ids := filepath.Join(dir, "ids.ibin")
+	os.WriteFile(ids, []byte{1, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0}, 0o644)
+	if err := update("--index", index, "--delete", ids); !errors.Is(err, spann.ErrLabelsUpdate) {
+		t.Errorf("delete from a labelled index: %v", err)
+	}
+	if err := update("--index", index, "--labels", labels, "--checkpoint"); err == nil || !strings.Contains(err.Error(), "--labels goes alone") {
+		t.Errorf("--labels with --checkpoint: %v", err)
+	}
+	os.WriteFile(labels, []byte(strings.Repeat("1\n", 10)), 0o644)
+	if err := update("--index", index, "--labels", labels); err == nil || !strings.Contains(err.Error(), "labels for 10 vectors, the index has 2000") {
+		t.Errorf("short labels: %v", err)
+	}
+}

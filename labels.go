@@ -1,0 +1,118 @@
+package spann
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/indexfile"
+)
+
+// ErrLabelsUpdate is returned by a writable Open of an index with labels:
+// updates do not yet keep labels.bin (its bitmaps and homes) in step.
+var ErrLabelsUpdate = errors.New("spann: the index has labels, which updates do not maintain yet")
+
+// AttachLabels gives the index in dir its vectors' labels, for filtered
+// search: row i of labels is vector i's. It writes labels.bin (layout in
+// internal/indexfile/labels.go) with each label's bitmap of carriers and
+// each vector's home posting — of the postings holding it, the one whose
+// head is nearest to it — found by reading every posting once. progress,
+// if set, is called with postings read and the total.
+//
+// The index must hold exactly labels.Rows() vectors, none inserted since
+// its build. Attaching again replaces the labels.
+func AttachLabels(dir string, labels *datasets.Labels, progress func(done, total int)) error {
+	ix, err := Open(dir, Options{IO: "pread"})
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	if ix.N() != ix.Manifest.N || ix.buf.Load() != nil {
+		return fmt.Errorf("%s: labels for an index with inserted vectors are not supported yet", dir)
+	}
+	if labels.Rows() != ix.N() {
+		return fmt.Errorf("%s: labels for %d vectors, the index has %d", dir, labels.Rows(), ix.N())
+	}
+	homes, err := ix.homes(progress)
+	if err != nil {
+		return err
+	}
+	return indexfile.WriteLabels(ix.fs, dir, ix.id, labels.Bitmaps(), homes, ix.store.Snapshot().Len())
+}
+
+// homes reads every posting and returns each vector's home posting (-1
+// for a vector in none: a head).
+func (ix *Index) homes(progress func(done, total int)) ([]int32, error) {
+	f, err := os.Open(ix.postings)
+	if err != nil {
+		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
+	}
+	defer f.Close()
+	dec, err := ix.store.NewDecoder()
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	homes := make([]int32, ix.N())
+	best := make([]float32, ix.N())
+	for i := range homes {
+		homes[i], best[i] = -1, float32(math.Inf(1))
+	}
+	view := ix.store.Snapshot()
+	var buf []byte
+	for h := range int32(view.Len()) {
+		if ix.eng.removedHead(h) {
+			continue
+		}
+		e := view.Entry(h)
+		if cap(buf) < int(e.Bytes) {
+			buf = make([]byte, e.Bytes)
+		}
+		b := buf[:e.Bytes]
+		if _, err := f.ReadAt(b, int64(e.Offset)); err != nil {
+			return nil, fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
+		}
+		ids, rows, err := dec.Decode(b, e)
+		if err != nil {
+			return nil, fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
+		}
+		_, head := ix.eng.head(h)
+		for j, id := range ids {
+			if int(id) >= len(homes) {
+				return nil, fmt.Errorf("%s: posting %d holds id %d, not below n = %d: %w", ix.postings, h, id, len(homes), ErrCorrupt)
+			}
+			if d := ix.eng.rowDist(head, rows[j*ix.rowBytes:(j+1)*ix.rowBytes]); d < best[id] {
+				homes[id], best[id] = h, d
+			}
+		}
+		if progress != nil {
+			progress(int(h)+1, view.Len())
+		}
+	}
+	return homes, nil
+}
+
+// loadLabels reads labels.bin, if the index has one.
+func (ix *Index) loadLabels(writable bool) error {
+	if _, err := os.Stat(filepath.Join(ix.dir, indexfile.LabelsFile)); err == nil && writable {
+		return fmt.Errorf("%s: %w", ix.dir, ErrLabelsUpdate)
+	}
+	l, err := indexfile.ReadLabels(ix.dir, ix.id, ix.Manifest.N, ix.store.Snapshot().Len(), ix.mem)
+	if err != nil {
+		return err
+	}
+	ix.labels = l
+	return nil
+}
+
+// Labels returns the size of the index's label vocabulary (labels
+// 0..Labels()-1), 0 if it has no labels.
+func (ix *Index) Labels() int {
+	if ix.labels == nil {
+		return 0
+	}
+	return ix.labels.Vocab()
+}
