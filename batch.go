@@ -35,6 +35,31 @@ func (ix *Index) SearchBatch(queries []byte, k int, p SearchParams, threads int)
 // workers take no more queries, finish those in flight and it returns
 // ctx's error.
 func (ix *Index) SearchBatchContext(ctx context.Context, queries []byte, k int, p SearchParams, threads int) (*BatchResult, error) {
+	return ix.searchBatch(ctx, queries, nil, k, p, threads)
+}
+
+// SearchBatchFiltered is SearchBatchContext with a filter per query:
+// query i returns only vectors carrying every label of filters[i] (see
+// SearchParams.Filter, which it overrides). There must be a filter for
+// every query.
+func (ix *Index) SearchBatchFiltered(ctx context.Context, queries []byte, filters [][]int32, k int, p SearchParams, threads int) (*BatchResult, error) {
+	if nq := len(queries) / max(1, ix.rowBytes); len(filters) != nq {
+		return nil, fmt.Errorf("%d filters for %d queries", len(filters), nq)
+	}
+	for i, f := range filters {
+		q := p
+		q.Filter = f
+		if f == nil {
+			q.Filter = []int32{} // refused below: every query of a filtered batch has a filter
+		}
+		if err := ix.checkFilter(&q); err != nil {
+			return nil, fmt.Errorf("query %d: %w", i, err)
+		}
+	}
+	return ix.searchBatch(ctx, queries, filters, k, p, threads)
+}
+
+func (ix *Index) searchBatch(ctx context.Context, queries []byte, filters [][]int32, k int, p SearchParams, threads int) (*BatchResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -105,7 +130,7 @@ func (ix *Index) SearchBatchContext(ctx context.Context, queries []byte, k int, 
 				return
 			}
 			defer ix.putWorker(w)
-			if errs[t] = w.searchMany(take, k, p, p.InFlight, emit(t)); errs[t] != nil {
+			if errs[t] = w.searchMany(take, k, p, filters, p.InFlight, emit(t)); errs[t] != nil {
 				next.Store(int64(nq))
 			}
 		}(t)

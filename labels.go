@@ -43,8 +43,9 @@ func AttachLabels(dir string, labels *datasets.Labels, progress func(done, total
 	return indexfile.WriteLabels(ix.fs, dir, ix.id, labels.Bitmaps(), homes, ix.store.Snapshot().Len())
 }
 
-// homes reads every posting and returns each vector's home posting (-1
-// for a vector in none: a head).
+// homes reads every posting and returns each vector's home: the posting
+// holding it with the nearest head, or -2-h for head h stored in no
+// posting (see internal/indexfile/labels.go).
 func (ix *Index) homes(progress func(done, total int)) ([]int32, error) {
 	f, err := os.Open(ix.postings)
 	if err != nil {
@@ -90,6 +91,11 @@ func (ix *Index) homes(progress func(done, total int)) ([]int32, error) {
 		}
 		if progress != nil {
 			progress(int(h)+1, view.Len())
+		}
+	}
+	for h, id := range ix.eng.headIDs() {
+		if id != indexfile.RemovedHead && int(id) < len(homes) && homes[id] == -1 {
+			homes[id] = int32(-2 - h) // a head in no posting: found in memory
 		}
 	}
 	return homes, nil

@@ -65,8 +65,8 @@ func TestAttachLabels(t *testing.T) {
 	}
 	for id, home := range ix.labels.Homes {
 		if home < 0 {
-			if len(holds[id]) != 0 || !isHead[uint32(id)] {
-				t.Fatalf("vector %d has no home but is in %d postings (head: %v)", id, len(holds[id]), isHead[uint32(id)])
+			if h := -2 - home; len(holds[id]) != 0 || home > -2 || ix.eng.headIDs()[h] != uint32(id) {
+				t.Fatalf("vector %d: home %d, but in %d postings (head: %v)", id, home, len(holds[id]), isHead[uint32(id)])
 			}
 			continue
 		}

@@ -53,6 +53,11 @@ type SearchParams struct {
 	// read, the worker searches the next one's heads and scans the postings
 	// that have arrived. Search, which answers one query, ignores it.
 	InFlight int
+	// Filter, if not nil, is a conjunction of labels: only vectors
+	// carrying every one of them are returned (the index needs labels,
+	// AttachLabels). How the postings are chosen depends on how many
+	// vectors match (filter.go, filterHeads).
+	Filter []int32
 }
 
 // DefaultInFlight is SearchBatch's queries in flight per worker when
@@ -98,6 +103,9 @@ type SearchStats struct {
 	HeadTime time.Duration // head-graph search
 	IOTime   time.Duration // reading postings
 	ScanTime time.Duration // checking, decoding and scanning postings
+	// HomesPlan counts queries whose filter matched few enough vectors
+	// for the homes plan (filter.go).
+	HomesPlan int
 }
 
 // Add accumulates o into s.
@@ -111,6 +119,7 @@ func (s *SearchStats) Add(o SearchStats) {
 	s.HeadTime += o.HeadTime
 	s.IOTime += o.IOTime
 	s.ScanTime += o.ScanTime
+	s.HomesPlan += o.HomesPlan
 }
 
 // Search returns the (approximately) k nearest indexed vectors of query,
@@ -192,6 +201,9 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 		return fmt.Errorf("in-flight=%d: must be positive (0 = default %d)", p.InFlight, DefaultInFlight)
 	}
 	p.InFlight = p.InFlightDepth()
+	if err := ix.checkFilter(p); err != nil {
+		return err
+	}
 	if math.IsNaN(p.Eps) {
 		return fmt.Errorf("eps is NaN")
 	}
@@ -221,7 +233,7 @@ type engine interface {
 
 type worker interface {
 	search(ctx context.Context, query []byte, k int, p SearchParams, dst []Neighbor) ([]Neighbor, SearchStats, error)
-	searchMany(next func() (qi int, query []byte, ok bool), k int, p SearchParams, depth int,
+	searchMany(next func() (qi int, query []byte, ok bool), k int, p SearchParams, filters [][]int32, depth int,
 		emit func(qi int, res []Neighbor, st *SearchStats, latency time.Duration)) error
 	serveStream(queries <-chan *StreamQuery, depth int) error // stream.go
 	close() error
@@ -255,6 +267,14 @@ type workerT[T vec.Elem] struct {
 	out    []Neighbor // searchMany's answer scratch
 	slots  []*querySlot[T]
 	onDone func(b *iouring.Batch, i int) // w.scanPosting, bound once
+	// The filtered homes plan's scratch (filter.go).
+	homeMark  []uint64 // a bit per posting, all clear between queries
+	homeList  []int32
+	homeHeap  *topk.Heap
+	homeIDs   []int32
+	homeDists []float32
+	homeNbrs  []memindex.Neighbor
+	idBuf     [256]uint32
 }
 
 // querySlot is one query in flight on a worker: the postings it reads, the
@@ -268,6 +288,7 @@ type querySlot[T vec.Elem] struct {
 	slack   float64             // the second round's KthSlack; round2 is pending while cands is non-empty
 	heap    *topk.Heap
 	dead    *roaring.Bitmap // ids deleted when the query began (nil: none)
+	allow   *roaring.Bitmap // a filtered query's matching ids (nil: unfiltered)
 	q       []T             // the query (normalised copy for cosine)
 	qnorm   []T
 	qi      int       // the caller's query index (searchMany)
@@ -377,8 +398,9 @@ func (w *workerT[T]) search(ctx context.Context, query []byte, k int, p SearchPa
 // each answer (valid only during the call) with its figures and latency,
 // measured from when the worker took the query to its answer. It stops
 // taking queries at the first error, lets the reads in flight finish, and
-// returns that error.
-func (w *workerT[T]) searchMany(next func() (qi int, query []byte, ok bool), k int, p SearchParams, depth int,
+// returns that error. filters, if not nil, gives query qi its own
+// p.Filter, filters[qi] (checked by the caller).
+func (w *workerT[T]) searchMany(next func() (qi int, query []byte, ok bool), k int, p SearchParams, filters [][]int32, depth int,
 	emit func(qi int, res []Neighbor, st *SearchStats, latency time.Duration)) error {
 	w.ensureSlots(depth)
 	var firstErr error
@@ -398,6 +420,9 @@ func (w *workerT[T]) searchMany(next func() (qi int, query []byte, ok bool), k i
 			}
 			s := w.freeSlot(depth)
 			s.qi, s.start = qi, time.Now()
+			if filters != nil {
+				p.Filter = filters[qi]
+			}
 			if err := w.begin(s, query, k, &p); err != nil {
 				fail(fmt.Errorf("query %d: %w", qi, err))
 				break
@@ -506,16 +531,22 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		w.hs, w.hsSet = set.graph.NewSearcher(), set
 	}
 	t0 := time.Now()
-	heads := w.hs.Search(q, p.NProbe, p.HeadList)
-	s.stats.Heads = len(heads)
-	s.stats.HeadTime = time.Since(t0)
-
 	s.heap.Reset(k)
-	for _, h := range heads {
-		if id := set.ids[h.ID]; s.dead == nil || !s.dead.Contains(id) {
-			s.heap.Push(int32(id), h.Dist)
+	var heads []memindex.Neighbor
+	if p.Filter != nil {
+		s.allow = ix.matching(p.Filter)
+		heads = w.filterHeads(s, set, p)
+	} else {
+		s.allow = nil
+		heads = w.hs.Search(q, p.NProbe, p.HeadList)
+		for _, h := range heads {
+			if id := set.ids[h.ID]; s.dead == nil || !s.dead.Contains(id) {
+				s.heap.Push(int32(id), h.Dist)
+			}
 		}
 	}
+	s.stats.Heads = len(heads)
+	s.stats.HeadTime = time.Since(t0)
 	if buf != nil {
 		w.scanBuffered(s, set, buf, frozen, heads) // vectors inserted since the last checkpoint
 	}
@@ -662,7 +693,7 @@ func (w *workerT[T]) scan(s *querySlot[T], b *iouring.Batch, i int) {
 	w.e.sp.Batch(s.q, datasets.Rows[T](rows), d)
 	worst := s.heap.Worst()
 	for j, dist := range d {
-		if dist <= worst && (s.dead == nil || !s.dead.Contains(ids[j])) {
+		if dist <= worst && (s.dead == nil || !s.dead.Contains(ids[j])) && (s.allow == nil || s.allow.Contains(ids[j])) {
 			s.heap.PushUnique(int32(ids[j]), dist)
 			worst = s.heap.Worst()
 		}

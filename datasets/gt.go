@@ -3,6 +3,7 @@ package datasets
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 )
 
@@ -54,8 +55,14 @@ func ReadGroundTruthCols(path string, cols int) (*GroundTruth, error) {
 		}
 	}
 	for i, d := range g.Dists {
-		if d-d != 0 {
+		// A row may end in padding (id -1 at +Inf: a filtered ground truth
+		// where fewer than k vectors match), and only in padding.
+		pad := g.IDs[i] == -1 && math.IsInf(float64(d), 1)
+		if d-d != 0 && !pad {
 			return nil, fmt.Errorf("%s: query %d, rank %d: distance %v is not finite", path, i/cols, i%cols, d)
+		}
+		if !pad && i%cols > 0 && g.IDs[i-1] == -1 && math.IsInf(float64(g.Dists[i-1]), 1) {
+			return nil, fmt.Errorf("%s: query %d, rank %d: id %d after padding (id -1)", path, i/cols, i%cols, g.IDs[i])
 		}
 	}
 	return g, nil

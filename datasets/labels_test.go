@@ -275,3 +275,26 @@ func TestGenerateLabelsCorrelation(t *testing.T) {
 		t.Errorf("share of a label's carriers in its commonest group: %.2f with corr 0, %.2f with corr 1", lo, hi)
 	}
 }
+
+// A ground-truth row may end in padding (id -1 at +Inf), and only there.
+func TestGroundTruthPadding(t *testing.T) {
+	inf := float32(math.Inf(1))
+	path := filepath.Join(t.TempDir(), "gt.bin")
+	for _, c := range []struct {
+		ids   []int32
+		dists []float32
+		want  string
+	}{
+		{[]int32{4, -1, -1, 7, 8, 9}, []float32{1, inf, inf, 1, 2, 3}, ""},
+		{[]int32{4, 5, -1, 7, 8, 9}, []float32{1, inf, inf, 1, 2, 3}, "query 0, rank 1: distance +Inf is not finite"},
+		{[]int32{4, -1, 6, 7, 8, 9}, []float32{1, inf, 2, 1, 2, 3}, "query 0, rank 2: id 6 after padding"},
+	} {
+		if err := WriteGroundTruth(path, &GroundTruth{NQ: 2, K: 3, IDs: c.ids, Dists: c.dists}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadGroundTruth(path)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%v: %v, want %q", c.ids, err, c.want)
+		}
+	}
+}

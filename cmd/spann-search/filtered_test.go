@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
 )
 
@@ -108,4 +113,93 @@ func carries(labels, filter []int32) bool {
 		}
 	}
 	return true
+}
+
+// The whole filtered pipeline from the command line: generated labels,
+// filtered ground truth, an index with labels, and a filtered search with
+// its bucket table; bad filters are one-line errors.
+func TestFilteredSearchCommand(t *testing.T) {
+	dir := t.TempDir()
+	base, q := gen(t, dir, datasets.Uint8, 4000, 48, 16)
+	vf, _ := datasets.OpenVectors(base, 0)
+	labels, err := datasets.GenerateLabels(vf, datasets.LabelParams{Vocab: 1000, Corr: 0.5, Seed: 2}, 2)
+	vf.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	filters, _, err := datasets.GenerateFilters(labels, labels.Bitmaps(), 48, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl, fl := filepath.Join(dir, "base-labels.spmat"), filepath.Join(dir, "query-labels.spmat")
+	datasets.WriteLabels(bl, labels)
+	datasets.WriteLabels(fl, filters)
+	gt := filepath.Join(dir, "gt.bin")
+	if err := run("groundtruth", "--base", base, "--queries", q, "--k", "10", "--out", gt, "--json", "--base-labels", bl, "--query-labels", fl); err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, "index")
+	if _, err := spann.Build(context.Background(), spann.BuildOptions{Base: base, Out: index, Threads: 2, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run("--index", index, "--queries", q, "--gt", gt, "--query-labels", fl, "--nprobe", "32"); !errors.Is(err, spann.ErrNoLabels) {
+		t.Errorf("filters on an index without labels: %v", err)
+	}
+	if err := spann.AttachLabels(index, labels, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := captureStdout(t, func() error {
+		return run("--index", index, "--queries", q, "--gt", gt, "--query-labels", fl, "--nprobe", "32", "--json")
+	})
+	var r row
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if r.RecallK < 0.9 || len(r.Buckets) < 6 {
+		t.Errorf("recall %.3f, %d buckets: %s", r.RecallK, len(r.Buckets), out)
+	}
+	total := 0
+	for _, b := range r.Buckets {
+		total += b.Queries
+		if b.QPS <= 0 || b.Pages <= 0 {
+			t.Errorf("bucket %+v", b)
+		}
+	}
+	if total != 48 {
+		t.Errorf("buckets hold %d queries, want 48", total)
+	}
+	bad := filepath.Join(dir, "bad.txt")
+	os.WriteFile(bad, []byte(strings.Repeat("3\n", 10)+"\n"+strings.Repeat("3\n", 40)), 0o644)
+	if err := run("--index", index, "--queries", q, "--query-labels", bad); err == nil || !strings.Contains(err.Error(), "bad.txt: query 10: the filter names no label") {
+		t.Errorf("empty filter: %v", err)
+	}
+	os.WriteFile(bad, []byte(strings.Repeat("3 5000\n", 48)), 0o644)
+	if err := run("--index", index, "--queries", q, "--query-labels", bad); err == nil || !strings.Contains(err.Error(), "label 5000, but the index's labels are 0..999") {
+		t.Errorf("label out of range: %v", err)
+	}
+}
+
+// captureStdout runs fn with os.Stdout redirected and returns what it
+// printed.
+func captureStdout(t *testing.T, fn func() error) []byte {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = w
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(r)
+		got <- b
+	}()
+	err = fn()
+	os.Stdout = saved
+	w.Close()
+	out := <-got
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

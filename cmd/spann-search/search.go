@@ -33,6 +33,7 @@ func searchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "k", Value: 10, Usage: "neighbours per query"},
 		&cli.StringFlag{Name: "gt", Usage: "ground-truth file: report tie-aware recall@k (and @1, @100 when possible)"},
 		&cli.StringFlag{Name: "out", Usage: "write the result ids as .ibin"},
+		&cli.StringFlag{Name: "query-labels", Usage: "filtered search: one filter per query (.spmat, or text: a line of labels per query); a result must carry every label of its query's filter (the index needs labels: spann-build --labels). Adds a table by selectivity bucket, each bucket searched on its own"},
 		&cli.IntFlag{Name: "threads", Value: 1, Usage: "concurrent query workers (0 = all cores); with --server, requests in flight, one query each"},
 		&cli.IntFlag{Name: "nprobe", Value: 64, Usage: "nearest heads whose postings are candidates"},
 		&cli.Float64Flag{Name: "eps", Value: -1, Usage: "prune heads with d(q,c) > d1 + eps·|d1|, d1 the nearest head's distance; " +
@@ -55,36 +56,37 @@ func searchFlags() []cli.Flag {
 
 // row is one measured setting.
 type row struct {
-	NProbe      int     `json:"nprobe"`
-	Eps         float64 `json:"eps"`
-	MaxPostings int     `json:"max_postings"`
-	InFlight    int     `json:"in_flight"`
-	FirstRound  int     `json:"first_round"`
-	KthSlack    float64 `json:"kth_slack"`
-	Threads     int     `json:"threads"`
-	Queries     int     `json:"queries"`
-	K           int     `json:"k"`
-	RecallK     float64 `json:"recall_at_k,omitempty"`
-	Recall1     float64 `json:"recall_at_1,omitempty"`
-	Recall100   float64 `json:"recall_at_100,omitempty"`
-	QPS         float64 `json:"qps"`
-	MeanUS      float64 `json:"latency_mean_us"`
-	P50US       float64 `json:"latency_p50_us"`
-	P90US       float64 `json:"latency_p90_us"`
-	P99US       float64 `json:"latency_p99_us"`
-	P999US      float64 `json:"latency_p999_us"`
-	Postings    float64 `json:"postings_per_query"`
-	Pages       float64 `json:"pages_per_query"`
-	KiB         float64 `json:"kib_per_query"`
-	Vectors     float64 `json:"vectors_per_query"`
-	HeadUS      float64 `json:"head_search_us"`
-	IOUS        float64 `json:"io_us"`
-	ScanUS      float64 `json:"scan_us"`
-	CPUUS       float64 `json:"cpu_us_per_query"` // user+system CPU of the process over the batch, per query
-	IOPS        float64 `json:"read_iops"`
-	MiBs        float64 `json:"read_mib_per_s"`
-	Backend     string  `json:"io_backend"`
-	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+	NProbe      int         `json:"nprobe"`
+	Eps         float64     `json:"eps"`
+	MaxPostings int         `json:"max_postings"`
+	InFlight    int         `json:"in_flight"`
+	FirstRound  int         `json:"first_round"`
+	KthSlack    float64     `json:"kth_slack"`
+	Threads     int         `json:"threads"`
+	Queries     int         `json:"queries"`
+	K           int         `json:"k"`
+	RecallK     float64     `json:"recall_at_k,omitempty"`
+	Recall1     float64     `json:"recall_at_1,omitempty"`
+	Recall100   float64     `json:"recall_at_100,omitempty"`
+	QPS         float64     `json:"qps"`
+	MeanUS      float64     `json:"latency_mean_us"`
+	P50US       float64     `json:"latency_p50_us"`
+	P90US       float64     `json:"latency_p90_us"`
+	P99US       float64     `json:"latency_p99_us"`
+	P999US      float64     `json:"latency_p999_us"`
+	Postings    float64     `json:"postings_per_query"`
+	Pages       float64     `json:"pages_per_query"`
+	KiB         float64     `json:"kib_per_query"`
+	Vectors     float64     `json:"vectors_per_query"`
+	HeadUS      float64     `json:"head_search_us"`
+	IOUS        float64     `json:"io_us"`
+	ScanUS      float64     `json:"scan_us"`
+	CPUUS       float64     `json:"cpu_us_per_query"` // user+system CPU of the process over the batch, per query
+	IOPS        float64     `json:"read_iops"`
+	MiBs        float64     `json:"read_mib_per_s"`
+	Backend     string      `json:"io_backend"`
+	PeakRSSMiB  float64     `json:"peak_rss_mib"`
+	Buckets     []bucketRow `json:"filter_buckets,omitempty"`
 }
 
 func runSearch(c *cli.Context) error {
@@ -145,10 +147,17 @@ func runSearch(c *cli.Context) error {
 		// Ground truth of another base (ids the index does not have) would
 		// be scored as misses, silently: refuse it.
 		for i, id := range gt.IDs[:gt.NQ*gt.K] {
+			if id == -1 && math.IsInf(float64(gt.Dists[i]), 1) {
+				continue // padding: fewer than k matched the query's filter
+			}
 			if id < 0 || int(id) >= ix.N() {
 				return fmt.Errorf("%s: query %d, rank %d: id %d is not one of the index's %d vectors (ground truth of another base?)", p, i/gt.K, i%gt.K, id, ix.N())
 			}
 		}
+	}
+	filters, err := readFilters(c.String("query-labels"), ix, qm.N)
+	if err != nil {
+		return err
 	}
 	for _, name := range []string{"in-flight", "head-list", "max-postings", "first-round"} {
 		if v := c.Int(name); v < 0 {
@@ -178,7 +187,7 @@ func runSearch(c *cli.Context) error {
 			return fmt.Errorf("--nprobe %d: must be at least 1", p.NProbe)
 		}
 		cpu0 := cpuTime()
-		res, err := ix.SearchBatch(qm.Data, k, p, threads)
+		res, err := searchAll(ix, qm.Data, filters, k, p, threads)
 		if err != nil {
 			return err
 		}
@@ -188,6 +197,11 @@ func runSearch(c *cli.Context) error {
 			return err
 		}
 		r.CPUUS = float64(cpu.Nanoseconds()) / 1e3 / float64(qm.N)
+		if filters != nil {
+			if r.Buckets, err = filterBuckets(ix, qm, filters, gt, k, p, threads); err != nil {
+				return err
+			}
+		}
 		rows = append(rows, r)
 		if c.String("out") != "" {
 			last = res // kept for --out; otherwise let it go before the next setting runs
@@ -227,6 +241,9 @@ func runSearch(c *cli.Context) error {
 	}
 	if len(rows) == 1 {
 		printRow(rows[0], gt != nil, ix.Info())
+		if rows[0].Buckets != nil {
+			printBuckets(rows[0].Buckets, k)
+		}
 	}
 	return nil
 }

@@ -37,8 +37,10 @@ import (
 //	...      B       the bitmaps, one per label in label order, each a roaring
 //	                 bitmap in its portable serialisation
 //	                 (github.com/RoaringBitmap/roaring/v2, WriteTo), ids below N
-//	...      4N      int32 homes: vector i's home posting, or -1 for a vector
-//	                 in no posting (a head)
+//	...      4N      int32 homes: vector i's home posting h ≥ 0; or, for a
+//	                 head vector stored in no posting, -2-h with h its own
+//	                 head (so that a filter finds it among the heads in
+//	                 memory); -1 for a vector in neither
 //	...      4       CRC-32C of everything before it
 const (
 	LabelsFile   = "labels.bin"
@@ -194,7 +196,7 @@ func parseLabels(data []byte, id BuildID, n, postings int, arena *offheap.Arena)
 	packed := data[labelsHeader+8*(vocab+1)+b:]
 	for i := range l.Homes {
 		h := int32(binary.LittleEndian.Uint32(packed[4*i:]))
-		if h < -1 || int(h) >= postings {
+		if int(h) < -1-postings || int(h) >= postings {
 			return nil, fmt.Errorf("vector %d: home posting %d, the index has %d: %w", i, h, postings, ErrCorrupt)
 		}
 		l.Homes[i] = h

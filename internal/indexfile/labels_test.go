@@ -17,7 +17,7 @@ import (
 
 var (
 	testBitmaps = []*roaring.Bitmap{roaring.BitmapOf(0, 2, 5), roaring.New(), roaring.BitmapOf(1)}
-	testHomes   = []int32{0, 2, 2, -1, 1, 0}
+	testHomes   = []int32{0, 2, 2, -1, -4, 0} // vector 4 is head 2
 )
 
 func writeTestLabels(dir string, id BuildID) error {
@@ -96,7 +96,7 @@ func TestLabelsFileDamage(t *testing.T) {
 		{"vocabulary", func(b []byte) { b[40] = 200 }, "do not fill"},
 		{"offset", func(b []byte) { b[labelsHeader+8] += 1 }, "label 0: bitmap"},
 		{"home too large", func(b []byte) { b[homes] = 3 }, "vector 0: home posting 3, the index has 3"},
-		{"home negative", func(b []byte) { b[homes], b[homes+1], b[homes+2], b[homes+3] = 0xfe, 0xff, 0xff, 0xff }, "home posting -2"},
+		{"home negative", func(b []byte) { b[homes], b[homes+1], b[homes+2], b[homes+3] = 0xfb, 0xff, 0xff, 0xff }, "home posting -5"},
 	} {
 		bad := slices.Clone(good)
 		c.edit(bad)
@@ -133,7 +133,7 @@ func FuzzLabelsFile(f *testing.F) {
 			}
 		}
 		for i, h := range l.Homes {
-			if h < -1 || h >= 3 {
+			if h < -4 || h >= 3 {
 				t.Fatalf("home %d of vector %d", h, i)
 			}
 		}
