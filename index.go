@@ -44,6 +44,9 @@ type Options struct {
 
 	fs      vfs.FS // what updates write through (tests inject faults); vfs.OS if nil
 	noSplit bool   // checkpoints never split postings (tests compare)
+	// noLabels skips labels.bin (AttachLabels replaces it, even one that
+	// no longer opens).
+	noLabels bool
 }
 
 // Index is an open index. Its methods are safe for concurrent use.
@@ -289,7 +292,7 @@ func openManifest(dir string, m *indexfile.Manifest, opts Options) (*Index, erro
 	if err := ix.openUpdates(opts.Writable); err != nil {
 		return nil, err
 	}
-	if err := ix.loadLabels(opts.Writable); err != nil {
+	if err := ix.loadLabels(opts.Writable, opts.noLabels); err != nil {
 		ix.closeUpdates()
 		return nil, err
 	}

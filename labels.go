@@ -23,9 +23,10 @@ var ErrLabelsUpdate = errors.New("spann: the index has labels, which updates do 
 // if set, is called with postings read and the total.
 //
 // The index must hold exactly labels.Rows() vectors, none inserted since
-// its build. Attaching again replaces the labels.
+// its build. Attaching again replaces the labels (even a labels.bin that
+// no longer opens).
 func AttachLabels(dir string, labels *datasets.Labels, progress func(done, total int)) error {
-	ix, err := Open(dir, Options{IO: "pread"})
+	ix, err := Open(dir, Options{IO: "pread", noLabels: true})
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,10 @@ func (ix *Index) homes(progress func(done, total int)) ([]int32, error) {
 }
 
 // loadLabels reads labels.bin, if the index has one.
-func (ix *Index) loadLabels(writable bool) error {
+func (ix *Index) loadLabels(writable, skip bool) error {
+	if skip {
+		return nil
+	}
 	if _, err := os.Stat(filepath.Join(ix.dir, indexfile.LabelsFile)); err == nil && writable {
 		return fmt.Errorf("%s: %w", ix.dir, ErrLabelsUpdate)
 	}

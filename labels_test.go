@@ -97,4 +97,13 @@ func TestLabelsRefused(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
 		t.Errorf("damaged labels.bin: %v", err)
 	}
+	// Attaching again replaces the damaged file.
+	if err := AttachLabels(f.index, labels, nil); err != nil {
+		t.Fatalf("attach over a damaged labels.bin: %v", err)
+	}
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
 }
