@@ -110,9 +110,26 @@ func (w *workerT[T]) filterHeads(s *querySlot[T], set *headSet[T], p *SearchPara
 		w.homeHeap = topk.New(p.NProbe)
 	}
 	w.homeHeap.Reset(p.NProbe)
-	for _, h := range w.homeList {
-		w.homeMark[h>>6] = 0 // cleared for the next query as we go
-		w.homeHeap.Push(h, w.e.sp.Dist(s.q, set.row(h, ix.dim)))
+	// Score the homes' heads in chunks: copying a chunk's rows together
+	// lets their cache misses overlap, and one batched kernel call scores
+	// them (pprof at 1 %: single Dist calls were 47 % of the CPU).
+	const chunk = 64
+	if len(w.homeRows) < chunk*ix.dim {
+		w.homeRows = make([]T, chunk*ix.dim)
+		w.homeScores = make([]float32, chunk)
+	}
+	for lo := 0; lo < len(w.homeList); lo += chunk {
+		part := w.homeList[lo:min(lo+chunk, len(w.homeList))]
+		rows := w.homeRows[:0]
+		for _, h := range part {
+			w.homeMark[h>>6] = 0 // cleared for the next query as we go
+			rows = append(rows, set.row(h, ix.dim)...)
+		}
+		d := w.homeScores[:len(part)]
+		w.e.sp.Batch(s.q, rows, d)
+		for i, h := range part {
+			w.homeHeap.Push(h, d[i])
+		}
 	}
 	got := w.homeHeap.Len()
 	if cap(w.homeIDs) < got {

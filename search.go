@@ -268,13 +268,15 @@ type workerT[T vec.Elem] struct {
 	slots  []*querySlot[T]
 	onDone func(b *iouring.Batch, i int) // w.scanPosting, bound once
 	// The filtered homes plan's scratch (filter.go).
-	homeMark  []uint64 // a bit per posting, all clear between queries
-	homeList  []int32
-	homeHeap  *topk.Heap
-	homeIDs   []int32
-	homeDists []float32
-	homeNbrs  []memindex.Neighbor
-	idBuf     [256]uint32
+	homeMark   []uint64 // a bit per posting, all clear between queries
+	homeList   []int32
+	homeHeap   *topk.Heap
+	homeIDs    []int32
+	homeDists  []float32
+	homeNbrs   []memindex.Neighbor
+	homeRows   []T // a chunk of home heads' rows, scored together
+	homeScores []float32
+	idBuf      [256]uint32
 }
 
 // querySlot is one query in flight on a worker: the postings it reads, the
