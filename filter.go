@@ -18,6 +18,17 @@ var ErrNoLabels = errors.New("spann: the index has no labels (spann-build --labe
 // as an unfiltered one does, keeping only matching entries.
 const FilterHomesMax = 0.03
 
+// CheckFilter reports whether filter is one this index can search with:
+// the index has labels, and filter names at least one, each in range.
+// The errors are those a filtered search returns (ErrNoLabels, or one
+// naming the label).
+func (ix *Index) CheckFilter(filter []int32) error {
+	if filter == nil {
+		filter = []int32{}
+	}
+	return ix.checkFilter(&SearchParams{Filter: filter})
+}
+
 // checkFilter validates p.Filter against the index's labels.
 func (ix *Index) checkFilter(p *SearchParams) error {
 	if p.Filter == nil {
@@ -147,11 +158,7 @@ func (w *workerT[T]) filterHeads(s *querySlot[T], set *headSet[T], p *SearchPara
 // MatchCount returns how many indexed vectors carry every label of filter
 // (checked as SearchParams.Filter is): a filter's selectivity.
 func (ix *Index) MatchCount(filter []int32) (int, error) {
-	p := SearchParams{Filter: filter}
-	if filter == nil {
-		p.Filter = []int32{}
-	}
-	if err := ix.checkFilter(&p); err != nil {
+	if err := ix.CheckFilter(filter); err != nil {
 		return 0, err
 	}
 	return int(ix.matching(filter).GetCardinality()), nil

@@ -89,7 +89,7 @@ func (c *Client) Info() *spannv1.InfoResponse { return c.info }
 // Params converts search parameters to the API's.
 func Params(p spann.SearchParams) *spannv1.Params {
 	return &spannv1.Params{Nprobe: int32(p.NProbe), HeadList: int32(p.HeadList), Eps: p.Eps, MaxPostings: int32(p.MaxPostings),
-		FirstRound: int32(p.FirstRound), KthSlack: p.KthSlack}
+		FirstRound: int32(p.FirstRound), KthSlack: p.KthSlack, Filter: p.Filter}
 }
 
 // Search returns the k nearest neighbours of query (a packed row of the
@@ -122,11 +122,20 @@ func statsOf(s *spannv1.Stats) spann.SearchStats {
 // server's read figures. It stops at the first failed request and
 // returns its error.
 func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.SearchParams, concurrency, batch int) (*spann.BatchResult, error) {
+	return c.SearchManyFiltered(ctx, queries, nil, k, p, concurrency, batch)
+}
+
+// SearchManyFiltered is SearchMany with a filter per query (nil: none):
+// query i returns only vectors carrying every label of filters[i].
+func (c *Client) SearchManyFiltered(ctx context.Context, queries []byte, filters [][]int32, k int, p spann.SearchParams, concurrency, batch int) (*spann.BatchResult, error) {
 	rowBytes := int(c.info.Dim) * elemSize(c.info.Type)
 	if rowBytes == 0 || len(queries)%rowBytes != 0 || len(queries) == 0 {
 		return nil, fmt.Errorf("queries: %d bytes is not a positive whole number of %d-byte vectors", len(queries), rowBytes)
 	}
 	nq := len(queries) / rowBytes
+	if filters != nil && len(filters) != nq {
+		return nil, fmt.Errorf("%d filters for %d queries", len(filters), nq)
+	}
 	batch = max(1, batch)
 	concurrency = max(1, min(concurrency, (nq+batch-1)/batch))
 	res := &spann.BatchResult{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k), Latency: make([]time.Duration, nq),
@@ -137,7 +146,6 @@ func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.
 	var once sync.Once
 	var firstErr error
 	var wg sync.WaitGroup
-	params := Params(p)
 	start := time.Now()
 	for w := 0; w < concurrency; w++ {
 		wg.Add(1)
@@ -150,7 +158,7 @@ func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.
 				}
 				to := min(nq, from+batch)
 				t0 := time.Now()
-				results, err := c.searchRange(ctx, queries, rowBytes, from, to, k, params)
+				results, err := c.searchRange(ctx, queries, filters, rowBytes, from, to, k, p)
 				if err != nil {
 					once.Do(func() { firstErr = fmt.Errorf("queries %d to %d: %w", from, to-1, err); cancel() })
 					return
@@ -185,19 +193,26 @@ func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.
 	return res, nil
 }
 
-// searchRange answers queries from to to-1: one Search, or a SearchBatch.
-func (c *Client) searchRange(ctx context.Context, queries []byte, rowBytes, from, to, k int, p *spannv1.Params) ([]*spannv1.SearchResponse, error) {
+// searchRange answers queries from to to-1: one Search, or a SearchBatch
+// (with each query's filter, if filters is not nil).
+func (c *Client) searchRange(ctx context.Context, queries []byte, filters [][]int32, rowBytes, from, to, k int, sp spann.SearchParams) ([]*spannv1.SearchResponse, error) {
 	if to-from == 1 {
+		if filters != nil {
+			sp.Filter = filters[from]
+		}
 		r, err := c.rpc.Search(ctx, connect.NewRequest(&spannv1.SearchRequest{Index: c.index,
-			Vector: &spannv1.Vector{Data: queries[from*rowBytes : to*rowBytes]}, K: int32(k), Params: p}))
+			Vector: &spannv1.Vector{Data: queries[from*rowBytes : to*rowBytes]}, K: int32(k), Params: Params(sp)}))
 		if err != nil {
 			return nil, err
 		}
 		return []*spannv1.SearchResponse{r.Msg}, nil
 	}
-	req := &spannv1.SearchBatchRequest{Index: c.index, K: int32(k), Params: p, Vectors: make([]*spannv1.Vector, 0, to-from)}
+	req := &spannv1.SearchBatchRequest{Index: c.index, K: int32(k), Params: Params(sp), Vectors: make([]*spannv1.Vector, 0, to-from)}
 	for q := from; q < to; q++ {
 		req.Vectors = append(req.Vectors, &spannv1.Vector{Data: queries[q*rowBytes : (q+1)*rowBytes]})
+		if filters != nil {
+			req.Filters = append(req.Filters, &spannv1.Filter{Labels: filters[q]})
+		}
 	}
 	r, err := c.rpc.SearchBatch(ctx, connect.NewRequest(req))
 	if err != nil {

@@ -24,7 +24,7 @@ type api struct{ s *Server }
 // Search implements the Search method.
 func (a api) Search(ctx context.Context, req *connect.Request[spannv1.SearchRequest]) (*connect.Response[spannv1.SearchResponse], error) {
 	m := req.Msg
-	ans, _, err := a.s.search(ctx, m.Index, m.K, m.Params, []*spannv1.Vector{m.Vector})
+	ans, _, err := a.s.search(ctx, m.Index, m.K, m.Params, []*spannv1.Vector{m.Vector}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func (a api) Search(ctx context.Context, req *connect.Request[spannv1.SearchRequ
 // queries go to the same workers as single searches.
 func (a api) SearchBatch(ctx context.Context, req *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
 	m := req.Msg
-	ans, wall, err := a.s.search(ctx, m.Index, m.K, m.Params, m.Vectors)
+	ans, wall, err := a.s.search(ctx, m.Index, m.K, m.Params, m.Vectors, m.Filters)
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +51,9 @@ func (a api) SearchBatch(ctx context.Context, req *connect.Request[spannv1.Searc
 
 // search checks a search request against the limits, takes a search slot
 // (refusing when none is free) and answers its queries on the named
-// index's workers, recording their reads.
-func (s *Server) search(ctx context.Context, name string, k32 int32, params *spannv1.Params, vs []*spannv1.Vector) ([]answer, time.Duration, error) {
+// index's workers, recording their reads. filters, if given, are the
+// queries' own filters, one per vector.
+func (s *Server) search(ctx context.Context, name string, k32 int32, params *spannv1.Params, vs []*spannv1.Vector, filters []*spannv1.Filter) ([]answer, time.Duration, error) {
 	sv, h, err := s.use(name)
 	if err != nil {
 		return nil, 0, err
@@ -66,12 +67,16 @@ func (s *Server) search(ctx context.Context, name string, k32 int32, params *spa
 	if err != nil {
 		return nil, 0, err
 	}
+	perQuery, err := queryFilters(h.ix, p.Filter, filters, len(vs))
+	if err != nil {
+		return nil, 0, err
+	}
 	release, err := s.acquire()
 	if err != nil {
 		return nil, 0, err
 	}
 	defer release()
-	ans, wall, err := s.answer(ctx, sv, h, rows, len(vs), k, p)
+	ans, wall, err := s.answer(ctx, sv, h, rows, perQuery, k, p)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -89,11 +94,12 @@ type answer struct {
 	err     error
 }
 
-// answer sends the n queries of rows to the index's search workers and
-// waits for their answers (and how long they took in all). If ctx ends
-// before every query was taken, it waits for those taken (which stop
-// early) and returns ctx's error.
-func (s *Server) answer(ctx context.Context, sv *served, h *handle, rows []byte, n, k int, p spann.SearchParams) ([]answer, time.Duration, error) {
+// answer sends the n queries of rows to the index's search workers (query
+// i with filter filters[i]) and waits for their answers (and how long they
+// took in all). If ctx ends before every query was taken, it waits for
+// those taken (which stop early) and returns ctx's error.
+func (s *Server) answer(ctx context.Context, sv *served, h *handle, rows []byte, filters [][]int32, k int, p spann.SearchParams) ([]answer, time.Duration, error) {
+	n := len(filters)
 	rowBytes := len(rows) / n
 	ans := make([]answer, n)
 	space := make([]spann.Neighbor, n*k)
@@ -103,7 +109,9 @@ func (s *Server) answer(ctx context.Context, sv *served, h *handle, rows []byte,
 		a := &ans[i]
 		a.res = space[i*k : i*k : (i+1)*k]
 		wg.Add(1)
-		sq := &spann.StreamQuery{Ctx: ctx, Query: rows[i*rowBytes : (i+1)*rowBytes], K: k, Params: p,
+		qp := p
+		qp.Filter = filters[i]
+		sq := &spann.StreamQuery{Ctx: ctx, Query: rows[i*rowBytes : (i+1)*rowBytes], K: k, Params: qp,
 			Done: func(res []spann.Neighbor, st *spann.SearchStats, latency time.Duration, err error) {
 				s.m.waited(ctx, latency)
 				a.res, a.latency, a.err = append(a.res, res...), latency, err
@@ -142,7 +150,7 @@ func (a api) Info(ctx context.Context, req *connect.Request[spannv1.InfoRequest]
 	in := h.ix.Info()
 	return connect.NewResponse(&spannv1.InfoResponse{Name: sv.spec.Name, BuildId: in.BuildID, Type: in.Type, Metric: in.Metric,
 		Dim: int32(in.Dim), N: int64(in.N), Heads: int32(in.Heads), Backend: in.Backend, Writable: sv.spec.Writable,
-		Deleted: int64(h.ix.Deleted()), SizeBytes: dirBytes(in.Dir), Dir: in.Dir}), nil
+		Deleted: int64(h.ix.Deleted()), SizeBytes: dirBytes(in.Dir), Dir: in.Dir, Labels: int32(in.Labels)}), nil
 }
 
 // Insert implements the Insert method.
@@ -235,6 +243,9 @@ func (s *Server) knobs(ix *spann.Index, k int32, p *spannv1.Params) (int, spann.
 	if p != nil {
 		sp = spann.SearchParams{NProbe: int(p.Nprobe), HeadList: int(p.HeadList), Eps: p.Eps, MaxPostings: int(p.MaxPostings),
 			FirstRound: int(p.FirstRound), KthSlack: p.KthSlack}
+		if len(p.Filter) > 0 {
+			sp.Filter = p.Filter
+		}
 	}
 	switch {
 	case sp.NProbe < 0 || sp.HeadList < 0 || sp.MaxPostings < 0 || sp.FirstRound < 0:
@@ -246,6 +257,48 @@ func (s *Server) knobs(ix *spann.Index, k int32, p *spannv1.Params) (int, spann.
 		return 0, sp, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("kth_slack %v: must be a finite number >= 0", sp.KthSlack))
 	}
 	return int(k), sp, nil
+}
+
+// MaxFilterLabels bounds the labels of one query's filter: each costs a
+// bitmap AND.
+const MaxFilterLabels = 64
+
+// queryFilters returns each of n queries' filter: filters[i] if the
+// request gives them (one per vector), else the request's common filter
+// (nil: unfiltered), every one checked against the index's labels.
+func queryFilters(ix *spann.Index, common []int32, filters []*spannv1.Filter, n int) ([][]int32, error) {
+	out := make([][]int32, n)
+	if len(filters) > 0 {
+		if len(filters) != n {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d filters for %d vectors: give one per vector, or none", len(filters), n))
+		}
+		for i, f := range filters {
+			out[i] = f.GetLabels()
+		}
+	} else if common != nil {
+		for i := range out {
+			out[i] = common
+		}
+	} else {
+		return out, nil
+	}
+	for i, f := range out {
+		err := ix.CheckFilter(f)
+		if err == nil && len(f) > MaxFilterLabels {
+			err = fmt.Errorf("the filter names %d labels, more than %d", len(f), MaxFilterLabels)
+		}
+		if err != nil {
+			if n > 1 {
+				err = fmt.Errorf("vector %d: %w", i, err)
+			}
+			code := connect.CodeInvalidArgument
+			if errors.Is(err, spann.ErrNoLabels) {
+				code = connect.CodeFailedPrecondition
+			}
+			return nil, connect.NewError(code, err)
+		}
+	}
+	return out, nil
 }
 
 // vectors returns a request's vectors as packed rows, 1 to MaxBatch of them.

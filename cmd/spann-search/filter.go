@@ -16,10 +16,6 @@ func readFilters(path string, ix target, nq int) ([][]int32, error) {
 	if path == "" {
 		return nil, nil
 	}
-	local, ok := ix.(*spann.Index)
-	if !ok {
-		return nil, fmt.Errorf("--query-labels: filtered search through spann-serve is not supported yet; give --index DIR")
-	}
 	l, err := datasets.ReadLabels(path)
 	if err != nil {
 		return nil, err
@@ -30,7 +26,7 @@ func readFilters(path string, ix target, nq int) ([][]int32, error) {
 	filters := make([][]int32, nq)
 	for i := range filters {
 		filters[i] = l.Row(i)
-		if _, err := local.MatchCount(filters[i]); err != nil {
+		if err := ix.CheckFilter(filters[i]); err != nil {
 			return nil, fmt.Errorf("%s: query %d: %w", path, i, err)
 		}
 	}
@@ -42,7 +38,7 @@ func searchAll(ix target, queries []byte, filters [][]int32, k int, p spann.Sear
 	if filters == nil {
 		return ix.SearchBatch(queries, k, p, threads)
 	}
-	return ix.(*spann.Index).SearchBatchFiltered(context.Background(), queries, filters, k, p, threads)
+	return ix.SearchBatchFiltered(context.Background(), queries, filters, k, p, threads)
 }
 
 // bucketRow is the figures of the queries whose filters fall in one

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,7 @@ import (
 
 	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/server"
 )
 
 // groundtruth with labels keeps to each query's matching vectors; bad
@@ -167,6 +171,36 @@ func TestFilteredSearchCommand(t *testing.T) {
 	}
 	if total != 48 {
 		t.Errorf("buckets hold %d queries, want 48", total)
+	}
+	// The same filtered search through spann-serve gives the same ids.
+	s, err := server.New(server.Config{Indexes: []server.IndexSpec{{Name: "ix", Dir: index}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.Handler(), Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	defer srv.Close()
+	local, remote := filepath.Join(dir, "local.ibin"), filepath.Join(dir, "remote.ibin")
+	if err := run("--index", index, "--queries", q, "--query-labels", fl, "--nprobe", "32", "--out", local, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	for _, batch := range []string{"1", "5"} {
+		if err := run("--server", "http://"+ln.Addr().String(), "--queries", q, "--query-labels", fl, "--nprobe", "32",
+			"--threads", "3", "--server-batch", batch, "--out", remote, "--json"); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := os.ReadFile(local)
+		b, _ := os.ReadFile(remote)
+		if !bytes.Equal(a, b) {
+			t.Errorf("--server-batch %s: the server's filtered answers differ from the local ones", batch)
+		}
 	}
 	bad := filepath.Join(dir, "bad.txt")
 	os.WriteFile(bad, []byte(strings.Repeat("3\n", 10)+"\n"+strings.Repeat("3\n", 40)), 0o644)

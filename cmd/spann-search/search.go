@@ -197,7 +197,7 @@ func runSearch(c *cli.Context) error {
 			return err
 		}
 		r.CPUUS = float64(cpu.Nanoseconds()) / 1e3 / float64(qm.N)
-		if filters != nil {
+		if _, local := ix.(*spann.Index); local && filters != nil { // (a server does not tell selectivities)
 			if r.Buckets, err = filterBuckets(ix, qm, filters, gt, k, p, threads); err != nil {
 				return err
 			}

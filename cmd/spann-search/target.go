@@ -25,6 +25,10 @@ type target interface {
 	// SearchBatch answers every query with threads workers in process,
 	// or threads requests in flight against a server.
 	SearchBatch(queries []byte, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error)
+	// SearchBatchFiltered is SearchBatch with a filter per query.
+	SearchBatchFiltered(ctx context.Context, queries []byte, filters [][]int32, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error)
+	// CheckFilter reports whether the index can search with filter.
+	CheckFilter(filter []int32) error
 	Close() error
 }
 
@@ -70,16 +74,17 @@ func openTarget(c *cli.Context) (target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server %s: index %s: %w", url, in.Name, err)
 	}
-	return &remote{c: cl, typ: typ, batch: c.Int("server-batch"), info: spann.Info{Dir: url + "/" + in.Name, BuildID: in.BuildId, Type: in.Type, Metric: in.Metric,
+	return &remote{c: cl, typ: typ, batch: c.Int("server-batch"), labels: int(in.Labels), info: spann.Info{Dir: url + "/" + in.Name, BuildID: in.BuildId, Type: in.Type, Metric: in.Metric,
 		Dim: int(in.Dim), N: int(in.N), Heads: int(in.Heads), Backend: "server:" + in.Backend}}, nil
 }
 
 // remote is a served index.
 type remote struct {
-	c     *client.Client
-	typ   datasets.ElemType
-	batch int // queries per request
-	info  spann.Info
+	c      *client.Client
+	typ    datasets.ElemType
+	batch  int // queries per request
+	info   spann.Info
+	labels int // the served index's label vocabulary
 }
 
 func (r *remote) Type() datasets.ElemType { return r.typ }
@@ -90,4 +95,25 @@ func (r *remote) Close() error            { return nil }
 
 func (r *remote) SearchBatch(queries []byte, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error) {
 	return r.c.SearchMany(context.Background(), queries, k, p, threads, r.batch)
+}
+
+func (r *remote) SearchBatchFiltered(ctx context.Context, queries []byte, filters [][]int32, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error) {
+	return r.c.SearchManyFiltered(ctx, queries, filters, k, p, threads, r.batch)
+}
+
+// CheckFilter checks filter against the served index's label count (the
+// server checks again).
+func (r *remote) CheckFilter(filter []int32) error {
+	if r.labels == 0 {
+		return spann.ErrNoLabels
+	}
+	if len(filter) == 0 {
+		return fmt.Errorf("the filter names no label (nil means no filter)")
+	}
+	for _, x := range filter {
+		if x < 0 || int(x) >= r.labels {
+			return fmt.Errorf("the filter names label %d, but the index's labels are 0..%d", x, r.labels-1)
+		}
+	}
+	return nil
 }

@@ -83,13 +83,16 @@ func (x *Vector) GetValues() []float32 {
 
 // Params are the search knobs (0: the index's defaults; see spann-search --help).
 type Params struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nprobe        int32                  `protobuf:"varint,1,opt,name=nprobe,proto3" json:"nprobe,omitempty"`
-	HeadList      int32                  `protobuf:"varint,2,opt,name=head_list,json=headList,proto3" json:"head_list,omitempty"`
-	Eps           float64                `protobuf:"fixed64,3,opt,name=eps,proto3" json:"eps,omitempty"`
-	MaxPostings   int32                  `protobuf:"varint,4,opt,name=max_postings,json=maxPostings,proto3" json:"max_postings,omitempty"`
-	FirstRound    int32                  `protobuf:"varint,5,opt,name=first_round,json=firstRound,proto3" json:"first_round,omitempty"` // the two-round stopping rule (0: one round)
-	KthSlack      float64                `protobuf:"fixed64,6,opt,name=kth_slack,json=kthSlack,proto3" json:"kth_slack,omitempty"`      // its second-round bound (with first_round)
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Nprobe      int32                  `protobuf:"varint,1,opt,name=nprobe,proto3" json:"nprobe,omitempty"`
+	HeadList    int32                  `protobuf:"varint,2,opt,name=head_list,json=headList,proto3" json:"head_list,omitempty"`
+	Eps         float64                `protobuf:"fixed64,3,opt,name=eps,proto3" json:"eps,omitempty"`
+	MaxPostings int32                  `protobuf:"varint,4,opt,name=max_postings,json=maxPostings,proto3" json:"max_postings,omitempty"`
+	FirstRound  int32                  `protobuf:"varint,5,opt,name=first_round,json=firstRound,proto3" json:"first_round,omitempty"` // the two-round stopping rule (0: one round)
+	KthSlack    float64                `protobuf:"fixed64,6,opt,name=kth_slack,json=kthSlack,proto3" json:"kth_slack,omitempty"`      // its second-round bound (with first_round)
+	// filter, if not empty, is a conjunction of labels: only vectors
+	// carrying every one are returned (the index needs labels; at most 64).
+	Filter        []int32 `protobuf:"varint,7,rep,packed,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,6 +169,58 @@ func (x *Params) GetKthSlack() float64 {
 	return 0
 }
 
+func (x *Params) GetFilter() []int32 {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// Filter is one query's conjunction of labels.
+type Filter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        []int32                `protobuf:"varint,1,rep,packed,name=labels,proto3" json:"labels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Filter) Reset() {
+	*x = Filter{}
+	mi := &file_spann_v1_spann_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter) ProtoMessage() {}
+
+func (x *Filter) ProtoReflect() protoreflect.Message {
+	mi := &file_spann_v1_spann_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter.ProtoReflect.Descriptor instead.
+func (*Filter) Descriptor() ([]byte, []int) {
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Filter) GetLabels() []int32 {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 type SearchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         string                 `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"` // name of the served index ("" when one is served)
@@ -178,7 +233,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[2]
+	mi := &file_spann_v1_spann_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -190,7 +245,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[2]
+	mi := &file_spann_v1_spann_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -203,7 +258,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{2}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SearchRequest) GetIndex() string {
@@ -244,7 +299,7 @@ type Neighbor struct {
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_spann_v1_spann_proto_msgTypes[3]
+	mi := &file_spann_v1_spann_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +311,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[3]
+	mi := &file_spann_v1_spann_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +324,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{3}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Neighbor) GetId() int32 {
@@ -302,7 +357,7 @@ type Stats struct {
 
 func (x *Stats) Reset() {
 	*x = Stats{}
-	mi := &file_spann_v1_spann_proto_msgTypes[4]
+	mi := &file_spann_v1_spann_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +369,7 @@ func (x *Stats) String() string {
 func (*Stats) ProtoMessage() {}
 
 func (x *Stats) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[4]
+	mi := &file_spann_v1_spann_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +382,7 @@ func (x *Stats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stats.ProtoReflect.Descriptor instead.
 func (*Stats) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{4}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Stats) GetHeads() int32 {
@@ -382,7 +437,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[5]
+	mi := &file_spann_v1_spann_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +449,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[5]
+	mi := &file_spann_v1_spann_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +462,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{5}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SearchResponse) GetNeighbors() []*Neighbor {
@@ -425,18 +480,21 @@ func (x *SearchResponse) GetStats() *Stats {
 }
 
 type SearchBatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         string                 `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
-	Vectors       []*Vector              `protobuf:"bytes,2,rep,name=vectors,proto3" json:"vectors,omitempty"`
-	K             int32                  `protobuf:"varint,3,opt,name=k,proto3" json:"k,omitempty"`
-	Params        *Params                `protobuf:"bytes,4,opt,name=params,proto3" json:"params,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Index   string                 `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	Vectors []*Vector              `protobuf:"bytes,2,rep,name=vectors,proto3" json:"vectors,omitempty"`
+	K       int32                  `protobuf:"varint,3,opt,name=k,proto3" json:"k,omitempty"`
+	Params  *Params                `protobuf:"bytes,4,opt,name=params,proto3" json:"params,omitempty"`
+	// filters, if given, one per vector: each query's own filter, in place
+	// of params.filter (a filtered batch such as big-ann-benchmarks').
+	Filters       []*Filter `protobuf:"bytes,5,rep,name=filters,proto3" json:"filters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchBatchRequest) Reset() {
 	*x = SearchBatchRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[6]
+	mi := &file_spann_v1_spann_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +506,7 @@ func (x *SearchBatchRequest) String() string {
 func (*SearchBatchRequest) ProtoMessage() {}
 
 func (x *SearchBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[6]
+	mi := &file_spann_v1_spann_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +519,7 @@ func (x *SearchBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchBatchRequest.ProtoReflect.Descriptor instead.
 func (*SearchBatchRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{6}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SearchBatchRequest) GetIndex() string {
@@ -492,6 +550,13 @@ func (x *SearchBatchRequest) GetParams() *Params {
 	return nil
 }
 
+func (x *SearchBatchRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
 type SearchBatchResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Results       []*SearchResponse      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
@@ -502,7 +567,7 @@ type SearchBatchResponse struct {
 
 func (x *SearchBatchResponse) Reset() {
 	*x = SearchBatchResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[7]
+	mi := &file_spann_v1_spann_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +579,7 @@ func (x *SearchBatchResponse) String() string {
 func (*SearchBatchResponse) ProtoMessage() {}
 
 func (x *SearchBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[7]
+	mi := &file_spann_v1_spann_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +592,7 @@ func (x *SearchBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchBatchResponse.ProtoReflect.Descriptor instead.
 func (*SearchBatchResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{7}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SearchBatchResponse) GetResults() []*SearchResponse {
@@ -553,7 +618,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[8]
+	mi := &file_spann_v1_spann_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +630,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[8]
+	mi := &file_spann_v1_spann_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +643,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{8}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InfoRequest) GetIndex() string {
@@ -602,13 +667,14 @@ type InfoResponse struct {
 	Deleted       int64                  `protobuf:"varint,10,opt,name=deleted,proto3" json:"deleted,omitempty"`                      // ids deleted
 	SizeBytes     int64                  `protobuf:"varint,11,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"` // bytes of the index's files
 	Dir           string                 `protobuf:"bytes,12,opt,name=dir,proto3" json:"dir,omitempty"`
+	Labels        int32                  `protobuf:"varint,13,opt,name=labels,proto3" json:"labels,omitempty"` // label vocabulary for filters (0: no labels)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[9]
+	mi := &file_spann_v1_spann_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +686,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[9]
+	mi := &file_spann_v1_spann_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +699,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{9}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *InfoResponse) GetName() string {
@@ -720,6 +786,13 @@ func (x *InfoResponse) GetDir() string {
 	return ""
 }
 
+func (x *InfoResponse) GetLabels() int32 {
+	if x != nil {
+		return x.Labels
+	}
+	return 0
+}
+
 type InsertRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Index   string                 `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -736,7 +809,7 @@ type InsertRequest struct {
 
 func (x *InsertRequest) Reset() {
 	*x = InsertRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[10]
+	mi := &file_spann_v1_spann_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +821,7 @@ func (x *InsertRequest) String() string {
 func (*InsertRequest) ProtoMessage() {}
 
 func (x *InsertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[10]
+	mi := &file_spann_v1_spann_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +834,7 @@ func (x *InsertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InsertRequest.ProtoReflect.Descriptor instead.
 func (*InsertRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{10}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InsertRequest) GetIndex() string {
@@ -803,7 +876,7 @@ type InsertResponse struct {
 
 func (x *InsertResponse) Reset() {
 	*x = InsertResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[11]
+	mi := &file_spann_v1_spann_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -815,7 +888,7 @@ func (x *InsertResponse) String() string {
 func (*InsertResponse) ProtoMessage() {}
 
 func (x *InsertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[11]
+	mi := &file_spann_v1_spann_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -828,7 +901,7 @@ func (x *InsertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InsertResponse.ProtoReflect.Descriptor instead.
 func (*InsertResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{11}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InsertResponse) GetFirst() int32 {
@@ -848,7 +921,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[12]
+	mi := &file_spann_v1_spann_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +933,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[12]
+	mi := &file_spann_v1_spann_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +946,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{12}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteRequest) GetIndex() string {
@@ -898,7 +971,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[13]
+	mi := &file_spann_v1_spann_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +983,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[13]
+	mi := &file_spann_v1_spann_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +996,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{13}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{14}
 }
 
 type ReloadRequest struct {
@@ -935,7 +1008,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[14]
+	mi := &file_spann_v1_spann_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1020,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[14]
+	mi := &file_spann_v1_spann_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1033,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{14}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReloadRequest) GetIndex() string {
@@ -980,7 +1053,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[15]
+	mi := &file_spann_v1_spann_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1065,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[15]
+	mi := &file_spann_v1_spann_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1078,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{15}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReloadResponse) GetBuildId() string {
@@ -1029,7 +1102,7 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\x14spann/v1/spann.proto\x12\bspann.v1\"4\n" +
 	"\x06Vector\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\x02R\x06values\"\xb0\x01\n" +
+	"\x06values\x18\x02 \x03(\x02R\x06values\"\xc8\x01\n" +
 	"\x06Params\x12\x16\n" +
 	"\x06nprobe\x18\x01 \x01(\x05R\x06nprobe\x12\x1b\n" +
 	"\thead_list\x18\x02 \x01(\x05R\bheadList\x12\x10\n" +
@@ -1037,7 +1110,10 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\fmax_postings\x18\x04 \x01(\x05R\vmaxPostings\x12\x1f\n" +
 	"\vfirst_round\x18\x05 \x01(\x05R\n" +
 	"firstRound\x12\x1b\n" +
-	"\tkth_slack\x18\x06 \x01(\x01R\bkthSlack\"\x87\x01\n" +
+	"\tkth_slack\x18\x06 \x01(\x01R\bkthSlack\x12\x16\n" +
+	"\x06filter\x18\a \x03(\x05R\x06filter\" \n" +
+	"\x06Filter\x12\x16\n" +
+	"\x06labels\x18\x01 \x03(\x05R\x06labels\"\x87\x01\n" +
 	"\rSearchRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\tR\x05index\x12(\n" +
 	"\x06vector\x18\x02 \x01(\v2\x10.spann.v1.VectorR\x06vector\x12\f\n" +
@@ -1055,17 +1131,18 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\tsearch_us\x18\x06 \x01(\x03R\bsearchUs\"i\n" +
 	"\x0eSearchResponse\x120\n" +
 	"\tneighbors\x18\x01 \x03(\v2\x12.spann.v1.NeighborR\tneighbors\x12%\n" +
-	"\x05stats\x18\x02 \x01(\v2\x0f.spann.v1.StatsR\x05stats\"\x8e\x01\n" +
+	"\x05stats\x18\x02 \x01(\v2\x0f.spann.v1.StatsR\x05stats\"\xba\x01\n" +
 	"\x12SearchBatchRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\tR\x05index\x12*\n" +
 	"\avectors\x18\x02 \x03(\v2\x10.spann.v1.VectorR\avectors\x12\f\n" +
 	"\x01k\x18\x03 \x01(\x05R\x01k\x12(\n" +
-	"\x06params\x18\x04 \x01(\v2\x10.spann.v1.ParamsR\x06params\"p\n" +
+	"\x06params\x18\x04 \x01(\v2\x10.spann.v1.ParamsR\x06params\x12*\n" +
+	"\afilters\x18\x05 \x03(\v2\x10.spann.v1.FilterR\afilters\"p\n" +
 	"\x13SearchBatchResponse\x122\n" +
 	"\aresults\x18\x01 \x03(\v2\x18.spann.v1.SearchResponseR\aresults\x12%\n" +
 	"\x05stats\x18\x02 \x01(\v2\x0f.spann.v1.StatsR\x05stats\"#\n" +
 	"\vInfoRequest\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\tR\x05index\"\xa0\x02\n" +
+	"\x05index\x18\x01 \x01(\tR\x05index\"\xb8\x02\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bbuild_id\x18\x02 \x01(\tR\abuildId\x12\x12\n" +
@@ -1080,7 +1157,8 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	" \x01(\x03R\adeleted\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\v \x01(\x03R\tsizeBytes\x12\x10\n" +
-	"\x03dir\x18\f \x01(\tR\x03dir\"{\n" +
+	"\x03dir\x18\f \x01(\tR\x03dir\x12\x16\n" +
+	"\x06labels\x18\r \x01(\x05R\x06labels\"{\n" +
 	"\rInsertRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\tR\x05index\x12*\n" +
 	"\avectors\x18\x02 \x03(\v2\x10.spann.v1.VectorR\avectors\x12\x10\n" +
@@ -1117,52 +1195,54 @@ func file_spann_v1_spann_proto_rawDescGZIP() []byte {
 	return file_spann_v1_spann_proto_rawDescData
 }
 
-var file_spann_v1_spann_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_spann_v1_spann_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_spann_v1_spann_proto_goTypes = []any{
 	(*Vector)(nil),              // 0: spann.v1.Vector
 	(*Params)(nil),              // 1: spann.v1.Params
-	(*SearchRequest)(nil),       // 2: spann.v1.SearchRequest
-	(*Neighbor)(nil),            // 3: spann.v1.Neighbor
-	(*Stats)(nil),               // 4: spann.v1.Stats
-	(*SearchResponse)(nil),      // 5: spann.v1.SearchResponse
-	(*SearchBatchRequest)(nil),  // 6: spann.v1.SearchBatchRequest
-	(*SearchBatchResponse)(nil), // 7: spann.v1.SearchBatchResponse
-	(*InfoRequest)(nil),         // 8: spann.v1.InfoRequest
-	(*InfoResponse)(nil),        // 9: spann.v1.InfoResponse
-	(*InsertRequest)(nil),       // 10: spann.v1.InsertRequest
-	(*InsertResponse)(nil),      // 11: spann.v1.InsertResponse
-	(*DeleteRequest)(nil),       // 12: spann.v1.DeleteRequest
-	(*DeleteResponse)(nil),      // 13: spann.v1.DeleteResponse
-	(*ReloadRequest)(nil),       // 14: spann.v1.ReloadRequest
-	(*ReloadResponse)(nil),      // 15: spann.v1.ReloadResponse
+	(*Filter)(nil),              // 2: spann.v1.Filter
+	(*SearchRequest)(nil),       // 3: spann.v1.SearchRequest
+	(*Neighbor)(nil),            // 4: spann.v1.Neighbor
+	(*Stats)(nil),               // 5: spann.v1.Stats
+	(*SearchResponse)(nil),      // 6: spann.v1.SearchResponse
+	(*SearchBatchRequest)(nil),  // 7: spann.v1.SearchBatchRequest
+	(*SearchBatchResponse)(nil), // 8: spann.v1.SearchBatchResponse
+	(*InfoRequest)(nil),         // 9: spann.v1.InfoRequest
+	(*InfoResponse)(nil),        // 10: spann.v1.InfoResponse
+	(*InsertRequest)(nil),       // 11: spann.v1.InsertRequest
+	(*InsertResponse)(nil),      // 12: spann.v1.InsertResponse
+	(*DeleteRequest)(nil),       // 13: spann.v1.DeleteRequest
+	(*DeleteResponse)(nil),      // 14: spann.v1.DeleteResponse
+	(*ReloadRequest)(nil),       // 15: spann.v1.ReloadRequest
+	(*ReloadResponse)(nil),      // 16: spann.v1.ReloadResponse
 }
 var file_spann_v1_spann_proto_depIdxs = []int32{
 	0,  // 0: spann.v1.SearchRequest.vector:type_name -> spann.v1.Vector
 	1,  // 1: spann.v1.SearchRequest.params:type_name -> spann.v1.Params
-	3,  // 2: spann.v1.SearchResponse.neighbors:type_name -> spann.v1.Neighbor
-	4,  // 3: spann.v1.SearchResponse.stats:type_name -> spann.v1.Stats
+	4,  // 2: spann.v1.SearchResponse.neighbors:type_name -> spann.v1.Neighbor
+	5,  // 3: spann.v1.SearchResponse.stats:type_name -> spann.v1.Stats
 	0,  // 4: spann.v1.SearchBatchRequest.vectors:type_name -> spann.v1.Vector
 	1,  // 5: spann.v1.SearchBatchRequest.params:type_name -> spann.v1.Params
-	5,  // 6: spann.v1.SearchBatchResponse.results:type_name -> spann.v1.SearchResponse
-	4,  // 7: spann.v1.SearchBatchResponse.stats:type_name -> spann.v1.Stats
-	0,  // 8: spann.v1.InsertRequest.vectors:type_name -> spann.v1.Vector
-	2,  // 9: spann.v1.SpannService.Search:input_type -> spann.v1.SearchRequest
-	6,  // 10: spann.v1.SpannService.SearchBatch:input_type -> spann.v1.SearchBatchRequest
-	8,  // 11: spann.v1.SpannService.Info:input_type -> spann.v1.InfoRequest
-	10, // 12: spann.v1.SpannService.Insert:input_type -> spann.v1.InsertRequest
-	12, // 13: spann.v1.SpannService.Delete:input_type -> spann.v1.DeleteRequest
-	14, // 14: spann.v1.SpannService.Reload:input_type -> spann.v1.ReloadRequest
-	5,  // 15: spann.v1.SpannService.Search:output_type -> spann.v1.SearchResponse
-	7,  // 16: spann.v1.SpannService.SearchBatch:output_type -> spann.v1.SearchBatchResponse
-	9,  // 17: spann.v1.SpannService.Info:output_type -> spann.v1.InfoResponse
-	11, // 18: spann.v1.SpannService.Insert:output_type -> spann.v1.InsertResponse
-	13, // 19: spann.v1.SpannService.Delete:output_type -> spann.v1.DeleteResponse
-	15, // 20: spann.v1.SpannService.Reload:output_type -> spann.v1.ReloadResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	2,  // 6: spann.v1.SearchBatchRequest.filters:type_name -> spann.v1.Filter
+	6,  // 7: spann.v1.SearchBatchResponse.results:type_name -> spann.v1.SearchResponse
+	5,  // 8: spann.v1.SearchBatchResponse.stats:type_name -> spann.v1.Stats
+	0,  // 9: spann.v1.InsertRequest.vectors:type_name -> spann.v1.Vector
+	3,  // 10: spann.v1.SpannService.Search:input_type -> spann.v1.SearchRequest
+	7,  // 11: spann.v1.SpannService.SearchBatch:input_type -> spann.v1.SearchBatchRequest
+	9,  // 12: spann.v1.SpannService.Info:input_type -> spann.v1.InfoRequest
+	11, // 13: spann.v1.SpannService.Insert:input_type -> spann.v1.InsertRequest
+	13, // 14: spann.v1.SpannService.Delete:input_type -> spann.v1.DeleteRequest
+	15, // 15: spann.v1.SpannService.Reload:input_type -> spann.v1.ReloadRequest
+	6,  // 16: spann.v1.SpannService.Search:output_type -> spann.v1.SearchResponse
+	8,  // 17: spann.v1.SpannService.SearchBatch:output_type -> spann.v1.SearchBatchResponse
+	10, // 18: spann.v1.SpannService.Info:output_type -> spann.v1.InfoResponse
+	12, // 19: spann.v1.SpannService.Insert:output_type -> spann.v1.InsertResponse
+	14, // 20: spann.v1.SpannService.Delete:output_type -> spann.v1.DeleteResponse
+	16, // 21: spann.v1.SpannService.Reload:output_type -> spann.v1.ReloadResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_spann_v1_spann_proto_init() }
@@ -1176,7 +1256,7 @@ func file_spann_v1_spann_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spann_v1_spann_proto_rawDesc), len(file_spann_v1_spann_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,145 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	spann "github.com/gospann/spann"
+	"github.com/gospann/spann/datasets"
+	spannv1 "github.com/gospann/spann/server/gen/spannv1"
+	"github.com/gospann/spann/server/gen/spannv1/spannv1connect"
+)
+
+// Filters over gRPC (one per request, one per batched vector) and JSON
+// answer as in process; bad filters get INVALID_ARGUMENT, filters on an
+// index without labels FAILED_PRECONDITION.
+func TestFilteredSearchOverLoopback(t *testing.T) {
+	f := newFixture(t)
+	{
+		url, _ := serve(t, f, Config{})
+		grpc := spannv1connect.NewSpannServiceClient(h2c(), url, connect.WithGRPC())
+		_, err := grpc.Search(context.Background(), connect.NewRequest(&spannv1.SearchRequest{
+			Vector: &spannv1.Vector{Data: f.qs.Row(0)}, K: 5, Params: &spannv1.Params{Filter: []int32{1}}}))
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+			t.Errorf("filter on an index without labels: %v", err)
+		}
+	}
+	rows := make([][]int32, 3000)
+	for i := range rows {
+		rows[i] = []int32{int32(i % 4), int32(4 + i%25)} // labels 0..3 and 4..28
+	}
+	labels, _ := datasets.NewLabels(rows, 29)
+	if err := spann.AttachLabels(f.dir, labels, nil); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := spann.Open(f.dir, spann.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	url, _ := serve(t, f, Config{})
+	grpc := spannv1connect.NewSpannServiceClient(h2c(), url, connect.WithGRPC())
+	info, err := grpc.Info(context.Background(), connect.NewRequest(&spannv1.InfoRequest{}))
+	if err != nil || info.Msg.Labels != 29 {
+		t.Fatalf("Info: %v labels, %v", info.Msg.GetLabels(), err)
+	}
+	p := spann.SearchParams{NProbe: 16}
+	same := func(what string, got []*spannv1.Neighbor, want []spann.Neighbor) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d neighbours, %d in process", what, len(got), len(want))
+		}
+		for i, n := range got {
+			if n.Id != want[i].ID || n.Distance != want[i].Dist {
+				t.Fatalf("%s rank %d: %v, in process %v", what, i, n, want[i])
+			}
+		}
+	}
+	filters := make([][]int32, f.qs.N)
+	var vs []*spannv1.Vector
+	var fs []*spannv1.Filter
+	for q := 0; q < f.qs.N; q++ {
+		filters[q] = []int32{int32(q % 4)}
+		if q%2 == 1 {
+			filters[q] = append(filters[q], int32(4+q%25))
+		}
+		fp := p
+		fp.Filter = filters[q]
+		want, err := ix.Search(f.qs.Row(q), 10, fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := grpc.Search(context.Background(), connect.NewRequest(&spannv1.SearchRequest{
+			Vector: &spannv1.Vector{Data: f.qs.Row(q)}, K: 10, Params: &spannv1.Params{Nprobe: 16, Filter: filters[q]}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same("gRPC", res.Msg.Neighbors, want)
+		vs = append(vs, &spannv1.Vector{Data: f.qs.Row(q)})
+		fs = append(fs, &spannv1.Filter{Labels: filters[q]})
+	}
+	batch, err := grpc.SearchBatch(context.Background(), connect.NewRequest(&spannv1.SearchBatchRequest{
+		Vectors: vs, Filters: fs, K: 10, Params: &spannv1.Params{Nprobe: 16}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inproc, err := ix.SearchBatchFiltered(context.Background(), f.qs.Data, filters, 10, p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q, r := range batch.Msg.Results {
+		want := make([]spann.Neighbor, 0, 10)
+		for i := 0; i < 10 && inproc.IDs[q*10+i] >= 0; i++ {
+			want = append(want, spann.Neighbor{ID: inproc.IDs[q*10+i], Dist: inproc.Dists[q*10+i]})
+		}
+		same("batch", r.Neighbors, want)
+	}
+	// JSON, as curl would post it.
+	body, _ := json.Marshal(map[string]any{"vector": map[string]any{"data": f.qs.Row(3)}, "k": 10,
+		"params": map[string]any{"nprobe": 16, "filter": filters[3]}})
+	resp, err := http.Post(url+"/spann.v1.SpannService/Search", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got spannv1.SearchResponse
+	var raw json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("JSON search: %d %v %s", resp.StatusCode, err, raw)
+	}
+	resp.Body.Close()
+	var parsed struct {
+		Neighbors []struct {
+			ID       int32   `json:"id"`
+			Distance float32 `json:"distance"`
+		} `json:"neighbors"`
+	}
+	json.Unmarshal(raw, &parsed)
+	for _, n := range parsed.Neighbors {
+		got.Neighbors = append(got.Neighbors, &spannv1.Neighbor{Id: n.ID, Distance: n.Distance})
+	}
+	fp := p
+	fp.Filter = filters[3]
+	want, _ := ix.Search(f.qs.Row(3), 10, fp)
+	same("JSON", got.Neighbors, want)
+	for _, c := range []struct {
+		what string
+		req  *spannv1.SearchBatchRequest
+	}{
+		{"label out of range", &spannv1.SearchBatchRequest{Vectors: vs[:2], K: 5, Params: &spannv1.Params{Filter: []int32{29}}}},
+		{"filters for some vectors", &spannv1.SearchBatchRequest{Vectors: vs[:3], Filters: fs[:2], K: 5}},
+		{"an empty filter", &spannv1.SearchBatchRequest{Vectors: vs[:2], Filters: []*spannv1.Filter{fs[0], {}}, K: 5}},
+		{"too many labels", &spannv1.SearchBatchRequest{Vectors: vs[:1], Filters: []*spannv1.Filter{{Labels: make([]int32, MaxFilterLabels+1)}}, K: 5}},
+	} {
+		_, err := grpc.SearchBatch(context.Background(), connect.NewRequest(c.req))
+		var ce *connect.Error
+		if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {
+			t.Errorf("%s: %v, want invalid_argument", c.what, err)
+		}
+	}
+}
