@@ -416,6 +416,12 @@ func (w *workerT[T]) scanList(s *querySlot[T], buf *insertBuffer, l []bufEntry) 
 	for _, e := range l {
 		r := recs[e.rec]
 		d := w.e.sp.Dist(s.q, datasets.Rows[T](r.row(int(e.id-r.first))))
+		if s.ranged {
+			if d <= s.radius && (s.dead == nil || !s.dead.Contains(uint32(e.id))) {
+				s.found = append(s.found, Neighbor{ID: e.id, Dist: d})
+			}
+			continue
+		}
 		if d <= worst && (s.dead == nil || !s.dead.Contains(uint32(e.id))) {
 			s.heap.PushUnique(e.id, d)
 			worst = s.heap.Worst()

@@ -58,6 +58,9 @@ type SearchParams struct {
 	// AttachLabels). How the postings are chosen depends on how many
 	// vectors match (filter.go, filterHeads).
 	Filter []int32
+
+	ranged bool    // a range search (range.go): every vector within radius
+	radius float32 // (set by SearchRange and SearchRangeBatch)
 }
 
 // DefaultInFlight is SearchBatch's queries in flight per worker when
@@ -291,7 +294,10 @@ type querySlot[T vec.Elem] struct {
 	heap    *topk.Heap
 	dead    *roaring.Bitmap // ids deleted when the query began (nil: none)
 	allow   *roaring.Bitmap // a filtered query's matching ids (nil: unfiltered)
-	q       []T             // the query (normalised copy for cosine)
+	ranged  bool            // a range query: answers gather in found, within radius
+	radius  float32
+	found   []Neighbor
+	q       []T // the query (normalised copy for cosine)
 	qnorm   []T
 	qi      int       // the caller's query index (searchMany)
 	start   time.Time // when the worker took the query
@@ -535,11 +541,16 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 	t0 := time.Now()
 	s.heap.Reset(k)
 	var heads []memindex.Neighbor
+	s.allow, s.ranged, s.radius, s.found = nil, p.ranged, p.radius, s.found[:0]
 	if p.Filter != nil {
 		s.allow = ix.matching(p.Filter)
+	}
+	switch {
+	case p.ranged:
+		heads = w.rangeHeads(s, set, p)
+	case p.Filter != nil:
 		heads = w.filterHeads(s, set, p)
-	} else {
-		s.allow = nil
+	default:
 		heads = w.hs.Search(q, p.NProbe, p.HeadList)
 		for _, h := range heads {
 			if id := set.ids[h.ID]; s.dead == nil || !s.dead.Contains(id) {
@@ -553,7 +564,7 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		w.scanBuffered(s, set, buf, frozen, heads) // vectors inserted since the last checkpoint
 	}
 	// Query-aware pruning: Eps against the nearest head, MaxPostings.
-	if len(heads) > 0 {
+	if len(heads) > 0 && !p.ranged {
 		bound := heads[0].Dist + float32(p.Eps)*abs32(heads[0].Dist)
 		n, postings := 0, 0
 		for ; n < len(heads); n++ {
@@ -570,7 +581,7 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 		heads = heads[:n]
 	}
 	s.cands, s.slack = s.cands[:0], p.KthSlack
-	if p.FirstRound > 0 && len(heads) > p.FirstRound {
+	if p.FirstRound > 0 && len(heads) > p.FirstRound && !p.ranged {
 		s.cands = append(s.cands, heads[p.FirstRound:]...)
 		heads = heads[:p.FirstRound]
 	}
@@ -643,6 +654,9 @@ func (w *workerT[T]) finish(s *querySlot[T], dst []Neighbor) ([]Neighbor, error)
 		return dst, s.err
 	}
 	s.stats.IOTime = time.Since(s.ioStart) - s.stats.ScanTime
+	if s.ranged {
+		return w.finishRange(s, dst), nil
+	}
 	k := s.heap.K()
 	if cap(w.ids) < k {
 		w.ids = make([]int32, k)
@@ -693,6 +707,14 @@ func (w *workerT[T]) scan(s *querySlot[T], b *iouring.Batch, i int) {
 	}
 	d := w.dists[:n]
 	w.e.sp.Batch(s.q, datasets.Rows[T](rows), d)
+	if s.ranged {
+		for j, dist := range d {
+			if dist <= s.radius && (s.dead == nil || !s.dead.Contains(ids[j])) && (s.allow == nil || s.allow.Contains(ids[j])) {
+				s.found = append(s.found, Neighbor{ID: int32(ids[j]), Dist: dist})
+			}
+		}
+		d = d[:0] // (the k-NN loop below has nothing left to do)
+	}
 	worst := s.heap.Worst()
 	for j, dist := range d {
 		if dist <= worst && (s.dead == nil || !s.dead.Contains(ids[j])) && (s.allow == nil || s.allow.Contains(ids[j])) {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -38,6 +40,7 @@ func groundtruthCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout (no progress output)"},
 			&cli.StringFlag{Name: "base-labels", Usage: "labels of the base vectors (.spmat, or text: one line per vector); with --query-labels, the filtered top k"},
 			&cli.StringFlag{Name: "query-labels", Usage: "one filter per query (same formats): a neighbour must carry every label of its query's filter"},
+			&cli.Float64Flag{Name: "radius", Usage: "range ground truth instead: every base vector within this distance of each query (the metric's own distance: SQUARED for l2), written in big-ann-benchmarks' range format (int32 nq, int32 total, int32 counts[nq], int32 ids[total], float32 distances[total]); --k is then unused"},
 		},
 		Action: runGroundtruth,
 	}
@@ -75,6 +78,9 @@ func runGroundtruth(c *cli.Context) error {
 	queries, err := datasets.LoadVectors(c.String("queries"), typ, c.Int("nq"))
 	if err != nil {
 		return err
+	}
+	if c.IsSet("radius") {
+		return runRangeGroundtruth(c, base, queries, metric, threads)
 	}
 	allowed, err := filterSets(c.String("base-labels"), c.String("query-labels"), base.N, queries.N)
 	if err != nil {
@@ -178,4 +184,39 @@ func filterSets(basePath, queryPath string, n, nq int) ([]*roaring.Bitmap, error
 		}
 	}
 	return allowed, nil
+}
+
+// runRangeGroundtruth is groundtruth --radius: every base vector within
+// the radius of each query, by brute force.
+func runRangeGroundtruth(c *cli.Context, base *datasets.VectorFile, queries *datasets.Matrix, metric vec.Metric, threads int) error {
+	radius := c.Float64("radius")
+	if !(radius >= 0) || math.IsInf(radius, 0) {
+		return fmt.Errorf("--radius %v: must be a finite distance ≥ 0", radius)
+	}
+	if c.String("out") == "" || c.String("compare") != "" || c.String("base-labels") != "" {
+		return fmt.Errorf("groundtruth --radius: give --out FILE (--compare and labels do not apply to ranges)")
+	}
+	start := time.Now()
+	bar := progress.New(cmdutil.Progress(c.Bool("json")), "range groundtruth", int64(base.N))
+	gt, err := eval.ExactRange(base, queries, float32(radius), eval.GTOptions{Metric: metric, Threads: threads, Progress: bar.Func()})
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	if err := datasets.WriteRangeResults(c.String("out"), gt); err != nil {
+		return err
+	}
+	counts := make([]int, gt.NQ())
+	for q := range counts {
+		counts[q] = gt.Offsets[q+1] - gt.Offsets[q]
+	}
+	slices.Sort(counts)
+	summary := map[string]any{"base": base.Path, "n": base.N, "queries": queries.N, "radius": radius, "metric": metric.String(),
+		"results": len(gt.IDs), "median_results": counts[len(counts)/2], "seconds": time.Since(start).Seconds(), "out": c.String("out")}
+	if c.Bool("json") {
+		return cmdutil.PrintJSON(os.Stdout, summary)
+	}
+	fmt.Printf("range ground truth: %d queries within %v over %d vectors: %d results (median %d per query), %.1f s\n",
+		queries.N, radius, base.N, len(gt.IDs), counts[len(counts)/2], time.Since(start).Seconds())
+	return nil
 }

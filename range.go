@@ -1,0 +1,186 @@
+package spann
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/memindex"
+)
+
+// SearchRange returns every indexed vector within radius of query
+// (distance ≤ radius in the metric's own terms: squared for L2), nearest
+// first. It reads the postings of the p.NProbe nearest heads and of every
+// head within radius + p.KthSlack·radius of the query (the head search
+// widening until it finds none more), at most p.MaxPostings of them if
+// set; Eps and FirstRound do not apply. p.Filter applies as in Search.
+func (ix *Index) SearchRange(ctx context.Context, query []byte, radius float32, p SearchParams) ([]Neighbor, SearchStats, error) {
+	res, err := ix.SearchRangeBatch(ctx, query, radius, p, 1)
+	if err != nil {
+		return nil, SearchStats{}, err
+	}
+	return res.Row(0), res.Stats, nil
+}
+
+// RangeBatchResult holds SearchRangeBatch's answers: query q's are
+// Neighbors[Offsets[q]:Offsets[q+1]], nearest first.
+type RangeBatchResult struct {
+	Offsets   []int
+	Neighbors []Neighbor
+	Latency   []time.Duration
+	Query     []SearchStats
+	Stats     SearchStats // summed over queries
+	Wall      time.Duration
+}
+
+// Row returns query q's answer.
+func (r *RangeBatchResult) Row(q int) []Neighbor { return r.Neighbors[r.Offsets[q]:r.Offsets[q+1]] }
+
+// SearchRangeBatch is SearchRange for every query of queries (packed
+// rows), with threads workers (0 = GOMAXPROCS) each keeping p.InFlight
+// queries in flight.
+func (ix *Index) SearchRangeBatch(ctx context.Context, queries []byte, radius float32, p SearchParams, threads int) (*RangeBatchResult, error) {
+	if !(radius >= 0) || math.IsInf(float64(radius), 1) {
+		return nil, fmt.Errorf("radius %v: must be a finite distance ≥ 0", radius)
+	}
+	if len(queries)%ix.rowBytes != 0 || len(queries) == 0 {
+		return nil, fmt.Errorf("queries: %d bytes is not a positive whole number of %d-byte vectors", len(queries), ix.rowBytes)
+	}
+	if err := ix.checkParams(1, &p); err != nil {
+		return nil, err
+	}
+	if ix.typ == datasets.Float32 {
+		if err := datasets.CheckFinite(ix.typ, queries, ix.dim, 0); err != nil {
+			return nil, fmt.Errorf("queries: %w", err)
+		}
+	}
+	p.ranged, p.radius = true, radius
+	nq := len(queries) / ix.rowBytes
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	rows := make([][]Neighbor, nq)
+	res := &RangeBatchResult{Offsets: make([]int, nq+1), Latency: make([]time.Duration, nq), Query: make([]SearchStats, nq)}
+	var next atomic.Int64
+	errs := make([]error, threads)
+	take := func() (int, []byte, bool) {
+		if ctx.Err() != nil {
+			return 0, nil, false
+		}
+		q := int(next.Add(1) - 1)
+		if q >= nq {
+			return 0, nil, false
+		}
+		return q, queries[q*ix.rowBytes : (q+1)*ix.rowBytes], true
+	}
+	emit := func(q int, out []Neighbor, st *SearchStats, lat time.Duration) {
+		rows[q], res.Latency[q], res.Query[q] = slices.Clone(out), lat, *st
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for t := 0; t < threads; t++ {
+		wg.Add(1)
+		go func(t int) {
+			defer wg.Done()
+			w, err := ix.getWorker()
+			if err != nil {
+				errs[t] = err
+				next.Store(int64(nq))
+				return
+			}
+			defer ix.putWorker(w)
+			if errs[t] = w.searchMany(take, 1, p, nil, p.InFlight, emit); errs[t] != nil {
+				next.Store(int64(nq))
+			}
+		}(t)
+	}
+	wg.Wait()
+	res.Wall = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	for q, r := range rows {
+		res.Neighbors = append(res.Neighbors, r...)
+		res.Offsets[q+1] = len(res.Neighbors)
+		res.Stats.Add(res.Query[q])
+	}
+	return res, nil
+}
+
+// rangeHeads chooses a range query's postings (see SearchRange): the head
+// search widens, doubling its list, while its farthest head is still
+// within the bound; the NProbe nearest heads and every head within the
+// bound are read. Head vectors within the radius are answers themselves.
+func (w *workerT[T]) rangeHeads(s *querySlot[T], set *headSet[T], p *SearchParams) []memindex.Neighbor {
+	bound := p.radius + float32(p.KthSlack)*abs32(p.radius)
+	limit := len(set.ids)
+	if p.MaxPostings > 0 {
+		limit = min(limit, p.MaxPostings)
+	}
+	nprobe := p.NProbe
+	var heads []memindex.Neighbor
+	for {
+		heads = w.hs.Search(s.q, nprobe, max(p.HeadList, nprobe+max(8, nprobe/2)))
+		if len(heads) < nprobe || heads[len(heads)-1].Dist > bound || nprobe >= limit {
+			break
+		}
+		nprobe = min(2*nprobe, limit)
+	}
+	n := 0
+	for n < len(heads) && n < limit && (n < p.NProbe || heads[n].Dist <= bound) {
+		n++
+	}
+	heads = heads[:n]
+	for _, h := range heads {
+		if h.Dist > p.radius {
+			continue
+		}
+		if id := set.ids[h.ID]; (s.dead == nil || !s.dead.Contains(id)) && (s.allow == nil || s.allow.Contains(id)) {
+			s.found = append(s.found, Neighbor{ID: int32(id), Dist: h.Dist})
+		}
+	}
+	return heads
+}
+
+// finishRange appends the slot's range answer to dst: every vector found
+// within the radius once (replicas are found several times), by
+// (distance, id).
+func (w *workerT[T]) finishRange(s *querySlot[T], dst []Neighbor) []Neighbor {
+	slices.SortFunc(s.found, func(a, b Neighbor) int {
+		switch {
+		case a.Dist < b.Dist:
+			return -1
+		case a.Dist > b.Dist:
+			return 1
+		}
+		return int(a.ID - b.ID)
+	})
+	start := len(dst)
+	for i, n := range s.found {
+		if i == 0 || n.ID != s.found[i-1].ID {
+			dst = append(dst, n)
+		}
+	}
+	ids := w.ids[:0]
+	for _, n := range dst[start:] {
+		ids = append(ids, n.ID)
+	}
+	w.e.ix.externals(ids) // the ids users gave (ids.go)
+	for i := range ids {
+		dst[start+i].ID = ids[i]
+	}
+	w.ids = ids
+	s.found = s.found[:0]
+	return dst
+}

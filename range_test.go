@@ -1,0 +1,75 @@
+package spann
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/eval"
+	"github.com/gospann/spann/internal/vec"
+	"github.com/gospann/spann/posting"
+)
+
+// Range search finds exactly the vectors within the radius when it reads
+// every posting, and nearly all of them with a modest head budget.
+func TestSearchRange(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 4000, 30, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	bv, _ := datasets.OpenVectors(f.base, 0)
+	defer bv.Close()
+	// A radius giving the median query about 20 results: the 20th
+	// neighbour's distance of the ground truth, median over queries.
+	_, d := f.gt.Row(0)
+	radius := d[9] * 1.5
+	gt, err := eval.ExactRange(bv, f.q, radius, eval.GTOptions{Metric: vec.L2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rangeResults := func(res *RangeBatchResult) *datasets.RangeResults {
+		r := &datasets.RangeResults{Offsets: res.Offsets}
+		for _, n := range res.Neighbors {
+			r.IDs = append(r.IDs, n.ID)
+			r.Dists = append(r.Dists, n.Dist)
+		}
+		return r
+	}
+	all, err := ix.SearchRangeBatch(context.Background(), f.q.Data, radius, SearchParams{NProbe: len(ix.eng.headIDs())}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q := 0; q < f.q.N; q++ {
+		ids, dists := gt.Row(q)
+		got := all.Row(q)
+		if len(got) != len(ids) {
+			t.Fatalf("query %d: %d results, %d within %v", q, len(got), len(ids), radius)
+		}
+		for i := range got {
+			if got[i].ID != ids[i] || got[i].Dist != dists[i] {
+				t.Fatalf("query %d result %d: %v, want %d at %v", q, i, got[i], ids[i], dists[i])
+			}
+		}
+	}
+	some, err := ix.SearchRangeBatch(context.Background(), f.q.Data, radius, SearchParams{NProbe: 8, KthSlack: 0.5}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := eval.AveragePrecision(gt, rangeResults(some))
+	if err != nil || ap < 0.9 || some.Stats.Postings >= all.Stats.Postings/4 {
+		t.Errorf("AP %.3f (%v) reading %d postings (all: %d)", ap, err, some.Stats.Postings, all.Stats.Postings)
+	}
+	one, _, err := ix.SearchRange(context.Background(), f.q.Row(3), radius, SearchParams{NProbe: 8, KthSlack: 0.5})
+	if err != nil || len(one) != len(some.Row(3)) {
+		t.Fatalf("SearchRange: %d results, the batch %d (%v)", len(one), len(some.Row(3)), err)
+	}
+	for _, bad := range []float32{-1, float32(math.NaN()), float32(math.Inf(1))} {
+		if _, _, err := ix.SearchRange(context.Background(), f.q.Row(0), bad, SearchParams{}); err == nil || !strings.Contains(err.Error(), "must be a finite distance") {
+			t.Errorf("radius %v: %v", bad, err)
+		}
+	}
+}
