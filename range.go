@@ -17,7 +17,7 @@ import (
 // SearchRange returns every indexed vector within radius of query
 // (distance ≤ radius in the metric's own terms: squared for L2), nearest
 // first. It reads the postings of the p.NProbe nearest heads and of every
-// head within radius + p.KthSlack·radius of the query (the head search
+// head within radius·(1+p.RangeSlack) of the query (the head search
 // widening until it finds none more), at most p.MaxPostings of them if
 // set; Eps and FirstRound do not apply. p.Filter applies as in Search.
 func (ix *Index) SearchRange(ctx context.Context, query []byte, radius float32, p SearchParams) ([]Neighbor, SearchStats, error) {
@@ -123,7 +123,7 @@ func (ix *Index) SearchRangeBatch(ctx context.Context, queries []byte, radius fl
 // within the bound; the NProbe nearest heads and every head within the
 // bound are read. Head vectors within the radius are answers themselves.
 func (w *workerT[T]) rangeHeads(s *querySlot[T], set *headSet[T], p *SearchParams) []memindex.Neighbor {
-	bound := p.radius + float32(p.KthSlack)*abs32(p.radius)
+	bound := p.radius * float32(1+p.RangeSlack)
 	limit := len(set.ids)
 	if p.MaxPostings > 0 {
 		limit = min(limit, p.MaxPostings)

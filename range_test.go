@@ -55,7 +55,7 @@ func TestSearchRange(t *testing.T) {
 			}
 		}
 	}
-	some, err := ix.SearchRangeBatch(context.Background(), f.q.Data, radius, SearchParams{NProbe: 8, KthSlack: 0.5}, 2)
+	some, err := ix.SearchRangeBatch(context.Background(), f.q.Data, radius, SearchParams{NProbe: 8, RangeSlack: 0.5}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestSearchRange(t *testing.T) {
 	if err != nil || ap < 0.9 || some.Stats.Postings >= all.Stats.Postings/4 {
 		t.Errorf("AP %.3f (%v) reading %d postings (all: %d)", ap, err, some.Stats.Postings, all.Stats.Postings)
 	}
-	one, _, err := ix.SearchRange(context.Background(), f.q.Row(3), radius, SearchParams{NProbe: 8, KthSlack: 0.5})
+	one, _, err := ix.SearchRange(context.Background(), f.q.Row(3), radius, SearchParams{NProbe: 8, RangeSlack: 0.5})
 	if err != nil || len(one) != len(some.Row(3)) {
 		t.Fatalf("SearchRange: %d results, the batch %d (%v)", len(one), len(some.Row(3)), err)
 	}

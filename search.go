@@ -59,6 +59,12 @@ type SearchParams struct {
 	// vectors match (filter.go, filterHeads).
 	Filter []int32
 
+	// RangeSlack sets which heads' postings a range search (SearchRange)
+	// reads beyond the NProbe nearest: those within radius·(1+RangeSlack)
+	// of the query (distances as the kernels', squared for L2). Above -1;
+	// 0 = the radius itself.
+	RangeSlack float64
+
 	ranged bool    // a range search (range.go): every vector within radius
 	radius float32 // (set by SearchRange and SearchRangeBatch)
 }
@@ -212,6 +218,9 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 	}
 	if p.FirstRound < 0 {
 		return fmt.Errorf("first-round=%d: must be positive (0 = one round)", p.FirstRound)
+	}
+	if math.IsNaN(p.RangeSlack) || math.IsInf(p.RangeSlack, 0) || p.RangeSlack <= -1 {
+		return fmt.Errorf("range-slack=%v: must be a finite number above -1", p.RangeSlack)
 	}
 	if math.IsNaN(p.KthSlack) || math.IsInf(p.KthSlack, 0) || p.KthSlack < 0 {
 		return fmt.Errorf("kth-slack=%v: must be a finite number >= 0", p.KthSlack)

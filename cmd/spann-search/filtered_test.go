@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -236,4 +237,51 @@ func captureStdout(t *testing.T, fn func() error) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Range search from the command line: range ground truth, search scored
+// by average precision, the range file written; bad radii are one-line
+// errors.
+func TestRangeSearchCommand(t *testing.T) {
+	dir := t.TempDir()
+	base, q := gen(t, dir, datasets.Uint8, 3000, 20, 16)
+	index := filepath.Join(dir, "index")
+	if _, err := spann.Build(context.Background(), spann.BuildOptions{Base: base, Out: index, Threads: 2, MemoryBudget: 256 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	knn := filepath.Join(dir, "knn.bin")
+	if err := run("groundtruth", "--base", base, "--queries", q, "--k", "10", "--out", knn, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := datasets.ReadGroundTruth(knn)
+	_, d := g.Row(0)
+	radius := fmt.Sprint(d[9])
+	gt := filepath.Join(dir, "range.bin")
+	if err := run("groundtruth", "--base", base, "--queries", q, "--radius", radius, "--out", gt, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "res.bin")
+	js := captureStdout(t, func() error {
+		return run("--index", index, "--queries", q, "--radius", radius, "--gt", gt, "--nprobe", "16", "--range-slack", "0.5", "--out", out, "--json")
+	})
+	var r rangeRow
+	if err := json.Unmarshal(js, &r); err != nil || r.AP < 0.9 || r.Results <= 0 {
+		t.Fatalf("range search: %+v %v: %s", r, err, js)
+	}
+	res, err := datasets.ReadRangeResults(out)
+	if err != nil || res.NQ() != 20 || float64(len(res.IDs)) != r.Results*20 {
+		t.Fatalf("range results file: %v", err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--index", index, "--queries", q, "--radius", "-2"}, "--radius -2: must be a finite distance"},
+		{[]string{"groundtruth", "--base", base, "--queries", q, "--radius", "-1", "--out", gt}, "--radius -1: must be a finite distance"},
+		{[]string{"--index", index, "--queries", q, "--radius", radius, "--gt", knn}, "range ground truth"},
+	} {
+		if err := run(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
 }

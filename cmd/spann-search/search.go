@@ -33,6 +33,8 @@ func searchFlags() []cli.Flag {
 		&cli.IntFlag{Name: "k", Value: 10, Usage: "neighbours per query"},
 		&cli.StringFlag{Name: "gt", Usage: "ground-truth file: report tie-aware recall@k (and @1, @100 when possible)"},
 		&cli.StringFlag{Name: "out", Usage: "write the result ids as .ibin"},
+		&cli.Float64Flag{Name: "radius", Usage: "range search: every indexed vector within this distance (SQUARED for l2) instead of the k nearest; reads the --nprobe nearest heads' postings and those of every head within radius·(1+range-slack); --gt is then a range ground truth (groundtruth --radius), scored by average precision, and --out writes the range format"},
+		&cli.Float64Flag{Name: "range-slack", Usage: "with --radius: read the postings of heads within radius·(1+slack) of the query, beyond the --nprobe nearest; above -1 (negative reads fewer)"},
 		&cli.StringFlag{Name: "query-labels", Usage: "filtered search: one filter per query (.spmat, or text: a line of labels per query); a result must carry every label of its query's filter (the index needs labels: spann-build --labels). Adds a table by selectivity bucket, each bucket searched on its own"},
 		&cli.IntFlag{Name: "threads", Value: 1, Usage: "concurrent query workers (0 = all cores); with --server, requests in flight, one query each"},
 		&cli.IntFlag{Name: "nprobe", Value: 64, Usage: "nearest heads whose postings are candidates"},
@@ -130,7 +132,7 @@ func runSearch(c *cli.Context) error {
 		return fmt.Errorf("--k %d: must be between 1 and the %d indexed vectors", k, ix.N())
 	}
 	var gt *datasets.GroundTruth
-	if p := c.String("gt"); p != "" {
+	if p := c.String("gt"); p != "" && !c.IsSet("radius") { // (a range ground truth is read by runRangeSearch)
 		// Results have k columns, so recall needs the first k of the
 		// ground truth (recall@100 only when k >= 100): the rest would
 		// only weigh on the resident set being measured.
@@ -168,7 +170,8 @@ func runSearch(c *cli.Context) error {
 		return fmt.Errorf("--eps %v: must be a finite number (0 or negative = no pruning)", e)
 	}
 	base := spann.SearchParams{NProbe: c.Int("nprobe"), Eps: c.Float64("eps"), HeadList: c.Int("head-list"),
-		MaxPostings: c.Int("max-postings"), InFlight: c.Int("in-flight"), FirstRound: c.Int("first-round"), KthSlack: c.Float64("kth-slack")}
+		MaxPostings: c.Int("max-postings"), InFlight: c.Int("in-flight"), FirstRound: c.Int("first-round"), KthSlack: c.Float64("kth-slack"),
+		RangeSlack: c.Float64("range-slack")}
 	settings := []spann.SearchParams{base}
 	if s := c.String("sweep"); s != "" {
 		if settings, err = parseSweep(s, base); err != nil {
@@ -180,6 +183,9 @@ func runSearch(c *cli.Context) error {
 		return err
 	}
 	defer stopProfile()
+	if c.IsSet("radius") {
+		return runRangeSearch(c, ix, qm, threads, base)
+	}
 	var rows []row
 	var last *spann.BatchResult
 	for _, p := range settings {
