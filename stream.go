@@ -3,6 +3,7 @@ package spann
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 )
@@ -13,6 +14,10 @@ type StreamQuery struct {
 	Query  []byte          // a packed row of the index's element type
 	K      int
 	Params SearchParams
+	// Range makes it a range query (as SearchRange) for every vector
+	// within Radius; K is then unused.
+	Range  bool
+	Radius float32
 	// Done gets the answer (valid only during the call: copy what you
 	// keep), its figures and the time from the worker taking the query to
 	// its answer — or the query's error. It runs on the serving goroutine,
@@ -131,13 +136,20 @@ func (w *workerT[T]) startQuery(s *querySlot[T], q *StreamQuery) error {
 			s.ctx = q.Ctx
 		}
 	}
-	p := q.Params
-	if err := w.e.ix.checkQuery(q.Query, q.K, &p); err != nil {
+	p, k := q.Params, q.K
+	if q.Range {
+		if !(q.Radius >= 0) || math.IsInf(float64(q.Radius), 1) {
+			s.ctx = nil
+			return fmt.Errorf("radius %v: must be a finite distance ≥ 0", q.Radius)
+		}
+		p.ranged, p.radius, k = true, q.Radius, 1
+	}
+	if err := w.e.ix.checkQuery(q.Query, k, &p); err != nil {
 		s.ctx = nil
 		return err
 	}
 	s.start = time.Now()
-	if err := w.begin(s, q.Query, q.K, &p); err != nil {
+	if err := w.begin(s, q.Query, k, &p); err != nil {
 		s.ctx = nil
 		s.releaseView() // the slot may stay idle a long time: let checkpoints reuse space
 		return err

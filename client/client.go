@@ -89,7 +89,7 @@ func (c *Client) Info() *spannv1.InfoResponse { return c.info }
 // Params converts search parameters to the API's.
 func Params(p spann.SearchParams) *spannv1.Params {
 	return &spannv1.Params{Nprobe: int32(p.NProbe), HeadList: int32(p.HeadList), Eps: p.Eps, MaxPostings: int32(p.MaxPostings),
-		FirstRound: int32(p.FirstRound), KthSlack: p.KthSlack, Filter: p.Filter}
+		FirstRound: int32(p.FirstRound), KthSlack: p.KthSlack, Filter: p.Filter, RangeSlack: p.RangeSlack}
 }
 
 // Search returns the k nearest neighbours of query (a packed row of the
@@ -270,4 +270,76 @@ func (c *Client) Reload(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return res.Msg.BuildId, c.Refresh(ctx)
+}
+
+// SearchRangeMany finds every indexed vector within radius of each query
+// (spann.Index.SearchRangeBatch's answer, through SearchRange requests of
+// up to batch queries each, concurrency in flight), with each query's
+// latency as the client saw it.
+func (c *Client) SearchRangeMany(ctx context.Context, queries []byte, radius float32, p spann.SearchParams, concurrency, batch int) (*spann.RangeBatchResult, error) {
+	rowBytes := int(c.info.Dim) * elemSize(c.info.Type)
+	if rowBytes == 0 || len(queries)%rowBytes != 0 || len(queries) == 0 {
+		return nil, fmt.Errorf("queries: %d bytes is not a positive whole number of %d-byte vectors", len(queries), rowBytes)
+	}
+	nq := len(queries) / rowBytes
+	batch = max(1, batch)
+	concurrency = max(1, min(concurrency, (nq+batch-1)/batch))
+	rows := make([][]spann.Neighbor, nq)
+	res := &spann.RangeBatchResult{Offsets: make([]int, nq+1), Latency: make([]time.Duration, nq), Query: make([]spann.SearchStats, nq)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var once sync.Once
+	var firstErr error
+	var wg sync.WaitGroup
+	params := Params(p)
+	start := time.Now()
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				from := int(next.Add(int64(batch)) - int64(batch))
+				if from >= nq {
+					return
+				}
+				to := min(nq, from+batch)
+				req := &spannv1.SearchRangeRequest{Index: c.index, Radius: radius, Params: params}
+				for q := from; q < to; q++ {
+					req.Vectors = append(req.Vectors, &spannv1.Vector{Data: queries[q*rowBytes : (q+1)*rowBytes]})
+				}
+				t0 := time.Now()
+				r, err := c.rpc.SearchRange(ctx, connect.NewRequest(req))
+				if err == nil && len(r.Msg.Results) != to-from {
+					err = fmt.Errorf("%d answers to %d queries", len(r.Msg.Results), to-from)
+				}
+				if err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("queries %d to %d: %w", from, to-1, err); cancel() })
+					return
+				}
+				lat := time.Since(t0)
+				for q := from; q < to; q++ {
+					a := r.Msg.Results[q-from]
+					res.Latency[q], res.Query[q] = lat, statsOf(a.Stats)
+					for _, n := range a.Neighbors {
+						rows[q] = append(rows[q], spann.Neighbor{ID: n.Id, Dist: n.Distance})
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Wall = time.Since(start)
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for q, r := range rows {
+		res.Neighbors = append(res.Neighbors, r...)
+		res.Offsets[q+1] = len(res.Neighbors)
+		res.Stats.Add(res.Query[q])
+	}
+	return res, nil
 }

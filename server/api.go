@@ -24,7 +24,7 @@ type api struct{ s *Server }
 // Search implements the Search method.
 func (a api) Search(ctx context.Context, req *connect.Request[spannv1.SearchRequest]) (*connect.Response[spannv1.SearchResponse], error) {
 	m := req.Msg
-	ans, _, err := a.s.search(ctx, m.Index, m.K, m.Params, []*spannv1.Vector{m.Vector}, nil)
+	ans, _, err := a.s.search(ctx, m.Index, m.K, m.Params, []*spannv1.Vector{m.Vector}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -35,10 +35,34 @@ func (a api) Search(ctx context.Context, req *connect.Request[spannv1.SearchRequ
 // queries go to the same workers as single searches.
 func (a api) SearchBatch(ctx context.Context, req *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
 	m := req.Msg
-	ans, wall, err := a.s.search(ctx, m.Index, m.K, m.Params, m.Vectors, m.Filters)
+	ans, wall, err := a.s.search(ctx, m.Index, m.K, m.Params, m.Vectors, m.Filters, nil)
 	if err != nil {
 		return nil, err
 	}
+	return connect.NewResponse(batchResponse(ans, wall)), nil
+}
+
+// RangeMaxPostings caps the postings one range query reads (its
+// MaxPostings): a huge radius would otherwise read the whole index.
+const RangeMaxPostings = 4096
+
+// SearchRange implements the SearchRange method: as SearchBatch, for
+// every vector within the radius.
+func (a api) SearchRange(ctx context.Context, req *connect.Request[spannv1.SearchRangeRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
+	m := req.Msg
+	if r := m.Radius; !(r >= 0) || math.IsInf(float64(r), 1) {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("radius %v: must be a finite distance ≥ 0", r))
+	}
+	ans, wall, err := a.s.search(ctx, m.Index, 1, m.Params, m.Vectors, m.Filters, &m.Radius)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(batchResponse(ans, wall)), nil
+}
+
+// batchResponse packs a batch's answers, each with its figures, and their
+// sum.
+func batchResponse(ans []answer, wall time.Duration) *spannv1.SearchBatchResponse {
 	out := &spannv1.SearchBatchResponse{Results: make([]*spannv1.SearchResponse, len(ans))}
 	var sum spann.SearchStats
 	for q := range ans {
@@ -46,14 +70,15 @@ func (a api) SearchBatch(ctx context.Context, req *connect.Request[spannv1.Searc
 		out.Results[q] = &spannv1.SearchResponse{Neighbors: neighbors(ans[q].res), Stats: stats(&ans[q].st, ans[q].latency)}
 	}
 	out.Stats = stats(&sum, wall)
-	return connect.NewResponse(out), nil
+	return out
 }
 
 // search checks a search request against the limits, takes a search slot
 // (refusing when none is free) and answers its queries on the named
 // index's workers, recording their reads. filters, if given, are the
-// queries' own filters, one per vector.
-func (s *Server) search(ctx context.Context, name string, k32 int32, params *spannv1.Params, vs []*spannv1.Vector, filters []*spannv1.Filter) ([]answer, time.Duration, error) {
+// queries' own filters, one per vector; radius, if not nil, makes them
+// range queries.
+func (s *Server) search(ctx context.Context, name string, k32 int32, params *spannv1.Params, vs []*spannv1.Vector, filters []*spannv1.Filter, radius *float32) ([]answer, time.Duration, error) {
 	sv, h, err := s.use(name)
 	if err != nil {
 		return nil, 0, err
@@ -76,7 +101,10 @@ func (s *Server) search(ctx context.Context, name string, k32 int32, params *spa
 		return nil, 0, err
 	}
 	defer release()
-	ans, wall, err := s.answer(ctx, sv, h, rows, perQuery, k, p)
+	if radius != nil && (p.MaxPostings == 0 || p.MaxPostings > RangeMaxPostings) {
+		p.MaxPostings = RangeMaxPostings
+	}
+	ans, wall, err := s.answer(ctx, sv, h, rows, perQuery, k, p, radius)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -98,7 +126,7 @@ type answer struct {
 // i with filter filters[i]) and waits for their answers (and how long they
 // took in all). If ctx ends before every query was taken, it waits for
 // those taken (which stop early) and returns ctx's error.
-func (s *Server) answer(ctx context.Context, sv *served, h *handle, rows []byte, filters [][]int32, k int, p spann.SearchParams) ([]answer, time.Duration, error) {
+func (s *Server) answer(ctx context.Context, sv *served, h *handle, rows []byte, filters [][]int32, k int, p spann.SearchParams, radius *float32) ([]answer, time.Duration, error) {
 	n := len(filters)
 	rowBytes := len(rows) / n
 	ans := make([]answer, n)
@@ -111,7 +139,7 @@ func (s *Server) answer(ctx context.Context, sv *served, h *handle, rows []byte,
 		wg.Add(1)
 		qp := p
 		qp.Filter = filters[i]
-		sq := &spann.StreamQuery{Ctx: ctx, Query: rows[i*rowBytes : (i+1)*rowBytes], K: k, Params: qp,
+		sq := &spann.StreamQuery{Ctx: ctx, Query: rows[i*rowBytes : (i+1)*rowBytes], K: k, Params: qp, Range: radius != nil,
 			Done: func(res []spann.Neighbor, st *spann.SearchStats, latency time.Duration, err error) {
 				s.m.waited(ctx, latency)
 				a.res, a.latency, a.err = append(a.res, res...), latency, err
@@ -120,6 +148,9 @@ func (s *Server) answer(ctx context.Context, sv *served, h *handle, rows []byte,
 				}
 				wg.Done()
 			}}
+		if radius != nil {
+			sq.Radius = *radius
+		}
 		select {
 		case h.queries <- sq:
 		case <-ctx.Done():
@@ -246,6 +277,7 @@ func (s *Server) knobs(ix *spann.Index, k int32, p *spannv1.Params) (int, spann.
 		if len(p.Filter) > 0 {
 			sp.Filter = p.Filter
 		}
+		sp.RangeSlack = p.RangeSlack
 	}
 	switch {
 	case sp.NProbe < 0 || sp.HeadList < 0 || sp.MaxPostings < 0 || sp.FirstRound < 0:
@@ -253,6 +285,8 @@ func (s *Server) knobs(ix *spann.Index, k int32, p *spannv1.Params) (int, spann.
 			sp.NProbe, sp.HeadList, sp.MaxPostings, sp.FirstRound))
 	case math.IsNaN(sp.Eps) || math.IsInf(sp.Eps, 0):
 		return 0, sp, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("eps %v: must be a finite number", sp.Eps))
+	case math.IsNaN(sp.RangeSlack) || math.IsInf(sp.RangeSlack, 0) || sp.RangeSlack <= -1:
+		return 0, sp, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("range_slack %v: must be a finite number above -1", sp.RangeSlack))
 	case math.IsNaN(sp.KthSlack) || math.IsInf(sp.KthSlack, 0) || sp.KthSlack < 0:
 		return 0, sp, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("kth_slack %v: must be a finite number >= 0", sp.KthSlack))
 	}

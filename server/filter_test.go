@@ -143,3 +143,55 @@ func TestFilteredSearchOverLoopback(t *testing.T) {
 		}
 	}
 }
+
+// SearchRange over gRPC answers as SearchRangeBatch does in process; a bad
+// radius is INVALID_ARGUMENT.
+func TestSearchRangeOverLoopback(t *testing.T) {
+	f := newFixture(t)
+	url, _ := serve(t, f, Config{})
+	grpc := spannv1connect.NewSpannServiceClient(h2c(), url, connect.WithGRPC())
+	p := spann.SearchParams{NProbe: 8, RangeSlack: 0.3}
+	near, err := f.ix.Search(f.qs.Row(0), 30, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	radius := near[29].Dist
+	want, err := f.ix.SearchRangeBatch(context.Background(), f.qs.Data, radius, p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []*spannv1.Vector
+	for q := 0; q < f.qs.N; q++ {
+		vs = append(vs, &spannv1.Vector{Data: f.qs.Row(q)})
+	}
+	res, err := grpc.SearchRange(context.Background(), connect.NewRequest(&spannv1.SearchRangeRequest{
+		Vectors: vs, Radius: radius, Params: &spannv1.Params{Nprobe: 8, RangeSlack: 0.3}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for q, r := range res.Msg.Results {
+		w := want.Row(q)
+		total += len(w)
+		if len(r.Neighbors) != len(w) {
+			t.Fatalf("query %d: %d results over gRPC, %d in process", q, len(r.Neighbors), len(w))
+		}
+		for i, n := range r.Neighbors {
+			if n.Id != w[i].ID || n.Distance != w[i].Dist {
+				t.Fatalf("query %d result %d: %v, in process %v", q, i, n, w[i])
+			}
+		}
+	}
+	if total < f.qs.N {
+		t.Errorf("only %d results in all: the radius finds too little to test", total)
+	}
+	for _, bad := range []*spannv1.SearchRangeRequest{
+		{Vectors: vs[:1], Radius: -1},
+		{Vectors: vs[:1], Radius: 5, Params: &spannv1.Params{RangeSlack: -1}},
+	} {
+		_, err := grpc.SearchRange(context.Background(), connect.NewRequest(bad))
+		if connect.CodeOf(err) != connect.CodeInvalidArgument {
+			t.Errorf("radius %v slack %v: %v, want invalid_argument", bad.Radius, bad.Params.GetRangeSlack(), err)
+		}
+	}
+}

@@ -272,6 +272,31 @@ func TestRangeSearchCommand(t *testing.T) {
 	if err != nil || res.NQ() != 20 || float64(len(res.IDs)) != r.Results*20 {
 		t.Fatalf("range results file: %v", err)
 	}
+	// Through spann-serve: the same answers.
+	s, err := server.New(server.Config{Indexes: []server.IndexSpec{{Name: "ix", Dir: index}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.Handler(), Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	defer srv.Close()
+	remote := filepath.Join(dir, "remote.bin")
+	if err := run("--server", "http://"+ln.Addr().String(), "--queries", q, "--radius", radius, "--nprobe", "16", "--range-slack", "0.5",
+		"--threads", "2", "--server-batch", "3", "--out", remote, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(out)
+	b, _ := os.ReadFile(remote)
+	if !bytes.Equal(a, b) {
+		t.Error("range answers through the server differ from the local ones")
+	}
 	for _, c := range []struct {
 		args []string
 		want string

@@ -40,10 +40,6 @@ func runRangeSearch(c *cli.Context, ix target, qm *datasets.Matrix, threads int,
 	if !(radius >= 0) || math.IsInf(radius, 0) {
 		return fmt.Errorf("--radius %v: must be a finite distance ≥ 0 (squared for l2)", radius)
 	}
-	local, ok := ix.(*spann.Index)
-	if !ok {
-		return fmt.Errorf("--radius: range search through spann-serve is not supported yet; give --index DIR")
-	}
 	if c.String("query-labels") != "" || c.String("sweep") != "" {
 		return fmt.Errorf("--radius goes without --query-labels and --sweep")
 	}
@@ -59,7 +55,7 @@ func runRangeSearch(c *cli.Context, ix target, qm *datasets.Matrix, threads int,
 		gt.Offsets = gt.Offsets[:qm.N+1]
 		gt.IDs, gt.Dists = gt.IDs[:gt.Offsets[qm.N]], gt.Dists[:gt.Offsets[qm.N]]
 	}
-	res, err := local.SearchRangeBatch(context.Background(), qm.Data, float32(radius), p, threads)
+	res, err := ix.SearchRangeBatch(context.Background(), qm.Data, float32(radius), p, threads)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,8 @@ type target interface {
 	SearchBatch(queries []byte, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error)
 	// SearchBatchFiltered is SearchBatch with a filter per query.
 	SearchBatchFiltered(ctx context.Context, queries []byte, filters [][]int32, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error)
+	// SearchRangeBatch finds every vector within radius of each query.
+	SearchRangeBatch(ctx context.Context, queries []byte, radius float32, p spann.SearchParams, threads int) (*spann.RangeBatchResult, error)
 	// CheckFilter reports whether the index can search with filter.
 	CheckFilter(filter []int32) error
 	Close() error
@@ -99,6 +101,10 @@ func (r *remote) SearchBatch(queries []byte, k int, p spann.SearchParams, thread
 
 func (r *remote) SearchBatchFiltered(ctx context.Context, queries []byte, filters [][]int32, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error) {
 	return r.c.SearchManyFiltered(ctx, queries, filters, k, p, threads, r.batch)
+}
+
+func (r *remote) SearchRangeBatch(ctx context.Context, queries []byte, radius float32, p spann.SearchParams, threads int) (*spann.RangeBatchResult, error) {
+	return r.c.SearchRangeMany(ctx, queries, radius, p, threads, r.batch)
 }
 
 // CheckFilter checks filter against the served index's label count (the

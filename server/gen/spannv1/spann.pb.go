@@ -92,7 +92,10 @@ type Params struct {
 	KthSlack    float64                `protobuf:"fixed64,6,opt,name=kth_slack,json=kthSlack,proto3" json:"kth_slack,omitempty"`      // its second-round bound (with first_round)
 	// filter, if not empty, is a conjunction of labels: only vectors
 	// carrying every one are returned (the index needs labels; at most 64).
-	Filter        []int32 `protobuf:"varint,7,rep,packed,name=filter,proto3" json:"filter,omitempty"`
+	Filter []int32 `protobuf:"varint,7,rep,packed,name=filter,proto3" json:"filter,omitempty"`
+	// range_slack: a range search reads the heads within
+	// radius·(1+range_slack) beyond the nprobe nearest (above -1).
+	RangeSlack    float64 `protobuf:"fixed64,8,opt,name=range_slack,json=rangeSlack,proto3" json:"range_slack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -176,6 +179,90 @@ func (x *Params) GetFilter() []int32 {
 	return nil
 }
 
+func (x *Params) GetRangeSlack() float64 {
+	if x != nil {
+		return x.RangeSlack
+	}
+	return 0
+}
+
+type SearchRangeRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Index   string                 `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	Vectors []*Vector              `protobuf:"bytes,2,rep,name=vectors,proto3" json:"vectors,omitempty"`
+	// radius, in the metric's own distance (squared for l2), finite, ≥ 0.
+	Radius        float32   `protobuf:"fixed32,3,opt,name=radius,proto3" json:"radius,omitempty"`
+	Params        *Params   `protobuf:"bytes,4,opt,name=params,proto3" json:"params,omitempty"`
+	Filters       []*Filter `protobuf:"bytes,5,rep,name=filters,proto3" json:"filters,omitempty"` // one per vector, or none
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchRangeRequest) Reset() {
+	*x = SearchRangeRequest{}
+	mi := &file_spann_v1_spann_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchRangeRequest) ProtoMessage() {}
+
+func (x *SearchRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spann_v1_spann_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchRangeRequest.ProtoReflect.Descriptor instead.
+func (*SearchRangeRequest) Descriptor() ([]byte, []int) {
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SearchRangeRequest) GetIndex() string {
+	if x != nil {
+		return x.Index
+	}
+	return ""
+}
+
+func (x *SearchRangeRequest) GetVectors() []*Vector {
+	if x != nil {
+		return x.Vectors
+	}
+	return nil
+}
+
+func (x *SearchRangeRequest) GetRadius() float32 {
+	if x != nil {
+		return x.Radius
+	}
+	return 0
+}
+
+func (x *SearchRangeRequest) GetParams() *Params {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *SearchRangeRequest) GetFilters() []*Filter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
 // Filter is one query's conjunction of labels.
 type Filter struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -186,7 +273,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_spann_v1_spann_proto_msgTypes[2]
+	mi := &file_spann_v1_spann_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -198,7 +285,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[2]
+	mi := &file_spann_v1_spann_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -211,7 +298,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{2}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Filter) GetLabels() []int32 {
@@ -233,7 +320,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[3]
+	mi := &file_spann_v1_spann_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +332,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[3]
+	mi := &file_spann_v1_spann_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +345,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{3}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SearchRequest) GetIndex() string {
@@ -299,7 +386,7 @@ type Neighbor struct {
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_spann_v1_spann_proto_msgTypes[4]
+	mi := &file_spann_v1_spann_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -311,7 +398,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[4]
+	mi := &file_spann_v1_spann_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -324,7 +411,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{4}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Neighbor) GetId() int32 {
@@ -357,7 +444,7 @@ type Stats struct {
 
 func (x *Stats) Reset() {
 	*x = Stats{}
-	mi := &file_spann_v1_spann_proto_msgTypes[5]
+	mi := &file_spann_v1_spann_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +456,7 @@ func (x *Stats) String() string {
 func (*Stats) ProtoMessage() {}
 
 func (x *Stats) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[5]
+	mi := &file_spann_v1_spann_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +469,7 @@ func (x *Stats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stats.ProtoReflect.Descriptor instead.
 func (*Stats) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{5}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Stats) GetHeads() int32 {
@@ -437,7 +524,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[6]
+	mi := &file_spann_v1_spann_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +536,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[6]
+	mi := &file_spann_v1_spann_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +549,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{6}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SearchResponse) GetNeighbors() []*Neighbor {
@@ -494,7 +581,7 @@ type SearchBatchRequest struct {
 
 func (x *SearchBatchRequest) Reset() {
 	*x = SearchBatchRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[7]
+	mi := &file_spann_v1_spann_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +593,7 @@ func (x *SearchBatchRequest) String() string {
 func (*SearchBatchRequest) ProtoMessage() {}
 
 func (x *SearchBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[7]
+	mi := &file_spann_v1_spann_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +606,7 @@ func (x *SearchBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchBatchRequest.ProtoReflect.Descriptor instead.
 func (*SearchBatchRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{7}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SearchBatchRequest) GetIndex() string {
@@ -567,7 +654,7 @@ type SearchBatchResponse struct {
 
 func (x *SearchBatchResponse) Reset() {
 	*x = SearchBatchResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[8]
+	mi := &file_spann_v1_spann_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +666,7 @@ func (x *SearchBatchResponse) String() string {
 func (*SearchBatchResponse) ProtoMessage() {}
 
 func (x *SearchBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[8]
+	mi := &file_spann_v1_spann_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +679,7 @@ func (x *SearchBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchBatchResponse.ProtoReflect.Descriptor instead.
 func (*SearchBatchResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{8}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SearchBatchResponse) GetResults() []*SearchResponse {
@@ -618,7 +705,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[9]
+	mi := &file_spann_v1_spann_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +717,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[9]
+	mi := &file_spann_v1_spann_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +730,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{9}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *InfoRequest) GetIndex() string {
@@ -674,7 +761,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[10]
+	mi := &file_spann_v1_spann_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +773,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[10]
+	mi := &file_spann_v1_spann_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +786,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{10}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InfoResponse) GetName() string {
@@ -809,7 +896,7 @@ type InsertRequest struct {
 
 func (x *InsertRequest) Reset() {
 	*x = InsertRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[11]
+	mi := &file_spann_v1_spann_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +908,7 @@ func (x *InsertRequest) String() string {
 func (*InsertRequest) ProtoMessage() {}
 
 func (x *InsertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[11]
+	mi := &file_spann_v1_spann_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +921,7 @@ func (x *InsertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InsertRequest.ProtoReflect.Descriptor instead.
 func (*InsertRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{11}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InsertRequest) GetIndex() string {
@@ -876,7 +963,7 @@ type InsertResponse struct {
 
 func (x *InsertResponse) Reset() {
 	*x = InsertResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[12]
+	mi := &file_spann_v1_spann_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +975,7 @@ func (x *InsertResponse) String() string {
 func (*InsertResponse) ProtoMessage() {}
 
 func (x *InsertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[12]
+	mi := &file_spann_v1_spann_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +988,7 @@ func (x *InsertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InsertResponse.ProtoReflect.Descriptor instead.
 func (*InsertResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{12}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *InsertResponse) GetFirst() int32 {
@@ -921,7 +1008,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[13]
+	mi := &file_spann_v1_spann_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1020,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[13]
+	mi := &file_spann_v1_spann_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1033,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{13}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteRequest) GetIndex() string {
@@ -971,7 +1058,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[14]
+	mi := &file_spann_v1_spann_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1070,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[14]
+	mi := &file_spann_v1_spann_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1083,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{14}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{15}
 }
 
 type ReloadRequest struct {
@@ -1008,7 +1095,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_spann_v1_spann_proto_msgTypes[15]
+	mi := &file_spann_v1_spann_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1107,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[15]
+	mi := &file_spann_v1_spann_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1120,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{15}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReloadRequest) GetIndex() string {
@@ -1053,7 +1140,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_spann_v1_spann_proto_msgTypes[16]
+	mi := &file_spann_v1_spann_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1152,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spann_v1_spann_proto_msgTypes[16]
+	mi := &file_spann_v1_spann_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1165,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_spann_v1_spann_proto_rawDescGZIP(), []int{16}
+	return file_spann_v1_spann_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReloadResponse) GetBuildId() string {
@@ -1102,7 +1189,7 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\x14spann/v1/spann.proto\x12\bspann.v1\"4\n" +
 	"\x06Vector\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\x02R\x06values\"\xc8\x01\n" +
+	"\x06values\x18\x02 \x03(\x02R\x06values\"\xe9\x01\n" +
 	"\x06Params\x12\x16\n" +
 	"\x06nprobe\x18\x01 \x01(\x05R\x06nprobe\x12\x1b\n" +
 	"\thead_list\x18\x02 \x01(\x05R\bheadList\x12\x10\n" +
@@ -1111,7 +1198,15 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\vfirst_round\x18\x05 \x01(\x05R\n" +
 	"firstRound\x12\x1b\n" +
 	"\tkth_slack\x18\x06 \x01(\x01R\bkthSlack\x12\x16\n" +
-	"\x06filter\x18\a \x03(\x05R\x06filter\" \n" +
+	"\x06filter\x18\a \x03(\x05R\x06filter\x12\x1f\n" +
+	"\vrange_slack\x18\b \x01(\x01R\n" +
+	"rangeSlack\"\xc4\x01\n" +
+	"\x12SearchRangeRequest\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\tR\x05index\x12*\n" +
+	"\avectors\x18\x02 \x03(\v2\x10.spann.v1.VectorR\avectors\x12\x16\n" +
+	"\x06radius\x18\x03 \x01(\x02R\x06radius\x12(\n" +
+	"\x06params\x18\x04 \x01(\v2\x10.spann.v1.ParamsR\x06params\x12*\n" +
+	"\afilters\x18\x05 \x03(\v2\x10.spann.v1.FilterR\afilters\" \n" +
 	"\x06Filter\x12\x16\n" +
 	"\x06labels\x18\x01 \x03(\x05R\x06labels\"\x87\x01\n" +
 	"\rSearchRequest\x12\x14\n" +
@@ -1174,10 +1269,11 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\tR\x05index\"W\n" +
 	"\x0eReloadResponse\x12\x19\n" +
 	"\bbuild_id\x18\x01 \x01(\tR\abuildId\x12*\n" +
-	"\x11previous_build_id\x18\x02 \x01(\tR\x0fpreviousBuildId2\x91\x03\n" +
+	"\x11previous_build_id\x18\x02 \x01(\tR\x0fpreviousBuildId2\xdf\x03\n" +
 	"\fSpannService\x12=\n" +
 	"\x06Search\x12\x17.spann.v1.SearchRequest\x1a\x18.spann.v1.SearchResponse\"\x00\x12L\n" +
-	"\vSearchBatch\x12\x1c.spann.v1.SearchBatchRequest\x1a\x1d.spann.v1.SearchBatchResponse\"\x00\x127\n" +
+	"\vSearchBatch\x12\x1c.spann.v1.SearchBatchRequest\x1a\x1d.spann.v1.SearchBatchResponse\"\x00\x12L\n" +
+	"\vSearchRange\x12\x1c.spann.v1.SearchRangeRequest\x1a\x1d.spann.v1.SearchBatchResponse\"\x00\x127\n" +
 	"\x04Info\x12\x15.spann.v1.InfoRequest\x1a\x16.spann.v1.InfoResponse\"\x00\x12=\n" +
 	"\x06Insert\x12\x17.spann.v1.InsertRequest\x1a\x18.spann.v1.InsertResponse\"\x00\x12=\n" +
 	"\x06Delete\x12\x17.spann.v1.DeleteRequest\x1a\x18.spann.v1.DeleteResponse\"\x00\x12=\n" +
@@ -1195,54 +1291,60 @@ func file_spann_v1_spann_proto_rawDescGZIP() []byte {
 	return file_spann_v1_spann_proto_rawDescData
 }
 
-var file_spann_v1_spann_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_spann_v1_spann_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_spann_v1_spann_proto_goTypes = []any{
 	(*Vector)(nil),              // 0: spann.v1.Vector
 	(*Params)(nil),              // 1: spann.v1.Params
-	(*Filter)(nil),              // 2: spann.v1.Filter
-	(*SearchRequest)(nil),       // 3: spann.v1.SearchRequest
-	(*Neighbor)(nil),            // 4: spann.v1.Neighbor
-	(*Stats)(nil),               // 5: spann.v1.Stats
-	(*SearchResponse)(nil),      // 6: spann.v1.SearchResponse
-	(*SearchBatchRequest)(nil),  // 7: spann.v1.SearchBatchRequest
-	(*SearchBatchResponse)(nil), // 8: spann.v1.SearchBatchResponse
-	(*InfoRequest)(nil),         // 9: spann.v1.InfoRequest
-	(*InfoResponse)(nil),        // 10: spann.v1.InfoResponse
-	(*InsertRequest)(nil),       // 11: spann.v1.InsertRequest
-	(*InsertResponse)(nil),      // 12: spann.v1.InsertResponse
-	(*DeleteRequest)(nil),       // 13: spann.v1.DeleteRequest
-	(*DeleteResponse)(nil),      // 14: spann.v1.DeleteResponse
-	(*ReloadRequest)(nil),       // 15: spann.v1.ReloadRequest
-	(*ReloadResponse)(nil),      // 16: spann.v1.ReloadResponse
+	(*SearchRangeRequest)(nil),  // 2: spann.v1.SearchRangeRequest
+	(*Filter)(nil),              // 3: spann.v1.Filter
+	(*SearchRequest)(nil),       // 4: spann.v1.SearchRequest
+	(*Neighbor)(nil),            // 5: spann.v1.Neighbor
+	(*Stats)(nil),               // 6: spann.v1.Stats
+	(*SearchResponse)(nil),      // 7: spann.v1.SearchResponse
+	(*SearchBatchRequest)(nil),  // 8: spann.v1.SearchBatchRequest
+	(*SearchBatchResponse)(nil), // 9: spann.v1.SearchBatchResponse
+	(*InfoRequest)(nil),         // 10: spann.v1.InfoRequest
+	(*InfoResponse)(nil),        // 11: spann.v1.InfoResponse
+	(*InsertRequest)(nil),       // 12: spann.v1.InsertRequest
+	(*InsertResponse)(nil),      // 13: spann.v1.InsertResponse
+	(*DeleteRequest)(nil),       // 14: spann.v1.DeleteRequest
+	(*DeleteResponse)(nil),      // 15: spann.v1.DeleteResponse
+	(*ReloadRequest)(nil),       // 16: spann.v1.ReloadRequest
+	(*ReloadResponse)(nil),      // 17: spann.v1.ReloadResponse
 }
 var file_spann_v1_spann_proto_depIdxs = []int32{
-	0,  // 0: spann.v1.SearchRequest.vector:type_name -> spann.v1.Vector
-	1,  // 1: spann.v1.SearchRequest.params:type_name -> spann.v1.Params
-	4,  // 2: spann.v1.SearchResponse.neighbors:type_name -> spann.v1.Neighbor
-	5,  // 3: spann.v1.SearchResponse.stats:type_name -> spann.v1.Stats
-	0,  // 4: spann.v1.SearchBatchRequest.vectors:type_name -> spann.v1.Vector
-	1,  // 5: spann.v1.SearchBatchRequest.params:type_name -> spann.v1.Params
-	2,  // 6: spann.v1.SearchBatchRequest.filters:type_name -> spann.v1.Filter
-	6,  // 7: spann.v1.SearchBatchResponse.results:type_name -> spann.v1.SearchResponse
-	5,  // 8: spann.v1.SearchBatchResponse.stats:type_name -> spann.v1.Stats
-	0,  // 9: spann.v1.InsertRequest.vectors:type_name -> spann.v1.Vector
-	3,  // 10: spann.v1.SpannService.Search:input_type -> spann.v1.SearchRequest
-	7,  // 11: spann.v1.SpannService.SearchBatch:input_type -> spann.v1.SearchBatchRequest
-	9,  // 12: spann.v1.SpannService.Info:input_type -> spann.v1.InfoRequest
-	11, // 13: spann.v1.SpannService.Insert:input_type -> spann.v1.InsertRequest
-	13, // 14: spann.v1.SpannService.Delete:input_type -> spann.v1.DeleteRequest
-	15, // 15: spann.v1.SpannService.Reload:input_type -> spann.v1.ReloadRequest
-	6,  // 16: spann.v1.SpannService.Search:output_type -> spann.v1.SearchResponse
-	8,  // 17: spann.v1.SpannService.SearchBatch:output_type -> spann.v1.SearchBatchResponse
-	10, // 18: spann.v1.SpannService.Info:output_type -> spann.v1.InfoResponse
-	12, // 19: spann.v1.SpannService.Insert:output_type -> spann.v1.InsertResponse
-	14, // 20: spann.v1.SpannService.Delete:output_type -> spann.v1.DeleteResponse
-	16, // 21: spann.v1.SpannService.Reload:output_type -> spann.v1.ReloadResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	0,  // 0: spann.v1.SearchRangeRequest.vectors:type_name -> spann.v1.Vector
+	1,  // 1: spann.v1.SearchRangeRequest.params:type_name -> spann.v1.Params
+	3,  // 2: spann.v1.SearchRangeRequest.filters:type_name -> spann.v1.Filter
+	0,  // 3: spann.v1.SearchRequest.vector:type_name -> spann.v1.Vector
+	1,  // 4: spann.v1.SearchRequest.params:type_name -> spann.v1.Params
+	5,  // 5: spann.v1.SearchResponse.neighbors:type_name -> spann.v1.Neighbor
+	6,  // 6: spann.v1.SearchResponse.stats:type_name -> spann.v1.Stats
+	0,  // 7: spann.v1.SearchBatchRequest.vectors:type_name -> spann.v1.Vector
+	1,  // 8: spann.v1.SearchBatchRequest.params:type_name -> spann.v1.Params
+	3,  // 9: spann.v1.SearchBatchRequest.filters:type_name -> spann.v1.Filter
+	7,  // 10: spann.v1.SearchBatchResponse.results:type_name -> spann.v1.SearchResponse
+	6,  // 11: spann.v1.SearchBatchResponse.stats:type_name -> spann.v1.Stats
+	0,  // 12: spann.v1.InsertRequest.vectors:type_name -> spann.v1.Vector
+	4,  // 13: spann.v1.SpannService.Search:input_type -> spann.v1.SearchRequest
+	8,  // 14: spann.v1.SpannService.SearchBatch:input_type -> spann.v1.SearchBatchRequest
+	2,  // 15: spann.v1.SpannService.SearchRange:input_type -> spann.v1.SearchRangeRequest
+	10, // 16: spann.v1.SpannService.Info:input_type -> spann.v1.InfoRequest
+	12, // 17: spann.v1.SpannService.Insert:input_type -> spann.v1.InsertRequest
+	14, // 18: spann.v1.SpannService.Delete:input_type -> spann.v1.DeleteRequest
+	16, // 19: spann.v1.SpannService.Reload:input_type -> spann.v1.ReloadRequest
+	7,  // 20: spann.v1.SpannService.Search:output_type -> spann.v1.SearchResponse
+	9,  // 21: spann.v1.SpannService.SearchBatch:output_type -> spann.v1.SearchBatchResponse
+	9,  // 22: spann.v1.SpannService.SearchRange:output_type -> spann.v1.SearchBatchResponse
+	11, // 23: spann.v1.SpannService.Info:output_type -> spann.v1.InfoResponse
+	13, // 24: spann.v1.SpannService.Insert:output_type -> spann.v1.InsertResponse
+	15, // 25: spann.v1.SpannService.Delete:output_type -> spann.v1.DeleteResponse
+	17, // 26: spann.v1.SpannService.Reload:output_type -> spann.v1.ReloadResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_spann_v1_spann_proto_init() }
@@ -1256,7 +1358,7 @@ func file_spann_v1_spann_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spann_v1_spann_proto_rawDesc), len(file_spann_v1_spann_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -45,6 +45,9 @@ const (
 	// SpannServiceSearchBatchProcedure is the fully-qualified name of the SpannService's SearchBatch
 	// RPC.
 	SpannServiceSearchBatchProcedure = "/spann.v1.SpannService/SearchBatch"
+	// SpannServiceSearchRangeProcedure is the fully-qualified name of the SpannService's SearchRange
+	// RPC.
+	SpannServiceSearchRangeProcedure = "/spann.v1.SpannService/SearchRange"
 	// SpannServiceInfoProcedure is the fully-qualified name of the SpannService's Info RPC.
 	SpannServiceInfoProcedure = "/spann.v1.SpannService/Info"
 	// SpannServiceInsertProcedure is the fully-qualified name of the SpannService's Insert RPC.
@@ -61,6 +64,9 @@ type SpannServiceClient interface {
 	Search(context.Context, *connect.Request[spannv1.SearchRequest]) (*connect.Response[spannv1.SearchResponse], error)
 	// SearchBatch answers several vectors at once.
 	SearchBatch(context.Context, *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error)
+	// SearchRange returns every indexed vector within a radius of each
+	// vector (params.range_slack chooses the heads read; k is unused).
+	SearchRange(context.Context, *connect.Request[spannv1.SearchRangeRequest]) (*connect.Response[spannv1.SearchBatchResponse], error)
 	// Info describes a served index.
 	Info(context.Context, *connect.Request[spannv1.InfoRequest]) (*connect.Response[spannv1.InfoResponse], error)
 	// Insert adds vectors to an index served for writing (--writable).
@@ -96,6 +102,12 @@ func NewSpannServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(spannServiceMethods.ByName("SearchBatch")),
 			connect.WithClientOptions(opts...),
 		),
+		searchRange: connect.NewClient[spannv1.SearchRangeRequest, spannv1.SearchBatchResponse](
+			httpClient,
+			baseURL+SpannServiceSearchRangeProcedure,
+			connect.WithSchema(spannServiceMethods.ByName("SearchRange")),
+			connect.WithClientOptions(opts...),
+		),
 		info: connect.NewClient[spannv1.InfoRequest, spannv1.InfoResponse](
 			httpClient,
 			baseURL+SpannServiceInfoProcedure,
@@ -127,6 +139,7 @@ func NewSpannServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 type spannServiceClient struct {
 	search      *connect.Client[spannv1.SearchRequest, spannv1.SearchResponse]
 	searchBatch *connect.Client[spannv1.SearchBatchRequest, spannv1.SearchBatchResponse]
+	searchRange *connect.Client[spannv1.SearchRangeRequest, spannv1.SearchBatchResponse]
 	info        *connect.Client[spannv1.InfoRequest, spannv1.InfoResponse]
 	insert      *connect.Client[spannv1.InsertRequest, spannv1.InsertResponse]
 	delete      *connect.Client[spannv1.DeleteRequest, spannv1.DeleteResponse]
@@ -141,6 +154,11 @@ func (c *spannServiceClient) Search(ctx context.Context, req *connect.Request[sp
 // SearchBatch calls spann.v1.SpannService.SearchBatch.
 func (c *spannServiceClient) SearchBatch(ctx context.Context, req *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
 	return c.searchBatch.CallUnary(ctx, req)
+}
+
+// SearchRange calls spann.v1.SpannService.SearchRange.
+func (c *spannServiceClient) SearchRange(ctx context.Context, req *connect.Request[spannv1.SearchRangeRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
+	return c.searchRange.CallUnary(ctx, req)
 }
 
 // Info calls spann.v1.SpannService.Info.
@@ -169,6 +187,9 @@ type SpannServiceHandler interface {
 	Search(context.Context, *connect.Request[spannv1.SearchRequest]) (*connect.Response[spannv1.SearchResponse], error)
 	// SearchBatch answers several vectors at once.
 	SearchBatch(context.Context, *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error)
+	// SearchRange returns every indexed vector within a radius of each
+	// vector (params.range_slack chooses the heads read; k is unused).
+	SearchRange(context.Context, *connect.Request[spannv1.SearchRangeRequest]) (*connect.Response[spannv1.SearchBatchResponse], error)
 	// Info describes a served index.
 	Info(context.Context, *connect.Request[spannv1.InfoRequest]) (*connect.Response[spannv1.InfoResponse], error)
 	// Insert adds vectors to an index served for writing (--writable).
@@ -198,6 +219,12 @@ func NewSpannServiceHandler(svc SpannServiceHandler, opts ...connect.HandlerOpti
 		SpannServiceSearchBatchProcedure,
 		svc.SearchBatch,
 		connect.WithSchema(spannServiceMethods.ByName("SearchBatch")),
+		connect.WithHandlerOptions(opts...),
+	)
+	spannServiceSearchRangeHandler := connect.NewUnaryHandler(
+		SpannServiceSearchRangeProcedure,
+		svc.SearchRange,
+		connect.WithSchema(spannServiceMethods.ByName("SearchRange")),
 		connect.WithHandlerOptions(opts...),
 	)
 	spannServiceInfoHandler := connect.NewUnaryHandler(
@@ -230,6 +257,8 @@ func NewSpannServiceHandler(svc SpannServiceHandler, opts ...connect.HandlerOpti
 			spannServiceSearchHandler.ServeHTTP(w, r)
 		case SpannServiceSearchBatchProcedure:
 			spannServiceSearchBatchHandler.ServeHTTP(w, r)
+		case SpannServiceSearchRangeProcedure:
+			spannServiceSearchRangeHandler.ServeHTTP(w, r)
 		case SpannServiceInfoProcedure:
 			spannServiceInfoHandler.ServeHTTP(w, r)
 		case SpannServiceInsertProcedure:
@@ -253,6 +282,10 @@ func (UnimplementedSpannServiceHandler) Search(context.Context, *connect.Request
 
 func (UnimplementedSpannServiceHandler) SearchBatch(context.Context, *connect.Request[spannv1.SearchBatchRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spann.v1.SpannService.SearchBatch is not implemented"))
+}
+
+func (UnimplementedSpannServiceHandler) SearchRange(context.Context, *connect.Request[spannv1.SearchRangeRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spann.v1.SpannService.SearchRange is not implemented"))
 }
 
 func (UnimplementedSpannServiceHandler) Info(context.Context, *connect.Request[spannv1.InfoRequest]) (*connect.Response[spannv1.InfoResponse], error) {
