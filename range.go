@@ -157,14 +157,13 @@ func (w *workerT[T]) rangeHeads(s *querySlot[T], set *headSet[T], p *SearchParam
 // within the radius once (replicas are found several times), by
 // (distance, id).
 func (w *workerT[T]) finishRange(s *querySlot[T], dst []Neighbor) []Neighbor {
+	// Deduplicate by id first (keeping the least distance, should two
+	// replicas' distances differ in the last bit), then order.
 	slices.SortFunc(s.found, func(a, b Neighbor) int {
-		switch {
-		case a.Dist < b.Dist:
-			return -1
-		case a.Dist > b.Dist:
-			return 1
+		if a.ID != b.ID {
+			return int(a.ID - b.ID)
 		}
-		return int(a.ID - b.ID)
+		return cmpDist(a.Dist, b.Dist)
 	})
 	start := len(dst)
 	for i, n := range s.found {
@@ -172,7 +171,15 @@ func (w *workerT[T]) finishRange(s *querySlot[T], dst []Neighbor) []Neighbor {
 			dst = append(dst, n)
 		}
 	}
-	ids := w.ids[:0]
+	slices.SortFunc(dst[start:], func(a, b Neighbor) int {
+		if c := cmpDist(a.Dist, b.Dist); c != 0 {
+			return c
+		}
+		return int(a.ID - b.ID)
+	})
+	// Its own scratch: growing w.ids here would leave w.hdists behind,
+	// which finish sizes together with it.
+	ids := w.rangeIDs[:0]
 	for _, n := range dst[start:] {
 		ids = append(ids, n.ID)
 	}
@@ -180,7 +187,17 @@ func (w *workerT[T]) finishRange(s *querySlot[T], dst []Neighbor) []Neighbor {
 	for i := range ids {
 		dst[start+i].ID = ids[i]
 	}
-	w.ids = ids
+	w.rangeIDs = ids
 	s.found = s.found[:0]
 	return dst
+}
+
+func cmpDist(a, b float32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

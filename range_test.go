@@ -67,6 +67,19 @@ func TestSearchRange(t *testing.T) {
 	if err != nil || len(one) != len(some.Row(3)) {
 		t.Fatalf("SearchRange: %d results, the batch %d (%v)", len(one), len(some.Row(3)), err)
 	}
+	// A k-NN search after a range search on the same worker (review: the
+	// range answer's scratch once left the k-NN one half-grown).
+	fresh, err := Open(f.index, Options{}) // one worker
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if _, _, err := fresh.SearchRange(context.Background(), f.q.Row(1), radius*4, SearchParams{NProbe: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fresh.Search(f.q.Row(1), 10, SearchParams{NProbe: 8}); err != nil || len(got) != 10 {
+		t.Fatalf("Search after SearchRange: %d, %v", len(got), err)
+	}
 	for _, bad := range []float32{-1, float32(math.NaN()), float32(math.Inf(1))} {
 		if _, _, err := ix.SearchRange(context.Background(), f.q.Row(0), bad, SearchParams{}); err == nil || !strings.Contains(err.Error(), "must be a finite distance") {
 			t.Errorf("radius %v: %v", bad, err)

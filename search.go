@@ -288,6 +288,7 @@ type workerT[T vec.Elem] struct {
 	homeNbrs   []memindex.Neighbor
 	homeRows   []T // a chunk of home heads' rows, scored together
 	homeScores []float32
+	rangeIDs   []int32 // finishRange's scratch
 	idBuf      [256]uint32
 }
 
