@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,8 +61,10 @@ func NewLabels(rows [][]int32, vocab int) (*Labels, error) {
 	return l, nil
 }
 
-// MaxLabels bounds a labels file's vocabulary: labels are int32.
-const MaxLabels = math.MaxInt32
+// MaxLabels bounds a labels file's vocabulary (labels are 0..MaxLabels-1):
+// per-label structures are sized by it, so a few bytes of hostile header
+// must not ask for billions (YFCC-10M has about 200,000 labels).
+const MaxLabels = 1 << 22
 
 // spmatHeader is the size of a .spmat file's header: int64 nrow, ncol, nnz.
 const spmatHeader = 24
@@ -179,7 +180,7 @@ func readLabelsText(r *bufio.Reader) (*Labels, error) {
 		}
 		for _, field := range bytes.Fields(text) {
 			x, perr := strconv.ParseInt(string(field), 10, 32)
-			if perr != nil || x < 0 {
+			if perr != nil || x < 0 || x >= MaxLabels {
 				return nil, fmt.Errorf("%w: line %d: %q is not a label (an integer 0..%d)", ErrLabels, line, field, MaxLabels-1)
 			}
 			largest = max(largest, x)
@@ -262,24 +263,17 @@ func writeLabelsText(w *bufio.Writer, l *Labels) error {
 
 // Bitmaps returns, for each label, the bitmap of the rows carrying it.
 func (l *Labels) Bitmaps() []*roaring.Bitmap {
-	counts := make([]int, l.Vocab)
-	for _, x := range l.Indices {
-		counts[x]++
-	}
-	ids := make([][]uint32, l.Vocab)
-	for x, n := range counts {
-		ids[x] = make([]uint32, 0, n)
-	}
-	for i := 0; i < l.Rows(); i++ {
-		for _, x := range l.Row(i) {
-			ids[x] = append(ids[x], uint32(i))
-		}
-	}
 	bms := make([]*roaring.Bitmap, l.Vocab)
 	for x := range bms {
-		bms[x] = roaring.BitmapOf(ids[x]...)
-		bms[x].RunOptimize()
-		ids[x] = nil
+		bms[x] = roaring.New()
+	}
+	for i := 0; i < l.Rows(); i++ { // rows in increasing order: roaring appends
+		for _, x := range l.Row(i) {
+			bms[x].Add(uint32(i))
+		}
+	}
+	for _, bm := range bms {
+		bm.RunOptimize()
 	}
 	return bms
 }

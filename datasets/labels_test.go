@@ -58,6 +58,7 @@ func TestLabelsText(t *testing.T) {
 		{"1 2\n3 x\n", `line 2: "x" is not a label`},
 		{"-4\n", `line 1: "-4" is not a label`},
 		{"99999999999\n", `line 1: "99999999999" is not a label`},
+		{"4194304\n", `line 1: "4194304" is not a label (an integer 0..4194303)`},
 	} {
 		os.WriteFile(path, []byte(bad.text), 0o644)
 		_, err := ReadLabels(path)
@@ -94,6 +95,7 @@ func TestSpmatRejects(t *testing.T) {
 		{"truncated", good[:len(good)-4], "take 72 bytes, the file has 68"},
 		{"too long", append(slices.Clone(good), 0), "the file has 73"},
 		{"huge nrow", spmat(1<<40, 5, 3, []int64{0, 2, 3}, []int32{4, 1, 0}), "header says 1099511627776 rows"},
+		{"huge vocabulary", spmat(2, 1<<23, 3, []int64{0, 2, 3}, []int32{4, 1, 0}), "8388608 columns"},
 		{"negative nnz", spmat(2, 5, -1, []int64{0, 2, 3}, []int32{4, 1, 0}), "header says"},
 		{"label out of range", spmat(2, 5, 3, []int64{0, 2, 3}, []int32{4, 5, 0}), "row 0 has label 5, out of range 0..4"},
 		{"negative label", spmat(2, 5, 3, []int64{0, 2, 3}, []int32{4, 1, -2}), "row 1 has label -2"},

@@ -183,6 +183,12 @@ func parseLabels(data []byte, id BuildID, n, postings int, arena *offheap.Arena)
 		if _, err := bm.FromBuffer(bitmaps[lo:hi:hi]); err != nil {
 			return nil, fmt.Errorf("label %d: %v: %w", x, err, ErrCorrupt)
 		}
+		// FromBuffer trusts the bytes: keys out of order or containers
+		// that lie about their cardinality would give wrong memberships
+		// (or ids past n) later. (The CRC only stops accidents.)
+		if err := bm.Validate(); err != nil {
+			return nil, fmt.Errorf("label %d: %v: %w", x, err, ErrCorrupt)
+		}
 		if bm.GetSerializedSizeInBytes() != hi-lo {
 			return nil, fmt.Errorf("label %d: bitmap of %d bytes in a slot of %d: %w", x, bm.GetSerializedSizeInBytes(), hi-lo, ErrCorrupt)
 		}
