@@ -416,6 +416,9 @@ func (w *workerT[T]) scanList(s *querySlot[T], buf *insertBuffer, l []bufEntry) 
 	for _, e := range l {
 		r := recs[e.rec]
 		d := w.e.sp.Dist(s.q, datasets.Rows[T](r.row(int(e.id-r.first))))
+		if s.allow != nil && !s.allow.Contains(uint32(e.id)) {
+			continue // (a read-only Open may replay inserts logged before labels.bin was attached)
+		}
 		if s.ranged {
 			if d <= s.radius && (s.dead == nil || !s.dead.Contains(uint32(e.id))) {
 				s.found = append(s.found, Neighbor{ID: e.id, Dist: d})

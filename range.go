@@ -3,7 +3,6 @@ package spann
 import (
 	"context"
 	"fmt"
-	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/memindex"
 )
 
@@ -27,6 +27,10 @@ func (ix *Index) SearchRange(ctx context.Context, query []byte, radius float32, 
 	}
 	return res.Row(0), res.Stats, nil
 }
+
+// CheckRadius reports whether radius is one SearchRange takes on this
+// index: finite, and not negative under L2 (see vec.CheckRadius).
+func (ix *Index) CheckRadius(radius float32) error { return vec.CheckRadius(ix.metric, float64(radius)) }
 
 // RangeBatchResult holds SearchRangeBatch's answers: query q's are
 // Neighbors[Offsets[q]:Offsets[q+1]], nearest first.
@@ -46,8 +50,8 @@ func (r *RangeBatchResult) Row(q int) []Neighbor { return r.Neighbors[r.Offsets[
 // rows), with threads workers (0 = GOMAXPROCS) each keeping p.InFlight
 // queries in flight.
 func (ix *Index) SearchRangeBatch(ctx context.Context, queries []byte, radius float32, p SearchParams, threads int) (*RangeBatchResult, error) {
-	if !(radius >= 0) || math.IsInf(float64(radius), 1) {
-		return nil, fmt.Errorf("radius %v: must be a finite distance ≥ 0", radius)
+	if err := ix.CheckRadius(radius); err != nil {
+		return nil, err
 	}
 	if len(queries)%ix.rowBytes != 0 || len(queries) == 0 {
 		return nil, fmt.Errorf("queries: %d bytes is not a positive whole number of %d-byte vectors", len(queries), ix.rowBytes)
@@ -123,7 +127,7 @@ func (ix *Index) SearchRangeBatch(ctx context.Context, queries []byte, radius fl
 // within the bound; the NProbe nearest heads and every head within the
 // bound are read. Head vectors within the radius are answers themselves.
 func (w *workerT[T]) rangeHeads(s *querySlot[T], set *headSet[T], p *SearchParams) []memindex.Neighbor {
-	bound := p.radius * float32(1+p.RangeSlack)
+	bound := p.radius + float32(p.RangeSlack)*abs32(p.radius) // (radius·(1+slack) for l2)
 	limit := len(set.ids)
 	if p.MaxPostings > 0 {
 		limit = min(limit, p.MaxPostings)

@@ -81,8 +81,41 @@ func TestSearchRange(t *testing.T) {
 		t.Fatalf("Search after SearchRange: %d, %v", len(got), err)
 	}
 	for _, bad := range []float32{-1, float32(math.NaN()), float32(math.Inf(1))} {
-		if _, _, err := ix.SearchRange(context.Background(), f.q.Row(0), bad, SearchParams{}); err == nil || !strings.Contains(err.Error(), "must be a finite distance") {
+		if _, _, err := ix.SearchRange(context.Background(), f.q.Row(0), bad, SearchParams{}); err == nil ||
+			!strings.Contains(err.Error(), "must be a finite distance") && !strings.Contains(err.Error(), "must be ≥ 0") {
 			t.Errorf("radius %v: %v", bad, err)
+		}
+	}
+}
+
+// Under inner product distances are negated dot products, so radii are
+// negative; reading every posting, range search is exact there too.
+func TestSearchRangeIP(t *testing.T) {
+	f := newFixture(t, datasets.Float32, vec.IP, 2000, 10, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	_, d := f.gt.Row(0)
+	radius := d[9]
+	if radius >= 0 {
+		t.Fatalf("IP distance %v: want a negative radius for this test", radius)
+	}
+	bv, _ := datasets.OpenVectors(f.base, 0)
+	defer bv.Close()
+	gt, err := eval.ExactRange(bv, f.q, radius, eval.GTOptions{Metric: vec.IP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ix.SearchRangeBatch(context.Background(), f.q.Data, radius, SearchParams{NProbe: len(ix.eng.headIDs())}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q := 0; q < f.q.N; q++ {
+		ids, _ := gt.Row(q)
+		if got := res.Row(q); len(got) != len(ids) {
+			t.Fatalf("query %d: %d results, %d within %v", q, len(got), len(ids), radius)
 		}
 	}
 }

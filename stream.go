@@ -3,7 +3,6 @@ package spann
 import (
 	"context"
 	"fmt"
-	"math"
 	"runtime"
 	"time"
 )
@@ -138,9 +137,9 @@ func (w *workerT[T]) startQuery(s *querySlot[T], q *StreamQuery) error {
 	}
 	p, k := q.Params, q.K
 	if q.Range {
-		if !(q.Radius >= 0) || math.IsInf(float64(q.Radius), 1) {
+		if err := w.e.ix.CheckRadius(q.Radius); err != nil {
 			s.ctx = nil
-			return fmt.Errorf("radius %v: must be a finite distance ≥ 0", q.Radius)
+			return err
 		}
 		p.ranged, p.radius, k = true, q.Radius, 1
 	}

@@ -2,7 +2,6 @@ package eval
 
 import (
 	"fmt"
-	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -21,8 +20,8 @@ func ExactRange(base *datasets.VectorFile, queries *datasets.Matrix, radius floa
 	if queries.Dim != base.Dim {
 		return nil, fmt.Errorf("queries have dimension %d but base %s has %d", queries.Dim, base.Path, base.Dim)
 	}
-	if !(radius >= 0) || math.IsInf(float64(radius), 1) {
-		return nil, fmt.Errorf("radius %v: must be a finite number ≥ 0", radius)
+	if err := vec.CheckRadius(o.Metric, float64(radius)); err != nil {
+		return nil, err
 	}
 	switch base.Type {
 	case datasets.Float32:
@@ -127,62 +126,86 @@ func cmpF32(a, b float32) int {
 	return 1
 }
 
-// AveragePrecision scores range results against the exact ones as
-// big-ann-benchmarks' range track does: all returned results, of all
-// queries, are ordered by distance; at each distance threshold t the
-// precision is the share of results within t that are true and the recall
-// the share of all true results found within t; the score is the area
-// under that precision–recall curve, Σ precision·Δrecall. Returning
-// exactly the true results scores 1. If there is nothing to find, it is 1
-// when nothing was returned and 0 otherwise.
+// AveragePrecision scores range results against the exact ones by
+// big-ann-benchmarks' range-search average precision (compute_AP in its
+// eval_range_search.py, which follows faiss's contrib.evaluation),
+// reimplemented: 100 distance thresholds evenly spaced from -0.001 to the
+// largest distance returned; at threshold t each query's results closer
+// than t (strictly) are its answer, and, pooling all queries ("overall"),
+// precision = true answers / answers (1 with none) and recall = true
+// answers / true results (with no true results: 1 if nothing was
+// answered, else 0); the score is the area under those points by
+// trapezoids. Duplicate ids count as often as returned. Returning nothing
+// at all scores 0. Note that results at exactly the largest distance fall
+// outside every threshold, so even the exact answer scores a little below
+// 1.
 func AveragePrecision(gt, res *datasets.RangeResults) (float64, error) {
 	if gt.NQ() != res.NQ() {
 		return 0, fmt.Errorf("average precision: %d result rows for %d ground-truth queries", res.NQ(), gt.NQ())
 	}
-	type scored struct {
-		dist float32
-		true bool
-	}
-	var all []scored
-	for q := 0; q < gt.NQ(); q++ {
-		truth, _ := gt.Row(q)
-		sorted := slices.Sorted(slices.Values(truth))
-		ids, dists := res.Row(q)
-		seen := map[int32]bool{}
-		for i, id := range ids {
-			if seen[id] {
-				continue // a duplicate counts once
-			}
-			seen[id] = true
-			_, ok := slices.BinarySearch(sorted, id)
-			all = append(all, scored{dists[i], ok})
-		}
-	}
-	total := len(gt.IDs)
-	if total == 0 {
-		if len(all) == 0 {
-			return 1, nil
-		}
+	if len(res.Dists) == 0 {
 		return 0, nil
 	}
-	slices.SortStableFunc(all, func(a, b scored) int {
-		if a.dist == b.dist {
-			return 0
+	const nt = 100
+	dmax := float64(slices.Max(res.Dists))
+	thresholds := make([]float64, nt)
+	for i := range thresholds {
+		thresholds[i] = -0.001 + (dmax+0.001)*float64(i)/float64(nt-1)
+	}
+	thresholds[nt-1] = dmax // as numpy's linspace ends exactly
+	var ngt int64
+	nres, ninter := make([]int64, nt), make([]int64, nt)
+	for q := 0; q < gt.NQ(); q++ {
+		truth, _ := gt.Row(q)
+		ngt += int64(len(truth))
+		sorted := slices.Sorted(slices.Values(truth))
+		ids, dists := res.Row(q)
+		order := make([]int, len(ids))
+		for i := range order {
+			order[i] = i
 		}
-		return cmpF32(a.dist, b.dist)
-	})
-	ap, tp, prevRecall := 0.0, 0, 0.0
-	for i := 0; i < len(all); {
-		j := i
-		for j < len(all) && all[j].dist == all[i].dist { // one threshold per distinct distance
-			if all[j].true {
-				tp++
+		slices.SortStableFunc(order, func(a, b int) int {
+			switch {
+			case dists[a] < dists[b]:
+				return -1
+			case dists[a] > dists[b]:
+				return 1
 			}
-			j++
+			return 0
+		})
+		ok := make([]int64, len(ids)+1) // ok[n]: true answers among the n nearest
+		for n, i := range order {
+			_, hit := slices.BinarySearch(sorted, ids[i])
+			ok[n+1] = ok[n]
+			if hit {
+				ok[n+1]++
+			}
 		}
-		recall := float64(tp) / float64(total)
-		ap += float64(tp) / float64(j) * (recall - prevRecall)
-		prevRecall, i = recall, j
+		n := 0
+		for t, th := range thresholds { // thresholds ascend: n only grows
+			for n < len(order) && float64(dists[order[n]]) < th {
+				n++
+			}
+			nres[t] += int64(n)
+			ninter[t] += ok[n]
+		}
+	}
+	ap, prevP, prevR := 0.0, 0.0, 0.0
+	for t := range thresholds {
+		p, r := 1.0, 0.0
+		if nres[t] > 0 {
+			p = float64(ninter[t]) / float64(nres[t])
+		}
+		switch {
+		case ngt > 0:
+			r = float64(ninter[t]) / float64(ngt)
+		case nres[t] == 0:
+			r = 1
+		}
+		if t > 0 {
+			ap += (r - prevR) * (p + prevP) / 2
+		}
+		prevP, prevR = p, r
 	}
 	return ap, nil
 }

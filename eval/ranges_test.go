@@ -49,36 +49,29 @@ func TestExactRange(t *testing.T) {
 	}
 }
 
+// AveragePrecision follows big-ann-benchmarks' compute_AP: checked
+// against values worked out by hand from its definition.
 func TestAveragePrecision(t *testing.T) {
-	rr := func(rows ...[]int32) *datasets.RangeResults {
-		r := &datasets.RangeResults{Offsets: []int{0}}
-		for _, row := range rows {
-			for i, id := range row {
-				r.IDs = append(r.IDs, id)
-				r.Dists = append(r.Dists, float32(i+1))
-			}
-			r.Offsets = append(r.Offsets, len(r.IDs))
-		}
-		return r
+	// One query, true results {1, 2}, distances 0 and 99 (thresholds
+	// -0.001, 0.999, …, 99: the one at 0 is inside from the second
+	// threshold on, the one at 99 never, being at the largest distance).
+	gt := &datasets.RangeResults{Offsets: []int{0, 2}, IDs: []int32{1, 2}, Dists: []float32{0, 99}}
+	exact := &datasets.RangeResults{Offsets: []int{0, 2}, IDs: []int32{1, 2}, Dists: []float32{0, 99}}
+	// (p, r): (1, 0), then (1, 0.5) for every later threshold: area 0.5.
+	if ap, err := AveragePrecision(gt, exact); err != nil || math.Abs(ap-0.5) > 1e-12 {
+		t.Errorf("exact answer: AP %v, %v; want 0.5", ap, err)
 	}
-	gt := rr([]int32{1, 2}, []int32{3, 4})
-	for _, c := range []struct {
-		res  *datasets.RangeResults
-		want float64
-	}{
-		{rr([]int32{1, 2}, []int32{3, 4}), 1},
-		{rr([]int32{1}, []int32{3}), 0.5}, // half found, all precise
-		{rr([]int32{}, []int32{}), 0},     // nothing found
-		// Within distance 1: 9 (false) and 3: P 1/2, R 1/4; within 2: P 3/4,
-		// R 3/4; within 3: P 4/5, R 1. AP = 1/8 + 3/8 + 1/5.
-		{rr([]int32{9, 1, 2}, []int32{3, 4}), 0.7},
-	} {
-		got, err := AveragePrecision(gt, c.res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if math.Abs(got-c.want) > 1e-12 {
-			t.Errorf("%v: AP %v, want %v", c.res.IDs, got, c.want)
-		}
+	// A false result at 0 as well: (1, 0), then (0.5, 0.5): area
+	// 0.5·(1+0.5)/2 = 0.375.
+	noisy := &datasets.RangeResults{Offsets: []int{0, 3}, IDs: []int32{1, 7, 2}, Dists: []float32{0, 0, 99}}
+	if ap, _ := AveragePrecision(gt, noisy); math.Abs(ap-0.375) > 1e-12 {
+		t.Errorf("noisy answer: AP %v, want 0.375", ap)
+	}
+	empty := &datasets.RangeResults{Offsets: []int{0, 0}}
+	if ap, _ := AveragePrecision(gt, empty); ap != 0 {
+		t.Errorf("empty answer: AP %v, want 0", ap)
+	}
+	if _, err := AveragePrecision(gt, &datasets.RangeResults{Offsets: []int{0, 0, 0}}); err == nil {
+		t.Error("row count mismatch accepted")
 	}
 }

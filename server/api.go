@@ -50,9 +50,6 @@ const RangeMaxPostings = 4096
 // every vector within the radius.
 func (a api) SearchRange(ctx context.Context, req *connect.Request[spannv1.SearchRangeRequest]) (*connect.Response[spannv1.SearchBatchResponse], error) {
 	m := req.Msg
-	if r := m.Radius; !(r >= 0) || math.IsInf(float64(r), 1) {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("radius %v: must be a finite distance ≥ 0", r))
-	}
 	ans, wall, err := a.s.search(ctx, m.Index, 1, m.Params, m.Vectors, m.Filters, &m.Radius)
 	if err != nil {
 		return nil, err
@@ -101,8 +98,13 @@ func (s *Server) search(ctx context.Context, name string, k32 int32, params *spa
 		return nil, 0, err
 	}
 	defer release()
-	if radius != nil && (p.MaxPostings == 0 || p.MaxPostings > RangeMaxPostings) {
-		p.MaxPostings = RangeMaxPostings
+	if radius != nil {
+		if err := h.ix.CheckRadius(*radius); err != nil {
+			return nil, 0, connect.NewError(connect.CodeInvalidArgument, err)
+		}
+		if p.MaxPostings == 0 || p.MaxPostings > RangeMaxPostings {
+			p.MaxPostings = RangeMaxPostings
+		}
 	}
 	ans, wall, err := s.answer(ctx, sv, h, rows, perQuery, k, p, radius)
 	if err != nil {
@@ -307,7 +309,9 @@ func queryFilters(ix *spann.Index, common []int32, filters []*spannv1.Filter, n 
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d filters for %d vectors: give one per vector, or none", len(filters), n))
 		}
 		for i, f := range filters {
-			out[i] = f.GetLabels()
+			if len(f.GetLabels()) > 0 { // an empty one: that vector is unfiltered
+				out[i] = f.GetLabels()
+			}
 		}
 	} else if common != nil {
 		for i := range out {
@@ -317,6 +321,9 @@ func queryFilters(ix *spann.Index, common []int32, filters []*spannv1.Filter, n 
 		return out, nil
 	}
 	for i, f := range out {
+		if f == nil {
+			continue
+		}
 		err := ix.CheckFilter(f)
 		if err == nil && len(f) > MaxFilterLabels {
 			err = fmt.Errorf("the filter names %d labels, more than %d", len(f), MaxFilterLabels)

@@ -100,6 +100,14 @@ func TestFilteredSearchOverLoopback(t *testing.T) {
 		}
 		same("batch", r.Neighbors, want)
 	}
+	// An empty filter leaves its vector unfiltered.
+	mixed, err := grpc.SearchBatch(context.Background(), connect.NewRequest(&spannv1.SearchBatchRequest{
+		Vectors: vs[:2], Filters: []*spannv1.Filter{fs[0], {}}, K: 10, Params: &spannv1.Params{Nprobe: 16}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := ix.Search(f.qs.Row(1), 10, p)
+	same("unfiltered in a filtered batch", mixed.Msg.Results[1].Neighbors, plain)
 	// JSON, as curl would post it.
 	body, _ := json.Marshal(map[string]any{"vector": map[string]any{"data": f.qs.Row(3)}, "k": 10,
 		"params": map[string]any{"nprobe": 16, "filter": filters[3]}})
@@ -133,7 +141,6 @@ func TestFilteredSearchOverLoopback(t *testing.T) {
 	}{
 		{"label out of range", &spannv1.SearchBatchRequest{Vectors: vs[:2], K: 5, Params: &spannv1.Params{Filter: []int32{29}}}},
 		{"filters for some vectors", &spannv1.SearchBatchRequest{Vectors: vs[:3], Filters: fs[:2], K: 5}},
-		{"an empty filter", &spannv1.SearchBatchRequest{Vectors: vs[:2], Filters: []*spannv1.Filter{fs[0], {}}, K: 5}},
 		{"too many labels", &spannv1.SearchBatchRequest{Vectors: vs[:1], Filters: []*spannv1.Filter{{Labels: make([]int32, MaxFilterLabels+1)}}, K: 5}},
 	} {
 		_, err := grpc.SearchBatch(context.Background(), connect.NewRequest(c.req))

@@ -301,8 +301,8 @@ func TestRangeSearchCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--index", index, "--queries", q, "--radius", "-2"}, "--radius -2: must be a finite distance"},
-		{[]string{"groundtruth", "--base", base, "--queries", q, "--radius", "-1", "--out", gt}, "--radius -1: must be a finite distance"},
+		{[]string{"--index", index, "--queries", q, "--radius", "-2"}, "--radius -2: must be ≥ 0"},
+		{[]string{"groundtruth", "--base", base, "--queries", q, "--radius", "-1", "--out", gt}, "--radius -1: must be ≥ 0"},
 		{[]string{"--index", index, "--queries", q, "--radius", radius, "--gt", knn}, "range ground truth"},
 	} {
 		if err := run(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {

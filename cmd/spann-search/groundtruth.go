@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"time"
@@ -190,8 +189,8 @@ func filterSets(basePath, queryPath string, n, nq int) ([]*roaring.Bitmap, error
 // the radius of each query, by brute force.
 func runRangeGroundtruth(c *cli.Context, base *datasets.VectorFile, queries *datasets.Matrix, metric vec.Metric, threads int) error {
 	radius := c.Float64("radius")
-	if !(radius >= 0) || math.IsInf(radius, 0) {
-		return fmt.Errorf("--radius %v: must be a finite distance ≥ 0", radius)
+	if err := vec.CheckRadius(metric, radius); err != nil {
+		return fmt.Errorf("--%w", err) // "--radius -2: must be …"
 	}
 	if c.String("out") == "" || c.String("compare") != "" || c.String("base-labels") != "" {
 		return fmt.Errorf("groundtruth --radius: give --out FILE (--compare and labels do not apply to ranges)")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 
@@ -37,8 +36,8 @@ type rangeRow struct {
 // ground truth (--gt), written in the range format (--out).
 func runRangeSearch(c *cli.Context, ix target, qm *datasets.Matrix, threads int, p spann.SearchParams) error {
 	radius := c.Float64("radius")
-	if !(radius >= 0) || math.IsInf(radius, 0) {
-		return fmt.Errorf("--radius %v: must be a finite distance ≥ 0 (squared for l2)", radius)
+	if err := ix.CheckRadius(float32(radius)); err != nil {
+		return fmt.Errorf("--%w", err) // "--radius -2: must be …"
 	}
 	if c.String("query-labels") != "" || c.String("sweep") != "" {
 		return fmt.Errorf("--radius goes without --query-labels and --sweep")

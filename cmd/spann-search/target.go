@@ -13,6 +13,7 @@ import (
 	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/client"
 	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/vec"
 )
 
 // target is what the evaluation searches: an index opened in process, or
@@ -29,6 +30,8 @@ type target interface {
 	SearchBatchFiltered(ctx context.Context, queries []byte, filters [][]int32, k int, p spann.SearchParams, threads int) (*spann.BatchResult, error)
 	// SearchRangeBatch finds every vector within radius of each query.
 	SearchRangeBatch(ctx context.Context, queries []byte, radius float32, p spann.SearchParams, threads int) (*spann.RangeBatchResult, error)
+	// CheckRadius reports whether a range search takes radius.
+	CheckRadius(radius float32) error
 	// CheckFilter reports whether the index can search with filter.
 	CheckFilter(filter []int32) error
 	Close() error
@@ -105,6 +108,16 @@ func (r *remote) SearchBatchFiltered(ctx context.Context, queries []byte, filter
 
 func (r *remote) SearchRangeBatch(ctx context.Context, queries []byte, radius float32, p spann.SearchParams, threads int) (*spann.RangeBatchResult, error) {
 	return r.c.SearchRangeMany(ctx, queries, radius, p, threads, r.batch)
+}
+
+// CheckRadius checks radius under the served index's metric (the server
+// checks again).
+func (r *remote) CheckRadius(radius float32) error {
+	m, err := vec.ParseMetric(r.info.Metric)
+	if err != nil {
+		return err
+	}
+	return vec.CheckRadius(m, float64(radius))
 }
 
 // CheckFilter checks filter against the served index's label count (the

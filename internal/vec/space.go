@@ -1,6 +1,9 @@
 package vec
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Space bundles the distance functions of one metric for one element type,
 // so that generic engine code (clustering, graphs, scans) is written once.
@@ -70,4 +73,18 @@ func negate(v []float32) {
 	for i := range v {
 		v[i] = -v[i]
 	}
+}
+
+// CheckRadius validates a range search's radius under metric m: a finite
+// number, and for L2 (squared distances, never negative) at least 0.
+// Inner-product and cosine distances are negated similarities, so their
+// radii may well be negative.
+func CheckRadius(m Metric, r float64) error {
+	switch {
+	case math.IsNaN(r) || math.IsInf(r, 0):
+		return fmt.Errorf("radius %v: must be a finite distance", r)
+	case m == L2 && r < 0:
+		return fmt.Errorf("radius %v: must be ≥ 0 (l2 distances are squared, never negative)", r)
+	}
+	return nil
 }

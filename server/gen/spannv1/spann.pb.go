@@ -573,7 +573,8 @@ type SearchBatchRequest struct {
 	K       int32                  `protobuf:"varint,3,opt,name=k,proto3" json:"k,omitempty"`
 	Params  *Params                `protobuf:"bytes,4,opt,name=params,proto3" json:"params,omitempty"`
 	// filters, if given, one per vector: each query's own filter, in place
-	// of params.filter (a filtered batch such as big-ann-benchmarks').
+	// of params.filter (a filtered batch such as big-ann-benchmarks'); an
+	// empty one leaves its vector unfiltered.
 	Filters       []*Filter `protobuf:"bytes,5,rep,name=filters,proto3" json:"filters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
