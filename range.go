@@ -30,7 +30,9 @@ func (ix *Index) SearchRange(ctx context.Context, query []byte, radius float32, 
 
 // CheckRadius reports whether radius is one SearchRange takes on this
 // index: finite, and not negative under L2 (see vec.CheckRadius).
-func (ix *Index) CheckRadius(radius float32) error { return vec.CheckRadius(ix.metric, float64(radius)) }
+func (ix *Index) CheckRadius(radius float32) error {
+	return vec.CheckRadius(ix.metric, float64(radius))
+}
 
 // RangeBatchResult holds SearchRangeBatch's answers: query q's are
 // Neighbors[Offsets[q]:Offsets[q+1]], nearest first.
