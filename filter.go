@@ -161,5 +161,19 @@ func (ix *Index) MatchCount(filter []int32) (int, error) {
 	if err := ix.CheckFilter(filter); err != nil {
 		return 0, err
 	}
+	// The bitmaps are views of memory that Close frees once nothing is
+	// busy: count as busy meanwhile, as a search does.
+	ix.mu.Lock()
+	if ix.closed {
+		ix.mu.Unlock()
+		return 0, ErrClosed
+	}
+	ix.busy++
+	ix.mu.Unlock()
+	defer func() {
+		ix.mu.Lock()
+		ix.release()
+		ix.mu.Unlock()
+	}()
 	return int(ix.matching(filter).GetCardinality()), nil
 }

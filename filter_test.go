@@ -112,3 +112,23 @@ func TestFilterWithoutLabels(t *testing.T) {
 		t.Errorf("filter on an index without labels: %v", err)
 	}
 }
+
+// MatchCount after Close is ErrClosed, not a read of freed memory.
+func TestMatchCountClosed(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 1000, 3, 8, posting.DefaultCodec)
+	labels, _ := datasets.NewLabels(make([][]int32, 1000), 3)
+	if err := AttachLabels(f.index, labels, nil); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ix.MatchCount([]int32{1}); n != 0 || err != nil {
+		t.Fatalf("MatchCount: %d, %v", n, err)
+	}
+	ix.Close()
+	if _, err := ix.MatchCount([]int32{1}); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+}
