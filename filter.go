@@ -70,8 +70,9 @@ func (ix *Index) matching(filter []int32) *roaring.Bitmap {
 //     index: every matching vector is in its home posting (labels.bin), so
 //     the nearest homes hold the nearest matches. Their heads are scored
 //     by brute force and the nProbe nearest homes are the candidates —
-//     all of them when fewer, which makes a rare filter's answer exact. A
-//     matching head vector in no posting is scored directly.
+//     all of them when fewer, which makes a rare filter's answer exact
+//     (unless Eps, MaxPostings or FirstRound cut the list). A matching
+//     head vector in no posting is scored directly.
 //   - The walk, otherwise: the head graph's nearest heads, as unfiltered,
 //     with nProbe raised as the filter narrows (nProbe/(4·share), at most
 //     4×); scan keeps only matching entries.

@@ -18,8 +18,9 @@ import (
 // (distance ≤ radius in the metric's own terms: squared for L2), nearest
 // first. It reads the postings of the p.NProbe nearest heads and of every
 // head within radius·(1+p.RangeSlack) of the query (the head search
-// widening until it finds none more), at most p.MaxPostings of them if
-// set; Eps and FirstRound do not apply. p.Filter applies as in Search.
+// widening until it finds none more), at most p.MaxPostings heads if set
+// (counting heads whose postings are empty); Eps and FirstRound do not
+// apply. p.Filter applies as in Search.
 func (ix *Index) SearchRange(ctx context.Context, query []byte, radius float32, p SearchParams) ([]Neighbor, SearchStats, error) {
 	res, err := ix.SearchRangeBatch(ctx, query, radius, p, 1)
 	if err != nil {

@@ -22,7 +22,7 @@ type LabelParams struct {
 	Vocab     int     // labels 0..Vocab-1; 0 = 50,000
 	Zipf      float64 // exponent s: the label of rank r is drawn ∝ 1/r^s; 0 = 1
 	MinPerRow int     // fewest labels drawn per vector; 0 = 2
-	MaxPerRow int     // most labels drawn per vector; 0 = 20 (repeats merge, so some rows get fewer)
+	MaxPerRow int     // most labels drawn per vector; 0 = max(20, MinPerRow) (repeats merge, so some rows get fewer)
 	// Corr is the fraction of a vector's labels drawn from its group's own
 	// ranking of the vocabulary rather than the global one: 0 makes labels
 	// independent of the vectors, 1 makes every label's carriers cluster
