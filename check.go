@@ -129,32 +129,11 @@ func (r *CheckReport) account(copies []uint8, heads []uint32, dead *roaring.Bitm
 // countCopies decodes every posting in file order and returns how many
 // postings hold each vector (saturating at 255).
 func (ix *Index) countCopies(r *CheckReport, problem func(string, ...any)) ([]uint8, error) {
-	f, err := os.Open(ix.postings)
-	if err != nil {
-		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
-	}
-	defer f.Close()
-	dec, err := ix.store.NewDecoder()
-	if err != nil {
-		return nil, err
-	}
-	defer dec.Close()
 	copies := make([]uint8, ix.N())
-	var buf []byte
-	view := ix.store.Snapshot()
-	for h := range int32(view.Len()) {
-		e := view.Entry(h)
-		if cap(buf) < int(e.Bytes) {
-			buf = make([]byte, e.Bytes)
-		}
-		b := buf[:e.Bytes]
-		if _, err := f.ReadAt(b, int64(e.Offset)); err != nil {
-			return nil, fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
-		}
-		ids, _, err := dec.Decode(b, e)
+	err := ix.eachPosting(func(h int32, ids []uint32, _ []byte, err error) error {
 		if err != nil {
 			problem("%s: posting %d: %v", ix.postings, h, err)
-			continue
+			return nil
 		}
 		r.Postings++
 		r.Entries += int64(len(ids))
@@ -167,6 +146,41 @@ func (ix *Index) countCopies(r *CheckReport, problem func(string, ...any)) ([]ui
 				copies[id]++
 			}
 		}
+		return nil
+	})
+	return copies, err
+}
+
+// eachPosting reads and decodes every posting of the current directory,
+// in head order, and calls fn with its ids and rows — or with the error
+// that decoding it met (a posting that cannot be read at all stops the
+// walk with that error). fn's error stops the walk and is returned.
+func (ix *Index) eachPosting(fn func(h int32, ids []uint32, rows []byte, err error) error) error {
+	f, err := os.Open(ix.postings)
+	if err != nil {
+		return fmt.Errorf("index file missing or unreadable: %w", err)
 	}
-	return copies, nil
+	defer f.Close()
+	dec, err := ix.store.NewDecoder()
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	var buf []byte
+	view := ix.store.Snapshot()
+	for h := range int32(view.Len()) {
+		e := view.Entry(h)
+		if cap(buf) < int(e.Bytes) {
+			buf = make([]byte, e.Bytes)
+		}
+		b := buf[:e.Bytes]
+		if _, err := f.ReadAt(b, int64(e.Offset)); err != nil {
+			return fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
+		}
+		ids, rows, err := dec.Decode(b, e)
+		if err := fn(h, ids, rows, err); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -48,51 +48,35 @@ func AttachLabels(dir string, labels *datasets.Labels, progress func(done, total
 // holding it with the nearest head, or -2-h for head h stored in no
 // posting (see internal/indexfile/labels.go).
 func (ix *Index) homes(progress func(done, total int)) ([]int32, error) {
-	f, err := os.Open(ix.postings)
-	if err != nil {
-		return nil, fmt.Errorf("index file missing or unreadable: %w", err)
-	}
-	defer f.Close()
-	dec, err := ix.store.NewDecoder()
-	if err != nil {
-		return nil, err
-	}
-	defer dec.Close()
 	homes := make([]int32, ix.N())
 	best := make([]float32, ix.N())
 	for i := range homes {
 		homes[i], best[i] = -1, float32(math.Inf(1))
 	}
-	view := ix.store.Snapshot()
-	var buf []byte
-	for h := range int32(view.Len()) {
-		if ix.eng.removedHead(h) {
-			continue
-		}
-		e := view.Entry(h)
-		if cap(buf) < int(e.Bytes) {
-			buf = make([]byte, e.Bytes)
-		}
-		b := buf[:e.Bytes]
-		if _, err := f.ReadAt(b, int64(e.Offset)); err != nil {
-			return nil, fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
-		}
-		ids, rows, err := dec.Decode(b, e)
+	total := ix.store.Snapshot().Len()
+	err := ix.eachPosting(func(h int32, ids []uint32, rows []byte, err error) error {
 		if err != nil {
-			return nil, fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
+			return fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
+		}
+		if ix.eng.removedHead(h) {
+			return nil
 		}
 		_, head := ix.eng.head(h)
 		for j, id := range ids {
 			if int(id) >= len(homes) {
-				return nil, fmt.Errorf("%s: posting %d holds id %d, not below n = %d: %w", ix.postings, h, id, len(homes), ErrCorrupt)
+				return fmt.Errorf("%s: posting %d holds id %d, not below n = %d: %w", ix.postings, h, id, len(homes), ErrCorrupt)
 			}
 			if d := ix.eng.rowDist(head, rows[j*ix.rowBytes:(j+1)*ix.rowBytes]); d < best[id] {
 				homes[id], best[id] = h, d
 			}
 		}
 		if progress != nil {
-			progress(int(h)+1, view.Len())
+			progress(int(h)+1, total)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for h, id := range ix.eng.headIDs() {
 		if id != indexfile.RemovedHead && int(id) < len(homes) && homes[id] == -1 {
