@@ -61,9 +61,74 @@ func ExactKNN(base *datasets.VectorFile, queries *datasets.Matrix, o GTOptions) 
 }
 
 func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o GTOptions) (*datasets.GroundTruth, error) {
-	sp, err := vec.NewSpace[T](o.Metric)
+	nq, dim := queries.N, base.Dim
+	heaps := make([]*topk.Heap, nq)
+	for i := range heaps {
+		heaps[i] = topk.New(o.K)
+	}
+	err := bruteForce(base, queries, o, func(sp vec.Space[T], sc *scratch, q int, query []T, first int, tile []T) {
+		h := heaps[q]
+		tn := len(tile) / dim
+		var allowed *roaring.Bitmap
+		if o.Allowed != nil {
+			allowed = o.Allowed[q]
+		}
+		if allowed != nil {
+			// A query allowed few rows of the tile scores only those;
+			// otherwise all, then filters.
+			if few := allowedIn(allowed, uint32(first), uint32(first+tn), tn/8, &sc.it, sc.few[:0]); few != nil {
+				for _, id := range few {
+					i := int(id) - first
+					if d := sp.Dist(query, tile[i*dim:(i+1)*dim]); d < h.Worst() {
+						h.Push(int32(id), d)
+					}
+				}
+				return
+			}
+		}
+		out := sc.out[:tn]
+		sp.Batch(query, tile, out)
+		for i, d := range out {
+			// Rows arrive in increasing id order, so a tie with the current
+			// worst never displaces it: (dist, id) order.
+			if d < h.Worst() && (allowed == nil || allowed.Contains(uint32(first+i))) {
+				h.Push(int32(first+i), d)
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
+	}
+	gt := &datasets.GroundTruth{NQ: nq, K: o.K, IDs: make([]int32, nq*o.K), Dists: make([]float32, nq*o.K)}
+	for q, h := range heaps {
+		ids, dists := gt.Row(q)
+		h.Sorted(ids, dists)
+	}
+	return gt, nil
+}
+
+// tileRows is the unit of cache reuse of brute force: every query of a
+// worker is scored against one tile of base rows while it sits in L2.
+const tileRows = 1024
+
+// scratch is one brute-force worker's buffers.
+type scratch struct {
+	out []float32 // a tile's distances
+	few []uint32
+	it  roaring.IntIterator
+}
+
+// bruteForce streams base in blocks (each read while the last is scored)
+// and calls score for every query and every tile of up to tileRows base
+// rows, first being the tile's first row id. The queries are split among
+// o.Threads workers, each query always on the same worker, so score may
+// keep per-query state without locks. Under Cosine the queries (a copy)
+// and base rows are normalised first.
+func bruteForce[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o GTOptions,
+	score func(sp vec.Space[T], sc *scratch, q int, query []T, first int, tile []T)) error {
+	sp, err := vec.NewSpace[T](o.Metric)
+	if err != nil {
+		return err
 	}
 	threads := o.Threads
 	if threads <= 0 {
@@ -79,17 +144,13 @@ func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o
 	if block <= 0 {
 		block = max(1024, (64<<20)/base.RowBytes())
 	}
-	heaps := make([]*topk.Heap, nq)
-	for i := range heaps {
-		heaps[i] = topk.New(o.K)
-	}
-	// The tile is the unit of cache reuse: every query of a worker is scored
-	// against one tile of base rows while the tile sits in L2.
-	const tileRows = 1024
-	type work struct{ lo, hi int }
 	chunk := (nq + threads - 1) / threads
+	workers := make([]scratch, threads)
+	for t := range workers {
+		workers[t] = scratch{out: make([]float32, tileRows), few: make([]uint32, 0, tileRows/8)}
+	}
 	var normBuf []T
-	err = base.Stream(block, func(start int, raw []byte) error {
+	return base.Stream(block, func(start int, raw []byte) error {
 		rows := datasets.Rows[T](raw)
 		if o.Metric == vec.Cosine {
 			normBuf = append(normBuf[:0], rows...)
@@ -99,48 +160,17 @@ func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o
 		nrows := len(rows) / dim
 		var wg sync.WaitGroup
 		for t := 0; t < threads; t++ {
-			w := work{t * chunk, min(nq, (t+1)*chunk)}
-			if w.lo >= w.hi {
+			lo, hi := t*chunk, min(nq, (t+1)*chunk)
+			if lo >= hi {
 				break
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				out := make([]float32, tileRows)
-				buf := make([]uint32, 0, tileRows/8)
-				var it roaring.IntIterator
 				for ts := 0; ts < nrows; ts += tileRows {
-					tn := min(tileRows, nrows-ts)
-					tile := rows[ts*dim : (ts+tn)*dim]
-					for q := w.lo; q < w.hi; q++ {
-						query, h := qs[q*dim:(q+1)*dim], heaps[q]
-						var allowed *roaring.Bitmap
-						if o.Allowed != nil {
-							allowed = o.Allowed[q]
-						}
-						if allowed != nil {
-							// A query allowed few rows of the tile scores only
-							// those; otherwise all, then filters.
-							first := uint32(start + ts)
-							few := allowedIn(allowed, first, first+uint32(tn), tn/8, &it, buf[:0])
-							if few != nil {
-								for _, id := range few {
-									i := int(id - first)
-									if d := sp.Dist(query, tile[i*dim:(i+1)*dim]); d < h.Worst() {
-										h.Push(int32(id), d)
-									}
-								}
-								continue
-							}
-						}
-						sp.Batch(query, tile, out[:tn])
-						for i, d := range out[:tn] {
-							// Rows arrive in increasing id order, so a tie with
-							// the current worst never displaces it: (dist, id) order.
-							if d < h.Worst() && (allowed == nil || allowed.Contains(uint32(start+ts+i))) {
-								h.Push(int32(start+ts+i), d)
-							}
-						}
+					tile := rows[ts*dim : min(nrows, ts+tileRows)*dim]
+					for q := lo; q < hi; q++ {
+						score(sp, &workers[t], q, qs[q*dim:(q+1)*dim], start+ts, tile)
 					}
 				}
 			}()
@@ -151,15 +181,6 @@ func exactKNN[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, o
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	gt := &datasets.GroundTruth{NQ: nq, K: o.K, IDs: make([]int32, nq*o.K), Dists: make([]float32, nq*o.K)}
-	for q, h := range heaps {
-		ids, dists := gt.Row(q)
-		h.Sorted(ids, dists)
-	}
-	return gt, nil
 }
 
 // allowedIn appends to dst the ids of bm in [lo, hi) if there are at most

@@ -2,9 +2,7 @@ package eval
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/vec"
@@ -40,64 +38,16 @@ type hit struct {
 }
 
 func exactRange[T vec.Elem](base *datasets.VectorFile, queries *datasets.Matrix, radius float32, o GTOptions) (*datasets.RangeResults, error) {
-	sp, err := vec.NewSpace[T](o.Metric)
-	if err != nil {
-		return nil, err
-	}
-	threads := o.Threads
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	dim, nq := base.Dim, queries.N
-	qs := datasets.Rows[T](queries.Data)
-	if o.Metric == vec.Cosine {
-		qs = append([]T(nil), qs...)
-		vec.NormalizeRows(qs, dim)
-	}
-	block := o.BlockRows
-	if block <= 0 {
-		block = max(1024, (64<<20)/base.RowBytes())
-	}
+	nq := queries.N
 	found := make([][]hit, nq)
-	const tileRows = 1024
-	chunk := (nq + threads - 1) / threads
-	var normBuf []T
-	err = base.Stream(block, func(start int, raw []byte) error {
-		rows := datasets.Rows[T](raw)
-		if o.Metric == vec.Cosine {
-			normBuf = append(normBuf[:0], rows...)
-			vec.NormalizeRows(normBuf, dim)
-			rows = normBuf
-		}
-		nrows := len(rows) / dim
-		var wg sync.WaitGroup
-		for t := 0; t < threads; t++ {
-			lo, hi := t*chunk, min(nq, (t+1)*chunk)
-			if lo >= hi {
-				break
+	err := bruteForce(base, queries, o, func(sp vec.Space[T], sc *scratch, q int, query []T, first int, tile []T) {
+		out := sc.out[:len(tile)/base.Dim]
+		sp.Batch(query, tile, out)
+		for i, d := range out {
+			if d <= radius {
+				found[q] = append(found[q], hit{int32(first + i), d})
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				out := make([]float32, tileRows)
-				for ts := 0; ts < nrows; ts += tileRows {
-					tn := min(tileRows, nrows-ts)
-					for q := lo; q < hi; q++ {
-						sp.Batch(qs[q*dim:(q+1)*dim], rows[ts*dim:(ts+tn)*dim], out[:tn])
-						for i, d := range out[:tn] {
-							if d <= radius {
-								found[q] = append(found[q], hit{int32(start + ts + i), d})
-							}
-						}
-					}
-				}
-			}()
 		}
-		wg.Wait()
-		if o.Progress != nil {
-			o.Progress(start+nrows, base.N)
-		}
-		return nil
 	})
 	if err != nil {
 		return nil, err
