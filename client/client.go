@@ -128,18 +128,62 @@ func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.
 // SearchManyFiltered is SearchMany with a filter per query (nil: none):
 // query i returns only vectors carrying every label of filters[i].
 func (c *Client) SearchManyFiltered(ctx context.Context, queries []byte, filters [][]int32, k int, p spann.SearchParams, concurrency, batch int) (*spann.BatchResult, error) {
-	rowBytes := int(c.info.Dim) * elemSize(c.info.Type)
-	if rowBytes == 0 || len(queries)%rowBytes != 0 || len(queries) == 0 {
-		return nil, fmt.Errorf("queries: %d bytes is not a positive whole number of %d-byte vectors", len(queries), rowBytes)
+	rowBytes, nq, err := c.rows(queries)
+	if err != nil {
+		return nil, err
 	}
-	nq := len(queries) / rowBytes
 	if filters != nil && len(filters) != nq {
 		return nil, fmt.Errorf("%d filters for %d queries", len(filters), nq)
 	}
-	batch = max(1, batch)
-	concurrency = max(1, min(concurrency, (nq+batch-1)/batch))
 	res := &spann.BatchResult{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k), Latency: make([]time.Duration, nq),
 		Query: make([]spann.SearchStats, nq)}
+	res.Wall, err = fanOut(ctx, nq, concurrency, batch, func(ctx context.Context, from, to int) error {
+		t0 := time.Now()
+		results, err := c.searchRange(ctx, queries, filters, rowBytes, from, to, k, p)
+		if err != nil {
+			return err
+		}
+		lat := time.Since(t0)
+		for q := from; q < to; q++ {
+			r := results[q-from]
+			res.Latency[q], res.Query[q] = lat, statsOf(r.Stats)
+			ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
+			for i := range ids {
+				if i < len(r.Neighbors) {
+					ids[i], dists[i] = r.Neighbors[i].Id, r.Neighbors[i].Distance
+				} else {
+					ids[i], dists[i] = -1, float32(math.Inf(1))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for q := range res.Query {
+		res.Stats.Add(res.Query[q])
+	}
+	return res, nil
+}
+
+// rows checks queries against the served index's row size and returns
+// it and the number of queries.
+func (c *Client) rows(queries []byte) (rowBytes, nq int, err error) {
+	rowBytes = int(c.info.Dim) * elemSize(c.info.Type)
+	if rowBytes == 0 || len(queries)%rowBytes != 0 || len(queries) == 0 {
+		return 0, 0, fmt.Errorf("queries: %d bytes is not a positive whole number of %d-byte vectors", len(queries), rowBytes)
+	}
+	return rowBytes, len(queries) / rowBytes, nil
+}
+
+// fanOut sends the nq queries as requests of up to batch queries, with
+// concurrency of them in flight: request(ctx, from, to) answers queries
+// from to to-1. The first failure cancels the rest and is returned,
+// naming its queries. It returns the wall time.
+func fanOut(ctx context.Context, nq, concurrency, batch int, request func(ctx context.Context, from, to int) error) (time.Duration, error) {
+	batch = max(1, batch)
+	concurrency = max(1, min(concurrency, (nq+batch-1)/batch))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var next atomic.Int64
@@ -157,40 +201,19 @@ func (c *Client) SearchManyFiltered(ctx context.Context, queries []byte, filters
 					return
 				}
 				to := min(nq, from+batch)
-				t0 := time.Now()
-				results, err := c.searchRange(ctx, queries, filters, rowBytes, from, to, k, p)
-				if err != nil {
+				if err := request(ctx, from, to); err != nil {
 					once.Do(func() { firstErr = fmt.Errorf("queries %d to %d: %w", from, to-1, err); cancel() })
 					return
-				}
-				lat := time.Since(t0)
-				for q := from; q < to; q++ {
-					r := results[q-from]
-					res.Latency[q], res.Query[q] = lat, statsOf(r.Stats)
-					ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
-					for i := range ids {
-						if i < len(r.Neighbors) {
-							ids[i], dists[i] = r.Neighbors[i].Id, r.Neighbors[i].Distance
-						} else {
-							ids[i], dists[i] = -1, float32(math.Inf(1))
-						}
-					}
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	res.Wall = time.Since(start)
+	wall := time.Since(start)
 	if firstErr != nil {
-		return nil, firstErr
+		return wall, firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	for q := range res.Query {
-		res.Stats.Add(res.Query[q])
-	}
-	return res, nil
+	return wall, ctx.Err()
 }
 
 // searchRange answers queries from to to-1: one Search, or a SearchBatch
@@ -277,63 +300,37 @@ func (c *Client) Reload(ctx context.Context) (string, error) {
 // up to batch queries each, concurrency in flight), with each query's
 // latency as the client saw it.
 func (c *Client) SearchRangeMany(ctx context.Context, queries []byte, radius float32, p spann.SearchParams, concurrency, batch int) (*spann.RangeBatchResult, error) {
-	rowBytes := int(c.info.Dim) * elemSize(c.info.Type)
-	if rowBytes == 0 || len(queries)%rowBytes != 0 || len(queries) == 0 {
-		return nil, fmt.Errorf("queries: %d bytes is not a positive whole number of %d-byte vectors", len(queries), rowBytes)
+	rowBytes, nq, err := c.rows(queries)
+	if err != nil {
+		return nil, err
 	}
-	nq := len(queries) / rowBytes
-	batch = max(1, batch)
-	concurrency = max(1, min(concurrency, (nq+batch-1)/batch))
 	rows := make([][]spann.Neighbor, nq)
 	res := &spann.RangeBatchResult{Offsets: make([]int, nq+1), Latency: make([]time.Duration, nq), Query: make([]spann.SearchStats, nq)}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next atomic.Int64
-	var once sync.Once
-	var firstErr error
-	var wg sync.WaitGroup
 	params := Params(p)
-	start := time.Now()
-	for w := 0; w < concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				from := int(next.Add(int64(batch)) - int64(batch))
-				if from >= nq {
-					return
-				}
-				to := min(nq, from+batch)
-				req := &spannv1.SearchRangeRequest{Index: c.index, Radius: radius, Params: params}
-				for q := from; q < to; q++ {
-					req.Vectors = append(req.Vectors, &spannv1.Vector{Data: queries[q*rowBytes : (q+1)*rowBytes]})
-				}
-				t0 := time.Now()
-				r, err := c.rpc.SearchRange(ctx, connect.NewRequest(req))
-				if err == nil && len(r.Msg.Results) != to-from {
-					err = fmt.Errorf("%d answers to %d queries", len(r.Msg.Results), to-from)
-				}
-				if err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("queries %d to %d: %w", from, to-1, err); cancel() })
-					return
-				}
-				lat := time.Since(t0)
-				for q := from; q < to; q++ {
-					a := r.Msg.Results[q-from]
-					res.Latency[q], res.Query[q] = lat, statsOf(a.Stats)
-					for _, n := range a.Neighbors {
-						rows[q] = append(rows[q], spann.Neighbor{ID: n.Id, Dist: n.Distance})
-					}
-				}
+	res.Wall, err = fanOut(ctx, nq, concurrency, batch, func(ctx context.Context, from, to int) error {
+		req := &spannv1.SearchRangeRequest{Index: c.index, Radius: radius, Params: params}
+		for q := from; q < to; q++ {
+			req.Vectors = append(req.Vectors, &spannv1.Vector{Data: queries[q*rowBytes : (q+1)*rowBytes]})
+		}
+		t0 := time.Now()
+		r, err := c.rpc.SearchRange(ctx, connect.NewRequest(req))
+		if err != nil {
+			return err
+		}
+		if len(r.Msg.Results) != to-from {
+			return fmt.Errorf("%d answers to %d queries", len(r.Msg.Results), to-from)
+		}
+		lat := time.Since(t0)
+		for q := from; q < to; q++ {
+			a := r.Msg.Results[q-from]
+			res.Latency[q], res.Query[q] = lat, statsOf(a.Stats)
+			for _, n := range a.Neighbors {
+				rows[q] = append(rows[q], spann.Neighbor{ID: n.Id, Dist: n.Distance})
 			}
-		}()
-	}
-	wg.Wait()
-	res.Wall = time.Since(start)
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	if err := ctx.Err(); err != nil {
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	for q, r := range rows {
