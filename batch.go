@@ -78,30 +78,44 @@ func (ix *Index) searchBatch(ctx context.Context, queries []byte, filters [][]in
 			return nil, fmt.Errorf("queries: %w", err)
 		}
 	}
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
 	res := &BatchResult{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k), Latency: make([]time.Duration, nq), Query: make([]SearchStats, nq)}
-	var next atomic.Int64
-	errs := make([]error, threads)
-	stats := make([]SearchStats, threads)
 	// emit stores one answer; each query is answered by one worker, so the
 	// rows they write never overlap.
-	emit := func(t int) func(int, []Neighbor, *SearchStats, time.Duration) {
-		return func(q int, out []Neighbor, st *SearchStats, lat time.Duration) {
-			res.Latency[q] = lat
-			res.Query[q] = *st
-			stats[t].Add(*st)
-			ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
-			for i := range ids {
-				if i < len(out) {
-					ids[i], dists[i] = out[i].ID, out[i].Dist
-				} else {
-					ids[i], dists[i] = -1, float32(math.Inf(1))
-				}
+	emit := func(q int, out []Neighbor, st *SearchStats, lat time.Duration) {
+		res.Latency[q] = lat
+		res.Query[q] = *st
+		ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
+		for i := range ids {
+			if i < len(out) {
+				ids[i], dists[i] = out[i].ID, out[i].Dist
+			} else {
+				ids[i], dists[i] = -1, float32(math.Inf(1))
 			}
 		}
 	}
+	var err error
+	if res.Wall, err = ix.onWorkers(ctx, queries, threads, k, p, filters, emit); err != nil {
+		return nil, err
+	}
+	for q := range res.Query {
+		res.Stats.Add(res.Query[q])
+	}
+	return res, nil
+}
+
+// onWorkers answers every query of queries with threads workers, each
+// keeping p.InFlight queries in flight (searchMany; filters as there),
+// calling emit with each answer (from several goroutines, never twice for
+// one query). It stops taking queries at ctx's end or the first error,
+// and returns the wall time and that error.
+func (ix *Index) onWorkers(ctx context.Context, queries []byte, threads, k int, p SearchParams, filters [][]int32,
+	emit func(q int, out []Neighbor, st *SearchStats, lat time.Duration)) (time.Duration, error) {
+	nq := len(queries) / ix.rowBytes
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	var next atomic.Int64
+	errs := make([]error, threads)
 	done := ctx.Done()
 	take := func() (int, []byte, bool) {
 		if done != nil {
@@ -130,21 +144,20 @@ func (ix *Index) searchBatch(ctx context.Context, queries []byte, filters [][]in
 				return
 			}
 			defer ix.putWorker(w)
-			if errs[t] = w.searchMany(take, k, p, filters, p.InFlight, emit(t)); errs[t] != nil {
+			if errs[t] = w.searchMany(take, k, p, filters, p.InFlight, emit); errs[t] != nil {
 				next.Store(int64(nq))
 			}
 		}(t)
 	}
 	wg.Wait()
-	res.Wall = time.Since(start)
+	wall := time.Since(start)
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return wall, err
 	}
-	for t := range errs {
-		if errs[t] != nil {
-			return nil, errs[t]
+	for _, err := range errs {
+		if err != nil {
+			return wall, err
 		}
-		res.Stats.Add(stats[t])
 	}
-	return res, nil
+	return wall, nil
 }

@@ -3,10 +3,7 @@ package spann
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gospann/spann/datasets"
@@ -69,53 +66,14 @@ func (ix *Index) SearchRangeBatch(ctx context.Context, queries []byte, radius fl
 	}
 	p.ranged, p.radius = true, radius
 	nq := len(queries) / ix.rowBytes
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
 	rows := make([][]Neighbor, nq)
 	res := &RangeBatchResult{Offsets: make([]int, nq+1), Latency: make([]time.Duration, nq), Query: make([]SearchStats, nq)}
-	var next atomic.Int64
-	errs := make([]error, threads)
-	take := func() (int, []byte, bool) {
-		if ctx.Err() != nil {
-			return 0, nil, false
-		}
-		q := int(next.Add(1) - 1)
-		if q >= nq {
-			return 0, nil, false
-		}
-		return q, queries[q*ix.rowBytes : (q+1)*ix.rowBytes], true
-	}
 	emit := func(q int, out []Neighbor, st *SearchStats, lat time.Duration) {
 		rows[q], res.Latency[q], res.Query[q] = slices.Clone(out), lat, *st
 	}
-	var wg sync.WaitGroup
-	start := time.Now()
-	for t := 0; t < threads; t++ {
-		wg.Add(1)
-		go func(t int) {
-			defer wg.Done()
-			w, err := ix.getWorker()
-			if err != nil {
-				errs[t] = err
-				next.Store(int64(nq))
-				return
-			}
-			defer ix.putWorker(w)
-			if errs[t] = w.searchMany(take, 1, p, nil, p.InFlight, emit); errs[t] != nil {
-				next.Store(int64(nq))
-			}
-		}(t)
-	}
-	wg.Wait()
-	res.Wall = time.Since(start)
-	if err := ctx.Err(); err != nil {
+	var err error
+	if res.Wall, err = ix.onWorkers(ctx, queries, threads, 1, p, nil, emit); err != nil {
 		return nil, err
-	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
 	}
 	for q, r := range rows {
 		res.Neighbors = append(res.Neighbors, r...)
