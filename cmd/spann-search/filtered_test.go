@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 
 	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
-	"github.com/gospann/spann/server"
 )
 
 // groundtruth with labels keeps to each query's matching vectors; bad
@@ -174,26 +171,13 @@ func TestFilteredSearchCommand(t *testing.T) {
 		t.Errorf("buckets hold %d queries, want 48", total)
 	}
 	// The same filtered search through spann-serve gives the same ids.
-	s, err := server.New(server.Config{Indexes: []server.IndexSpec{{Name: "ix", Dir: index}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: s.Handler(), Protocols: new(http.Protocols)}
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	go srv.Serve(ln)
-	defer srv.Close()
+	url := serveIndex(t, index, "")
 	local, remote := filepath.Join(dir, "local.ibin"), filepath.Join(dir, "remote.ibin")
 	if err := run("--index", index, "--queries", q, "--query-labels", fl, "--nprobe", "32", "--out", local, "--json"); err != nil {
 		t.Fatal(err)
 	}
 	for _, batch := range []string{"1", "5"} {
-		if err := run("--server", "http://"+ln.Addr().String(), "--queries", q, "--query-labels", fl, "--nprobe", "32",
+		if err := run("--server", url, "--queries", q, "--query-labels", fl, "--nprobe", "32",
 			"--threads", "3", "--server-batch", batch, "--out", remote, "--json"); err != nil {
 			t.Fatal(err)
 		}
@@ -273,22 +257,9 @@ func TestRangeSearchCommand(t *testing.T) {
 		t.Fatalf("range results file: %v", err)
 	}
 	// Through spann-serve: the same answers.
-	s, err := server.New(server.Config{Indexes: []server.IndexSpec{{Name: "ix", Dir: index}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: s.Handler(), Protocols: new(http.Protocols)}
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	go srv.Serve(ln)
-	defer srv.Close()
+	url := serveIndex(t, index, "")
 	remote := filepath.Join(dir, "remote.bin")
-	if err := run("--server", "http://"+ln.Addr().String(), "--queries", q, "--radius", radius, "--nprobe", "16", "--range-slack", "0.5",
+	if err := run("--server", url, "--queries", q, "--radius", radius, "--nprobe", "16", "--range-slack", "0.5",
 		"--threads", "2", "--server-batch", "3", "--out", remote, "--json"); err != nil {
 		t.Fatal(err)
 	}

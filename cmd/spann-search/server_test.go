@@ -29,21 +29,7 @@ func TestSearchAgainstServer(t *testing.T) {
 	if _, err := build.Run(context.Background(), build.Options{Base: base, Out: index, Threads: 2, MemoryBudget: 256 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(server.Config{Indexes: []server.IndexSpec{{Name: "ix", Dir: index}}, Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: s.Handler(), Protocols: new(http.Protocols)}
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	go srv.Serve(ln)
-	defer srv.Close()
-	url := "http://" + ln.Addr().String()
+	url := serveIndex(t, index, "tok")
 	token := filepath.Join(dir, "token")
 	os.WriteFile(token, []byte("tok\n"), 0o600)
 
@@ -100,4 +86,28 @@ func TestSearchAgainstServer(t *testing.T) {
 			t.Errorf("%v: %v, want one line mentioning %q", c.args, err, c.want)
 		}
 	}
+}
+
+// serveIndex serves index as "ix" (with bearer token, if not empty) on
+// loopback until the test ends, and returns its URL.
+func serveIndex(t *testing.T, index, token string) string {
+	t.Helper()
+	s, err := server.New(server.Config{Indexes: []server.IndexSpec{{Name: "ix", Dir: index}}, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.Handler(), Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Close()
+		s.Close()
+	})
+	return "http://" + ln.Addr().String()
 }
