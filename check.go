@@ -8,6 +8,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/posting"
 )
 
 // CheckReport is what Check found in an index.
@@ -28,8 +29,13 @@ type CheckReport struct {
 	Deleted int `json:"deleted"`
 	// LogTornBytes is the torn tail of wal.log that Open skipped (see
 	// Info.LogTornBytes).
-	LogTornBytes int64    `json:"log_torn_bytes"`
-	Problems     []string `json:"problems,omitempty"`
+	LogTornBytes int64 `json:"log_torn_bytes"`
+	// LabelLists and ListEntries count the label lists read and decoded
+	// and the vectors they hold; each list must hold carriers of its
+	// label only, and each carrier of a label with lists must be in one.
+	LabelLists  int      `json:"label_lists"`
+	ListEntries int64    `json:"label_list_entries"`
+	Problems    []string `json:"problems,omitempty"`
 }
 
 // OK reports whether the index passed every check.
@@ -46,7 +52,8 @@ const maxListed = 20
 // build id in every file's header, the small files' checksums): every
 // file's full SHA-256 against the manifest, every posting read and
 // decoded (its CRC, header, ids and vector count), and every vector
-// accounted for, as a head or in at least one posting. It reads every byte
+// accounted for, as a head or in at least one posting; the same for the
+// label lists, against their labels' carriers. It reads every byte
 // of the index once. It returns the report, and ErrCheckFailed (wrapped,
 // with the first problem) when anything is wrong; an index that cannot be
 // opened at all returns Open's error.
@@ -81,6 +88,9 @@ func Check(dir string) (*CheckReport, error) {
 		}
 	}
 	r.account(copies, ix.eng.headIDs(), ix.dead.Load(), problem)
+	if err := ix.checkLists(r, problem); err != nil {
+		return r, err
+	}
 	if !r.OK() {
 		return r, fmt.Errorf("%w: %s: %s", ErrCheckFailed, dir, r.Problems[0])
 	}
@@ -156,18 +166,23 @@ func (ix *Index) countCopies(r *CheckReport, problem func(string, ...any)) ([]ui
 // that decoding it met (a posting that cannot be read at all stops the
 // walk with that error). fn's error stops the walk and is returned.
 func (ix *Index) eachPosting(fn func(h int32, ids []uint32, rows []byte, err error) error) error {
-	f, err := os.Open(ix.postings)
+	return eachExtent(ix.store, fn)
+}
+
+// eachExtent is eachPosting over any postings store (the label lists').
+func eachExtent(st *posting.Store, fn func(h int32, ids []uint32, rows []byte, err error) error) error {
+	f, err := os.Open(st.Path())
 	if err != nil {
 		return fmt.Errorf("index file missing or unreadable: %w", err)
 	}
 	defer f.Close()
-	dec, err := ix.store.NewDecoder()
+	dec, err := st.NewDecoder()
 	if err != nil {
 		return err
 	}
 	defer dec.Close()
 	var buf []byte
-	view := ix.store.Snapshot()
+	view := st.Snapshot()
 	for h := range int32(view.Len()) {
 		e := view.Entry(h)
 		if cap(buf) < int(e.Bytes) {
@@ -175,7 +190,7 @@ func (ix *Index) eachPosting(fn func(h int32, ids []uint32, rows []byte, err err
 		}
 		b := buf[:e.Bytes]
 		if _, err := f.ReadAt(b, int64(e.Offset)); err != nil {
-			return fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
+			return fmt.Errorf("%s: posting %d: %w", st.Path(), h, err)
 		}
 		ids, rows, err := dec.Decode(b, e)
 		if err := fn(h, ids, rows, err); err != nil {

@@ -18,14 +18,8 @@ import (
 // enough vectors for every home to be read is answered exactly, and wider
 // ones (the homes plan and the walk) with high recall.
 func TestFilteredSearch(t *testing.T) {
-	f := newFixture(t, datasets.Uint8, vec.L2, 6000, 60, 16, posting.DefaultCodec)
-	bv, _ := datasets.OpenVectors(f.base, 0)
-	defer bv.Close()
-	labels, err := datasets.GenerateLabels(bv, datasets.LabelParams{Vocab: 2000, Corr: 0.5, Seed: 4}, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := AttachLabels(f.index, labels, nil); err != nil {
+	f, bv, labels := labelledFixture(t, 6000, 60, 2000, 4)
+	if err := AttachLabels(f.index, labels, LabelOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	bms := labels.Bitmaps()
@@ -117,7 +111,7 @@ func TestFilterWithoutLabels(t *testing.T) {
 func TestMatchCountClosed(t *testing.T) {
 	f := newFixture(t, datasets.Uint8, vec.L2, 1000, 3, 8, posting.DefaultCodec)
 	labels, _ := datasets.NewLabels(make([][]int32, 1000), 3)
-	if err := AttachLabels(f.index, labels, nil); err != nil {
+	if err := AttachLabels(f.index, labels, LabelOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ix, err := Open(f.index, Options{})

@@ -70,6 +70,10 @@ type Index struct {
 	// labels is labels.bin (labels.go): per-label bitmaps and each
 	// vector's home posting; nil when the index has none.
 	labels *indexfile.Labels
+	// lists serves the label lists' postings (labellists.G.bin), nil when
+	// labels.bin has none; lfile is its file, open from Open to Close.
+	lists *posting.Store
+	lfile *iouring.File
 	// mem holds heads, graph lists and directory entries outside the Go
 	// heap; it is freed when the Index is closed and no search can still
 	// touch it (Close, or the last straggler's return after Close).
@@ -255,6 +259,9 @@ func openManifest(dir string, m *indexfile.Manifest, opts Options) (*Index, erro
 	defer func() {
 		if !opened {
 			ix.pfile.Close()
+			if ix.lfile != nil {
+				ix.lfile.Close()
+			}
 		}
 	}()
 	if size, err := ix.pfile.Size(); err != nil {
@@ -506,6 +513,11 @@ func (ix *Index) Close() error {
 	ix.ckmu.Lock() // a checkpoint still running finishes first
 	if err := ix.pfile.Close(); err != nil && first == nil {
 		first = err
+	}
+	if ix.lfile != nil {
+		if err := ix.lfile.Close(); err != nil && first == nil {
+			first = err
+		}
 	}
 	if err := ix.closeUpdates(); err != nil && first == nil {
 		first = err

@@ -17,15 +17,19 @@ var ErrLabelsUpdate = errors.New("spann: the index has labels, which updates do 
 
 // AttachLabels gives the index in dir its vectors' labels, for filtered
 // search: row i of labels is vector i's. It writes labels.bin (layout in
-// internal/indexfile/labels.go) with each label's bitmap of carriers and
-// each vector's home posting — of the postings holding it, the one whose
-// head is nearest to it — found by reading every posting once. progress,
-// if set, is called with postings read and the total.
+// internal/indexfile/labels.go) with each label's bitmap of carriers, each
+// vector's home posting — of the postings holding it, the one whose head
+// is nearest to it — found by reading every posting once, and the label
+// lists of the labels o chooses (labellists.go) in a lists file of their
+// own.
 //
 // The index must hold exactly labels.Rows() vectors, none inserted since
 // its build. Attaching again replaces the labels (even a labels.bin that
-// no longer opens).
-func AttachLabels(dir string, labels *datasets.Labels, progress func(done, total int)) error {
+// no longer opens) and removes the lists files it no longer names.
+func AttachLabels(dir string, labels *datasets.Labels, o LabelOptions) error {
+	if err := o.defaults(); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
 	ix, err := Open(dir, Options{IO: "pread", noLabels: true})
 	if err != nil {
 		return err
@@ -37,24 +41,60 @@ func AttachLabels(dir string, labels *datasets.Labels, progress func(done, total
 	if labels.Rows() != ix.N() {
 		return fmt.Errorf("%s: labels for %d vectors, the index has %d", dir, labels.Rows(), ix.N())
 	}
-	homes, err := ix.homes(progress)
+	var rows []byte // every vector's row, for the lists
+	if !o.NoLists {
+		rows = make([]byte, ix.N()*ix.rowBytes)
+	}
+	homes, err := ix.homes(rows, o.Progress)
 	if err != nil {
 		return err
 	}
-	return indexfile.WriteLabels(ix.fs, dir, ix.id, labels.Bitmaps(), homes, ix.store.Snapshot().Len())
+	bitmaps := labels.Bitmaps()
+	var lists *indexfile.LabelLists
+	if !o.NoLists {
+		if lists, err = ix.buildLabelLists(dir, bitmaps, rows, &o); err != nil {
+			return err
+		}
+	}
+	if err := indexfile.WriteLabels(ix.fs, dir, ix.id, bitmaps, homes, ix.store.Snapshot().Len(), lists); err != nil {
+		return err
+	}
+	keep := ""
+	if lists != nil {
+		keep = indexfile.ListsFile(lists.Gen)
+	}
+	return removeOldLists(dir, keep)
+}
+
+// removeOldLists removes dir's label lists files other than keep: those of
+// earlier attaches (and of one interrupted before its labels.bin).
+func removeOldLists(dir, keep string) error {
+	old, err := filepath.Glob(filepath.Join(dir, "labellists.*.bin"))
+	if err != nil {
+		return err
+	}
+	for _, path := range old {
+		if filepath.Base(path) != keep {
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // homes reads every posting and returns each vector's home: the posting
 // holding it with the nearest head, or -2-h for head h stored in no
-// posting (see internal/indexfile/labels.go).
-func (ix *Index) homes(progress func(done, total int)) ([]int32, error) {
+// posting (see internal/indexfile/labels.go). rows, if not nil, gets every
+// vector's row (vector i at i·rowBytes; a head in no posting from memory).
+func (ix *Index) homes(rows []byte, progress func(done, total int)) ([]int32, error) {
 	homes := make([]int32, ix.N())
 	best := make([]float32, ix.N())
 	for i := range homes {
 		homes[i], best[i] = -1, float32(math.Inf(1))
 	}
 	total := ix.store.Snapshot().Len()
-	err := ix.eachPosting(func(h int32, ids []uint32, rows []byte, err error) error {
+	err := ix.eachPosting(func(h int32, ids []uint32, prows []byte, err error) error {
 		if err != nil {
 			return fmt.Errorf("%s: posting %d: %w", ix.postings, h, err)
 		}
@@ -66,7 +106,11 @@ func (ix *Index) homes(progress func(done, total int)) ([]int32, error) {
 			if int(id) >= len(homes) {
 				return fmt.Errorf("%s: posting %d holds id %d, not below n = %d: %w", ix.postings, h, id, len(homes), ErrCorrupt)
 			}
-			if d := ix.eng.rowDist(head, rows[j*ix.rowBytes:(j+1)*ix.rowBytes]); d < best[id] {
+			row := prows[j*ix.rowBytes : (j+1)*ix.rowBytes]
+			if homes[id] == -1 && rows != nil {
+				copy(rows[int(id)*ix.rowBytes:], row)
+			}
+			if d := ix.eng.rowDist(head, row); d < best[id] {
 				homes[id], best[id] = h, d
 			}
 		}
@@ -81,6 +125,10 @@ func (ix *Index) homes(progress func(done, total int)) ([]int32, error) {
 	for h, id := range ix.eng.headIDs() {
 		if id != indexfile.RemovedHead && int(id) < len(homes) && homes[id] == -1 {
 			homes[id] = int32(-2 - h) // a head in no posting: found in memory
+			if rows != nil {
+				_, row := ix.eng.head(int32(h))
+				copy(rows[int(id)*ix.rowBytes:], row)
+			}
 		}
 	}
 	return homes, nil
@@ -99,7 +147,7 @@ func (ix *Index) loadLabels(writable, skip bool) error {
 		return err
 	}
 	ix.labels = l
-	return nil
+	return ix.openLists()
 }
 
 // Labels returns the size of the index's label vocabulary (labels

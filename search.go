@@ -115,6 +115,8 @@ type SearchStats struct {
 	// HomesPlan counts queries whose filter matched few enough vectors
 	// for the homes plan (filter.go).
 	HomesPlan int
+	// ListsPlan counts those answered from label lists (filter.go).
+	ListsPlan int
 }
 
 // Add accumulates o into s.
@@ -129,6 +131,7 @@ func (s *SearchStats) Add(o SearchStats) {
 	s.IOTime += o.IOTime
 	s.ScanTime += o.ScanTime
 	s.HomesPlan += o.HomesPlan
+	s.ListsPlan += o.ListsPlan
 }
 
 // Search returns the (approximately) k nearest indexed vectors of query,
@@ -289,7 +292,12 @@ type workerT[T vec.Elem] struct {
 	homeRows   []T // a chunk of home heads' rows, scored together
 	homeScores []float32
 	rangeIDs   []int32 // finishRange's scratch
-	idBuf      [256]uint32
+	// The label lists' reader, decoder and requests (filter.go), opened
+	// at the worker's first lists plan.
+	lreader iouring.Reader
+	ldec    *posting.Decoder
+	lreqs   []iouring.Request
+	idBuf   [256]uint32
 }
 
 // querySlot is one query in flight on a worker: the postings it reads, the
@@ -307,7 +315,8 @@ type querySlot[T vec.Elem] struct {
 	ranged  bool            // a range query: answers gather in found, within radius
 	radius  float32
 	found   []Neighbor
-	q       []T // the query (normalised copy for cosine)
+	lists   []int32 // a filtered query's label lists to read (filter.go)
+	q       []T     // the query (normalised copy for cosine)
 	qnorm   []T
 	qi      int       // the caller's query index (searchMany)
 	start   time.Time // when the worker took the query
@@ -346,6 +355,12 @@ func (e *engineT[T]) newWorker() (worker, error) {
 func (w *workerT[T]) close() error {
 	w.dec.Close()
 	err := w.reader.Close()
+	if w.lreader != nil {
+		w.ldec.Close()
+		if lerr := w.lreader.Close(); err == nil {
+			err = lerr
+		}
+	}
 	for _, s := range w.slots {
 		if s.span.a == nil { // arena pages go with their arena
 			w.pool.put(s.span)
@@ -551,7 +566,7 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 	t0 := time.Now()
 	s.heap.Reset(k)
 	var heads []memindex.Neighbor
-	s.allow, s.ranged, s.radius, s.found = nil, p.ranged, p.radius, s.found[:0]
+	s.allow, s.ranged, s.radius, s.found, s.lists = nil, p.ranged, p.radius, s.found[:0], s.lists[:0]
 	if p.Filter != nil {
 		s.allow = ix.matching(p.Filter)
 	}
@@ -570,6 +585,11 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 	}
 	s.stats.Heads = len(heads)
 	s.stats.HeadTime = time.Since(t0)
+	if len(s.lists) > 0 {
+		if err := w.readLists(s); err != nil {
+			return err
+		}
+	}
 	if buf != nil {
 		w.scanBuffered(s, set, buf, frozen, heads) // vectors inserted since the last checkpoint
 	}
@@ -647,7 +667,9 @@ func (w *workerT[T]) startRound(s *querySlot[T]) error {
 	if s.stats.Rounds == 0 {
 		s.ioStart = time.Now()
 	}
-	s.stats.Rounds++
+	if len(s.probe) > 0 {
+		s.stats.Rounds++
+	}
 	// Each posting is checked, decoded and scanned by scanPosting as soon
 	// as its read completes, while the others are still in flight.
 	if err := w.pipe.Start(&s.batch); err != nil {
@@ -704,13 +726,19 @@ func (w *workerT[T]) scan(s *querySlot[T], b *iouring.Batch, i int) {
 		return
 	}
 	t0 := time.Now()
-	st := &s.stats
 	r := &b.Reqs[i]
 	ids, rows, err := w.e.ix.store.Decode(w.dec, s.view, s.probe[i], r)
 	if err != nil {
 		s.err = postingError(err)
 		return
 	}
+	w.score(s, ids, rows, len(r.Buf), t0)
+}
+
+// score scans one decoded posting, read in readBytes bytes from t0 on,
+// into the slot's heap (or its range answers).
+func (w *workerT[T]) score(s *querySlot[T], ids []uint32, rows []byte, readBytes int, t0 time.Time) {
+	st := &s.stats
 	n := len(ids)
 	if cap(w.dists) < n {
 		w.dists = make([]float32, n)
@@ -733,8 +761,8 @@ func (w *workerT[T]) scan(s *querySlot[T], b *iouring.Batch, i int) {
 		}
 	}
 	st.Vectors += n
-	st.Pages += len(r.Buf) / posting.PageSize
-	st.Bytes += len(r.Buf)
+	st.Pages += readBytes / posting.PageSize
+	st.Bytes += readBytes
 	st.ScanTime += time.Since(t0)
 }
 

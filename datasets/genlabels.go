@@ -171,7 +171,7 @@ func nearestGroupsOf[T vec.Elem](base *VectorFile, g, threads int) ([]uint16, er
 				d := make([]float32, g)
 				for i := lo; i < hi; i++ {
 					sp.Batch(rows[i*base.Dim:(i+1)*base.Dim], cs, d)
-					groups[start+i] = uint16(argmin(d))
+					groups[start+i] = uint16(vec.ArgMin(d))
 				}
 			}()
 		}
@@ -181,15 +181,6 @@ func nearestGroupsOf[T vec.Elem](base *VectorFile, g, threads int) ([]uint16, er
 	return groups, err
 }
 
-func argmin(d []float32) int {
-	best := 0
-	for i, x := range d {
-		if x < d[best] {
-			best = i
-		}
-	}
-	return best
-}
 
 // GlobalLabels is how many of the commonest labels Corr leaves global.
 const GlobalLabels = 32

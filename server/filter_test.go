@@ -35,7 +35,7 @@ func TestFilteredSearchOverLoopback(t *testing.T) {
 		rows[i] = []int32{int32(i % 4), int32(4 + i%25)} // labels 0..3 and 4..28
 	}
 	labels, _ := datasets.NewLabels(rows, 29)
-	if err := spann.AttachLabels(f.dir, labels, nil); err != nil {
+	if err := spann.AttachLabels(f.dir, labels, spann.LabelOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ix, err := spann.Open(f.dir, spann.Options{})

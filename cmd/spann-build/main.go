@@ -18,7 +18,6 @@ import (
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/cmdutil"
 	"github.com/gospann/spann/internal/indexfile"
-	"github.com/gospann/spann/internal/progress"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/memindex"
 	"github.com/gospann/spann/posting"
@@ -38,7 +37,7 @@ func newApp() *cli.App {
 			"built in a temporary directory beside --out and renamed into place only when complete, so an " +
 			"interrupted build leaves nothing at --out; each step commits a checkpoint there, and --resume continues from the last one. Distances are squared L2, or the negated inner product " +
 			"(ip, cosine).",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "base", Required: true, Usage: "base vector file (.fbin, .u8bin or .i8bin)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "index directory to create"},
 			&cli.StringFlag{Name: "type", Usage: "element type overriding the extension: float32, uint8 or int8"},
@@ -67,7 +66,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "labels", Usage: "labels of the base vectors for filtered search (.spmat, or text: one line of space-separated labels per vector); stored in the index as labels.bin"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
-		},
+		}, cmdutil.LabelListFlags()...),
 		Action: runBuild,
 	}
 }
@@ -141,9 +140,10 @@ func runBuild(c *cli.Context) error {
 	var labelSecs float64
 	if labels != nil {
 		start := time.Now()
-		bar := progress.New(o.Progress, "attach labels", int64(st.Heads))
-		err := spann.AttachLabels(o.Out, labels, bar.Func())
-		bar.Done()
+		lo := cmdutil.LabelLists(c, o.Threads)
+		end := cmdutil.LabelProgress(o.Progress, &lo)
+		err := spann.AttachLabels(o.Out, labels, lo)
+		end()
 		if err != nil {
 			return fmt.Errorf("the index %s is built, but its labels are not: %w", o.Out, err)
 		}

@@ -39,6 +39,9 @@ func checkCommand() *cli.Command {
 				fmt.Printf("files: %d checksums match the manifest\n", r.Files)
 				fmt.Printf("postings: %d decoded, %d entries, %.2f replicas per stored vector\n", r.Postings, r.Entries, r.ReplicasMean)
 				fmt.Printf("vectors: %d, heads %d (%d of them also in a posting), unreachable %d, deleted %d\n", r.Vectors, r.Heads, r.HeadsInPostings, r.Unreachable, r.Deleted)
+				if r.LabelLists > 0 {
+					fmt.Printf("label lists: %d decoded, %d entries\n", r.LabelLists, r.ListEntries)
+				}
 				if r.LogTornBytes > 0 {
 					fmt.Printf("write-ahead log: a torn tail of %d bytes skipped (updates a crash cut before they were acknowledged, or a damaged last record)\n", r.LogTornBytes)
 				}

@@ -54,6 +54,7 @@ type bucketRow struct {
 	Pages       float64 `json:"pages_per_query"`
 	MeanUS      float64 `json:"latency_mean_us"`
 	HomesPlan   float64 `json:"homes_plan_share"` // queries answered by the homes plan
+	ListsPlan   float64 `json:"lists_plan_share"` // ... and from label lists
 }
 
 // filterBuckets searches each selectivity bucket's queries on their own
@@ -121,15 +122,15 @@ func filterBuckets(ix target, qm *datasets.Matrix, filters [][]int32, gt *datase
 		slices.Sort(shares[kk])
 		out = append(out, bucketRow{Aim: datasets.FilterSelectivities[kk.aim], Labels: kk.labels, Queries: len(idx),
 			MedianShare: shares[kk][len(idx)/2], RecallK: r.RecallK, QPS: r.QPS, Postings: r.Postings, Pages: r.Pages,
-			MeanUS: r.MeanUS, HomesPlan: float64(res.Stats.HomesPlan) / float64(len(idx))})
+			MeanUS: r.MeanUS, HomesPlan: float64(res.Stats.HomesPlan) / float64(len(idx)), ListsPlan: float64(res.Stats.ListsPlan) / float64(len(idx))})
 	}
 	return out, nil
 }
 
 func printBuckets(rows []bucketRow, k int) {
-	fmt.Printf("%10s %6s %7s %10s %9s %7s %8s %7s %9s %6s\n", "aim", "labels", "queries", "median", fmt.Sprintf("recall@%d", k), "QPS", "postings", "pages", "mean_us", "homes")
+	fmt.Printf("%10s %6s %7s %10s %9s %7s %8s %7s %9s %6s %6s\n", "aim", "labels", "queries", "median", fmt.Sprintf("recall@%d", k), "QPS", "postings", "pages", "mean_us", "lists", "homes")
 	for _, b := range rows {
-		fmt.Printf("%9g%% %6d %7d %9.4f%% %9.4f %7.0f %8.1f %7.1f %9.0f %5.0f%%\n", 100*b.Aim, b.Labels, b.Queries, 100*b.MedianShare,
-			b.RecallK, b.QPS, b.Postings, b.Pages, b.MeanUS, 100*b.HomesPlan)
+		fmt.Printf("%9g%% %6d %7d %9.4f%% %9.4f %7.0f %8.1f %7.1f %9.0f %5.0f%% %5.0f%%\n", 100*b.Aim, b.Labels, b.Queries, 100*b.MedianShare,
+			b.RecallK, b.QPS, b.Postings, b.Pages, b.MeanUS, 100*b.ListsPlan, 100*b.HomesPlan)
 	}
 }

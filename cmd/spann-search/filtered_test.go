@@ -147,7 +147,7 @@ func TestFilteredSearchCommand(t *testing.T) {
 	if err := run("--index", index, "--queries", q, "--gt", gt, "--query-labels", fl, "--nprobe", "32"); !errors.Is(err, spann.ErrNoLabels) {
 		t.Errorf("filters on an index without labels: %v", err)
 	}
-	if err := spann.AttachLabels(index, labels, nil); err != nil {
+	if err := spann.AttachLabels(index, labels, spann.LabelOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	out := captureStdout(t, func() error {

@@ -13,7 +13,6 @@ import (
 	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/cmdutil"
-	"github.com/gospann/spann/internal/progress"
 )
 
 func main() { cmdutil.Main(newApp()) }
@@ -42,7 +41,7 @@ func newApp() *cli.App {
 			"postings.bin), and a new generation of directory, heads, graph and manifest. --labels instead stores " +
 			"the vectors' labels (labels.bin: each label's bitmap of carriers and each vector's home posting, found by " +
 			"reading every posting once); an index with labels does not open for writing until updates maintain them.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "index", Required: true, Usage: "index directory"},
 			&cli.StringFlag{Name: "insert", Usage: "vectors to insert: .fbin, .u8bin or .i8bin of the index's type and dimension"},
 			&cli.StringFlag{Name: "ids", Usage: "ids for the vectors of --insert, in order: .ibin file with one column (default: the next unused ids)"},
@@ -52,7 +51,7 @@ func newApp() *cli.App {
 			&cli.BoolFlag{Name: "checkpoint", Usage: "fold the write-ahead log into the index files afterwards, and empty it"},
 			&cli.StringFlag{Name: "labels", Usage: "instead of updating: give the index its vectors' labels for filtered search (.spmat, or text: one line of labels per vector, a line for every vector), replacing any; stored as labels.bin"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
-		},
+		}, cmdutil.LabelListFlags()...),
 		Action: run,
 	}
 }
@@ -213,12 +212,10 @@ func attachLabels(c *cli.Context, path string) error {
 		return err
 	}
 	start := time.Now()
-	bar := progress.New(cmdutil.Progress(c.Bool("json")), "attach labels", 0)
-	err = spann.AttachLabels(c.String("index"), labels, func(done, total int) {
-		bar.SetTotal(int64(total))
-		bar.Set(int64(done))
-	})
-	bar.Done()
+	o := cmdutil.LabelLists(c, 0)
+	end := cmdutil.LabelProgress(cmdutil.Progress(c.Bool("json")), &o)
+	err = spann.AttachLabels(c.String("index"), labels, o)
+	end()
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gospann/spann"
+	"github.com/gospann/spann/internal/progress"
 	"github.com/gospann/spann/internal/sysmem"
 )
 
@@ -104,4 +106,45 @@ func StartCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// LabelListFlags are the flags choosing which labels get label lists, for
+// the commands that attach labels (spann-build, spann-update); read them
+// with LabelLists.
+func LabelListFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Float64Flag{Name: "lists-min", Value: spann.DefaultListsMin, Usage: "with --labels: a label carried by at least this share of the vectors (0..1) gets label lists, its carriers clustered into small postings of their own that a filter on it reads instead of scattered homes"},
+		&cli.Float64Flag{Name: "lists-max", Value: spann.DefaultListsMax, Usage: "with --labels: ... and by at most this share (wider labels are searched by walking the heads)"},
+		&cli.BoolFlag{Name: "no-lists", Usage: "with --labels: build no label lists (smaller index; mid-frequency filters read several times the pages)"},
+	}
+}
+
+// LabelLists returns the label options of LabelListFlags' flags.
+func LabelLists(c *cli.Context, threads int) spann.LabelOptions {
+	return spann.LabelOptions{ListsMin: c.Float64("lists-min"), ListsMax: c.Float64("lists-max"), NoLists: c.Bool("no-lists"), Threads: threads}
+}
+
+// LabelProgress reports spann.AttachLabels' two phases to w (reading the
+// postings, clustering the label lists): it sets o's callbacks and returns
+// the function that ends the report.
+func LabelProgress(w io.Writer, o *spann.LabelOptions) (end func()) {
+	read := progress.New(w, "attach labels", 0)
+	var lists *progress.Reporter
+	o.Progress = func(done, total int) {
+		read.SetTotal(int64(total))
+		read.Set(int64(done))
+	}
+	o.ListsProgress = func(done, total int) { // (called one at a time)
+		if lists == nil {
+			read.Done()
+			lists = progress.New(w, "label lists", int64(total))
+		}
+		lists.Set(int64(done))
+	}
+	return func() {
+		read.Done()
+		if lists != nil {
+			lists.Done()
+		}
+	}
 }

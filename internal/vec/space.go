@@ -88,3 +88,15 @@ func CheckRadius(m Metric, r float64) error {
 	}
 	return nil
 }
+
+// ArgMin returns the index of the smallest of d (the first, if tied): the
+// nearest row after a Batch call. d must not be empty.
+func ArgMin(d []float32) int {
+	best := 0
+	for i, x := range d {
+		if x < d[best] {
+			best = i
+		}
+	}
+	return best
+}
