@@ -237,7 +237,6 @@ func clusterLabelT[T vec.Elem](m vec.Metric, rows []byte, rowBytes, dim int, ids
 	return slices.DeleteFunc(lists, func(l labelList) bool { return len(l.members) == 0 }), nil
 }
 
-
 // openLists opens the lists file labels.bin names, if any: its header
 // (build id, row size) and every list's extent are checked here, each
 // list's CRC at every read.

@@ -181,7 +181,6 @@ func nearestGroupsOf[T vec.Elem](base *VectorFile, g, threads int) ([]uint16, er
 	return groups, err
 }
 
-
 // GlobalLabels is how many of the commonest labels Corr leaves global.
 const GlobalLabels = 32
 
