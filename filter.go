@@ -37,15 +37,16 @@ func (ix *Index) checkFilter(p *SearchParams) error {
 	if p.Filter == nil {
 		return nil
 	}
-	if ix.labels == nil {
+	lab := ix.eng.labels()
+	if lab == nil {
 		return ErrNoLabels
 	}
 	if len(p.Filter) == 0 {
 		return fmt.Errorf("the filter names no label (nil means no filter)")
 	}
 	for _, x := range p.Filter {
-		if x < 0 || int(x) >= ix.labels.Vocab() {
-			return fmt.Errorf("the filter names label %d, but the index's labels are 0..%d", x, ix.labels.Vocab()-1)
+		if x < 0 || int(x) >= lab.Vocab() {
+			return fmt.Errorf("the filter names label %d, but the index's labels are 0..%d", x, lab.Vocab()-1)
 		}
 	}
 	return nil
@@ -54,13 +55,13 @@ func (ix *Index) checkFilter(p *SearchParams) error {
 // matching returns the ids carrying every label of filter: a read-only
 // view for one label, their AND for more (allocated: the filtered path
 // allocates per query, the unfiltered one never).
-func (ix *Index) matching(filter []int32) *roaring.Bitmap {
+func matching(lab *labelState, filter []int32) *roaring.Bitmap {
 	if len(filter) == 1 {
-		return ix.labels.Bitmap(int(filter[0]))
+		return lab.Bitmap(int(filter[0]))
 	}
 	sets := make([]*roaring.Bitmap, len(filter))
 	for i, x := range filter {
-		sets[i] = ix.labels.Bitmap(int(x))
+		sets[i] = lab.Bitmap(int(x))
 	}
 	return roaring.FastAnd(sets...)
 }
@@ -108,7 +109,7 @@ func (w *workerT[T]) filterHeads(s *querySlot[T], set *headSet[T], p *SearchPara
 		w.homeMark = make([]uint64, words)
 	}
 	w.homeList = w.homeList[:0]
-	homes := ix.labels.Homes
+	homes := set.labels.Homes
 	it := s.allow.ManyIterator()
 	for {
 		got := it.NextMany(w.idBuf[:])
@@ -187,7 +188,7 @@ func (ix *Index) MatchCount(filter []int32) (int, error) {
 		ix.release()
 		ix.mu.Unlock()
 	}()
-	return int(ix.matching(filter).GetCardinality()), nil
+	return int(matching(ix.eng.labels(), filter).GetCardinality()), nil
 }
 
 // The lists plan's thresholds. A filter whose matches are a share m of
@@ -208,7 +209,7 @@ const (
 // is at least listsMinMatch of them. It returns the label and how many of
 // its lists to read (see listsBoostMax); 0 lists for no lists plan.
 func (w *workerT[T]) listsFor(s *querySlot[T], p *SearchParams, n uint64) (int, int) {
-	ll := &w.e.ix.labels.Lists
+	ll := &s.lab.Lists
 	if ll.Len() == 0 || n == 0 {
 		return 0, 0
 	}
@@ -217,7 +218,7 @@ func (w *workerT[T]) listsFor(s *querySlot[T], p *SearchParams, n uint64) (int, 
 		if lo, hi := ll.Of(int(x)); hi > lo {
 			c := n // a one-label filter's carriers are its matches
 			if len(p.Filter) > 1 {
-				c = w.e.ix.labels.Bitmap(int(x)).GetCardinality()
+				c = s.lab.Bitmap(int(x)).GetCardinality()
 			}
 			if best < 0 || c < bestC {
 				best, bestC = int(x), c
@@ -237,7 +238,7 @@ func (w *workerT[T]) listsFor(s *querySlot[T], p *SearchParams, n uint64) (int, 
 // in s.lists, nearest first, for readLists.
 func (w *workerT[T]) rankLists(s *querySlot[T], x, nl int) {
 	ix := w.e.ix
-	ll := &ix.labels.Lists
+	ll := &s.lab.Lists
 	lo, hi := ll.Of(x)
 	if cap(w.homeScores) < hi-lo {
 		w.homeScores = make([]float32, hi-lo)
@@ -266,23 +267,13 @@ func (w *workerT[T]) rankLists(s *querySlot[T], x, nl int) {
 // complicate every search loop for a plan that reads a few pages. The
 // reads count as the query's first round.
 func (w *workerT[T]) readLists(s *querySlot[T]) error {
-	ix := w.e.ix
-	if w.lreader == nil {
-		r, _, err := ix.lists.NewReader(ix.io, ringDepth)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", ix.lists.Path(), err)
-		}
-		if ix.wrap != nil {
-			r = ix.wrap(r)
-		}
-		dec, err := ix.lists.NewDecoder()
-		if err != nil {
-			r.Close()
+	lists := s.lab.lists
+	if w.lstate != s.lab { // the worker's first lists plan, or a checkpoint's new lists
+		if err := w.openLists(s.lab); err != nil {
 			return err
 		}
-		w.lreader, w.ldec = r, dec
 	}
-	view := ix.lists.Snapshot()
+	view := lists.Snapshot()
 	probe, total := view.Plan(s.lists)
 	if total == 0 {
 		return nil
@@ -303,7 +294,7 @@ func (w *workerT[T]) readLists(s *querySlot[T]) error {
 			return
 		}
 		t0 := time.Now()
-		ids, rows, err := ix.lists.Decode(w.ldec, view, probe[i], &reqs[i])
+		ids, rows, err := lists.Decode(w.ldec, view, probe[i], &reqs[i])
 		if err != nil {
 			s.err = postingError(err)
 			return
@@ -311,7 +302,39 @@ func (w *workerT[T]) readLists(s *querySlot[T]) error {
 		w.score(s, ids, rows, len(reqs[i].Buf), t0)
 	})
 	if err != nil {
-		return fmt.Errorf("reading label lists of %s: %w", ix.lists.Path(), err)
+		return fmt.Errorf("reading label lists of %s: %w", lists.Path(), err)
 	}
 	return nil
+}
+
+// openLists gives the worker a reader and decoder of lab's lists file,
+// closing those of the lists it read before.
+func (w *workerT[T]) openLists(lab *labelState) error {
+	w.closeLists()
+	ix := w.e.ix
+	r, _, err := lab.lists.NewReader(ix.io, ringDepth)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", lab.lists.Path(), err)
+	}
+	if ix.wrap != nil {
+		r = ix.wrap(r)
+	}
+	dec, err := lab.lists.NewDecoder()
+	if err != nil {
+		r.Close()
+		return err
+	}
+	w.lreader, w.ldec, w.lstate = r, dec, lab
+	return nil
+}
+
+// closeLists closes the worker's lists reader, if it has one.
+func (w *workerT[T]) closeLists() error {
+	if w.lreader == nil {
+		return nil
+	}
+	w.ldec.Close()
+	err := w.lreader.Close()
+	w.lreader, w.ldec, w.lstate = nil, nil, nil
+	return err
 }

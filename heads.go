@@ -25,6 +25,8 @@ type headSet[T vec.Elem] struct {
 	// lists too, which an insert assigned under the head set before may
 	// have filled (the next checkpoint moves them; adoptions).
 	adopt map[int32][]int32
+	// labels are the index's labels for this version (nil: none).
+	labels *labelState
 }
 
 // index fills idset and gone.
@@ -57,6 +59,21 @@ func setOf[T vec.Elem](v *posting.View) *headSet[T] { return v.Aux().(*headSet[T
 func (e *engineT[T]) current() *headSet[T] { return setOf[T](e.ix.store.Snapshot()) }
 
 func (e *engineT[T]) headIDs() []uint32 { return e.current().ids }
+
+// labels returns the current labels (nil: none).
+func (e *engineT[T]) labels() *labelState { return e.current().labels }
+
+// withLabels returns a copy of the head set set (nil: the current one)
+// with labels lab, to publish with a directory.
+func (e *engineT[T]) withLabels(set any, lab *labelState) any {
+	s := e.current()
+	if set != nil {
+		s = set.(*headSet[T])
+	}
+	c := *s
+	c.labels = lab
+	return &c
+}
 
 // adoptions fills set.adopt: each removed head goes to the live head
 // nearest its vector (the removed one is out of the graph).

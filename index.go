@@ -67,13 +67,6 @@ type Index struct {
 	eng      engine
 
 	pfile *iouring.File // postings.bin, open from Open to Close
-	// labels is labels.bin (labels.go): per-label bitmaps and each
-	// vector's home posting; nil when the index has none.
-	labels *indexfile.Labels
-	// lists serves the label lists' postings (labellists.G.bin), nil when
-	// labels.bin has none; lfile is its file, open from Open to Close.
-	lists *posting.Store
-	lfile *iouring.File
 	// mem holds heads, graph lists and directory entries outside the Go
 	// heap; it is freed when the Index is closed and no search can still
 	// touch it (Close, or the last straggler's return after Close).
@@ -259,9 +252,6 @@ func openManifest(dir string, m *indexfile.Manifest, opts Options) (*Index, erro
 	defer func() {
 		if !opened {
 			ix.pfile.Close()
-			if ix.lfile != nil {
-				ix.lfile.Close()
-			}
 		}
 	}()
 	if size, err := ix.pfile.Size(); err != nil {
@@ -514,8 +504,8 @@ func (ix *Index) Close() error {
 	if err := ix.pfile.Close(); err != nil && first == nil {
 		first = err
 	}
-	if ix.lfile != nil {
-		if err := ix.lfile.Close(); err != nil && first == nil {
+	if lab := ix.eng.labels(); lab != nil && lab.lfile != nil {
+		if err := lab.lfile.Close(); err != nil && first == nil {
 			first = err
 		}
 	}

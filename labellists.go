@@ -240,11 +240,8 @@ func clusterLabelT[T vec.Elem](m vec.Metric, rows []byte, rowBytes, dim int, ids
 // openLists opens the lists file labels.bin names, if any: its header
 // (build id, row size) and every list's extent are checked here, each
 // list's CRC at every read.
-func (ix *Index) openLists() error {
-	if ix.labels == nil || ix.labels.Lists.Len() == 0 {
-		return nil
-	}
-	ll := &ix.labels.Lists
+func (ix *Index) openLists(lab *labelState) error {
+	ll := &lab.Lists
 	if ll.Len() == 0 {
 		return nil
 	}
@@ -264,7 +261,7 @@ func (ix *Index) openLists() error {
 		f.Close()
 		return postingError(err)
 	}
-	ix.lists, ix.lfile = st, f
+	lab.lists, lab.lfile = st, f
 	return nil
 }
 
@@ -272,33 +269,34 @@ func (ix *Index) openLists() error {
 // carriers of its label, and together a label's lists must hold each of
 // its carriers exactly once.
 func (ix *Index) checkLists(r *CheckReport, problem func(string, ...any)) error {
-	if ix.lists == nil {
+	lab := ix.eng.labels()
+	if lab == nil || lab.lists == nil {
 		return nil
 	}
-	ll := &ix.labels.Lists
+	ll := &lab.Lists
 	label := 0 // the label of list i: lists are in label order
 	listed := roaring.New()
 	flush := func() { // label's lists are all read
-		if lo, hi := ll.Of(label); hi > lo && !listed.Equals(ix.labels.Bitmap(label)) {
-			problem("%s: label %d's lists hold %d of its %d carriers", ix.lists.Path(), label, listed.GetCardinality(), ix.labels.Bitmap(label).GetCardinality())
+		if lo, hi := ll.Of(label); hi > lo && !listed.Equals(lab.Bitmap(label)) {
+			problem("%s: label %d's lists hold %d of its %d carriers", lab.lists.Path(), label, listed.GetCardinality(), lab.Bitmap(label).GetCardinality())
 		}
 		listed.Clear()
 	}
-	err := eachExtent(ix.lists, func(i int32, ids []uint32, _ []byte, err error) error {
+	err := eachExtent(lab.lists, func(i int32, ids []uint32, _ []byte, err error) error {
 		for _, hi := ll.Of(label); int(i) >= hi; _, hi = ll.Of(label) {
 			flush()
 			label++
 		}
 		if err != nil {
-			problem("%s: label list %d: %v", ix.lists.Path(), i, err)
+			problem("%s: label list %d: %v", lab.lists.Path(), i, err)
 			return nil
 		}
 		r.LabelLists++
 		r.ListEntries += int64(len(ids))
-		carriers := ix.labels.Bitmap(label)
+		carriers := lab.Bitmap(label)
 		for _, id := range ids {
 			if !carriers.Contains(id) || listed.Contains(id) {
-				problem("%s: label list %d (label %d) holds vector %d, which does not carry the label or is in another of its lists", ix.lists.Path(), i, label, id)
+				problem("%s: label list %d (label %d) holds vector %d, which does not carry the label or is in another of its lists", lab.lists.Path(), i, label, id)
 				continue
 			}
 			listed.Add(id)

@@ -6,9 +6,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/iouring"
+	"github.com/gospann/spann/posting"
 )
 
 // ErrLabelsUpdate is returned by a writable Open of an index with labels:
@@ -143,18 +146,46 @@ func (ix *Index) loadLabels(writable, skip bool) error {
 		return fmt.Errorf("%s: %w", ix.dir, ErrLabelsUpdate)
 	}
 	l, err := indexfile.ReadLabels(ix.dir, ix.id, ix.Manifest.N, ix.store.Snapshot().Len(), ix.mem)
+	if err != nil || l == nil {
+		return err
+	}
+	st, err := ix.newLabelState(l)
 	if err != nil {
 		return err
 	}
-	ix.labels = l
-	return ix.openLists()
+	return ix.store.Publish(nil, -1, ix.eng.withLabels(nil, st))
+}
+
+// labelState is one version of an index's labels: labels.bin's contents
+// and the store of the label lists it names. It hangs off a head set
+// (headSet.labels), so that a query's labels, heads and postings are
+// always of one version, and a checkpoint publishes new ones with its
+// directory. A state made after Open lives on the Go heap, and its lists
+// file is closed once nothing refers to it (runtime.AddCleanup): queries
+// in flight keep theirs.
+type labelState struct {
+	*indexfile.Labels
+	lists *posting.Store // nil without lists
+	lfile *iouring.File
+}
+
+// newLabelState opens the lists l names, if any.
+func (ix *Index) newLabelState(l *indexfile.Labels) (*labelState, error) {
+	st := &labelState{Labels: l}
+	if err := ix.openLists(st); err != nil {
+		return nil, err
+	}
+	if st.lfile != nil {
+		runtime.AddCleanup(st, func(f *iouring.File) { f.Close() }, st.lfile)
+	}
+	return st, nil
 }
 
 // Labels returns the size of the index's label vocabulary (labels
 // 0..Labels()-1), 0 if it has no labels.
 func (ix *Index) Labels() int {
-	if ix.labels == nil {
-		return 0
+	if lab := ix.eng.labels(); lab != nil {
+		return lab.Vocab()
 	}
-	return ix.labels.Vocab()
+	return 0
 }

@@ -39,7 +39,7 @@ func TestAttachLabels(t *testing.T) {
 	}
 	want := labels.Bitmaps()
 	for x := range want {
-		if bm := ix.labels.Bitmap(x); !bm.Equals(want[x]) {
+		if bm := ix.eng.labels().Bitmap(x); !bm.Equals(want[x]) {
 			t.Fatalf("label %d: %d carriers stored, %d given", x, bm.GetCardinality(), want[x].GetCardinality())
 		}
 	}
@@ -61,7 +61,7 @@ func TestAttachLabels(t *testing.T) {
 	for _, id := range ix.eng.headIDs() {
 		isHead[id] = true
 	}
-	for id, home := range ix.labels.Homes {
+	for id, home := range ix.eng.labels().Homes {
 		if home < 0 {
 			if h := -2 - home; len(holds[id]) != 0 || home > -2 || ix.eng.headIDs()[h] != uint32(id) {
 				t.Fatalf("vector %d: home %d, but in %d postings (head: %v)", id, home, len(holds[id]), isHead[uint32(id)])
@@ -147,10 +147,10 @@ func TestLabelLists(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each listed label's lists hold its carriers, each once.
-	ll := &ix.labels.Lists
+	ll := &ix.eng.labels().Lists
 	got := make([]*roaring.Bitmap, len(bms))
 	label := 0
-	err = eachExtent(ix.lists, func(i int32, ids []uint32, _ []byte, err error) error {
+	err = eachExtent(ix.eng.labels().lists, func(i int32, ids []uint32, _ []byte, err error) error {
 		for _, hi := ll.Of(label); int(i) >= hi; _, hi = ll.Of(label) {
 			label++
 		}
@@ -199,7 +199,7 @@ func TestLabelLists(t *testing.T) {
 		t.Errorf("recall %.3f (want 1), %d of %d queries by lists, %d pages", rec.Mean, res.Stats.ListsPlan, f.q.N, res.Stats.Pages)
 	}
 	// A list's damage is an error of the search that reads it.
-	path := ix.lists.Path()
+	path := ix.eng.labels().lists.Path()
 	bad := ll.Entries[ll.Starts[listed[0]]] // (ll is freed by Close)
 	ix.Close()
 	raw, _ := os.ReadFile(path)

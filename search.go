@@ -235,6 +235,8 @@ type engine interface {
 	newWorker() (worker, error)
 	assign(raw []byte) ([][]int32, []byte, error) // an insert's heads (insert.go)
 	headIDs() []uint32                            // the current heads' base ids (heads.go)
+	labels() *labelState                          // the current labels, nil if none (heads.go)
+	withLabels(set any, lab *labelState) any      // a head set to publish with new labels
 	// Splitting postings (split.go).
 	split(a int32, aID uint32, aRow []byte, aDead bool, ids []uint32, rows []byte, read postingReader, taken *roaring.Bitmap) (*splitResult, bool, error)
 	head(h int32) (uint32, []byte)
@@ -296,6 +298,7 @@ type workerT[T vec.Elem] struct {
 	// at the worker's first lists plan.
 	lreader iouring.Reader
 	ldec    *posting.Decoder
+	lstate  *labelState // whose lists lreader reads
 	lreqs   []iouring.Request
 	idBuf   [256]uint32
 }
@@ -315,7 +318,8 @@ type querySlot[T vec.Elem] struct {
 	ranged  bool            // a range query: answers gather in found, within radius
 	radius  float32
 	found   []Neighbor
-	lists   []int32 // a filtered query's label lists to read (filter.go)
+	lists   []int32     // a filtered query's label lists to read (filter.go)
+	lab     *labelState // the labels of its view's head set (nil: none)
 	q       []T     // the query (normalised copy for cosine)
 	qnorm   []T
 	qi      int       // the caller's query index (searchMany)
@@ -355,11 +359,8 @@ func (e *engineT[T]) newWorker() (worker, error) {
 func (w *workerT[T]) close() error {
 	w.dec.Close()
 	err := w.reader.Close()
-	if w.lreader != nil {
-		w.ldec.Close()
-		if lerr := w.lreader.Close(); err == nil {
-			err = lerr
-		}
+	if lerr := w.closeLists(); err == nil {
+		err = lerr
 	}
 	for _, s := range w.slots {
 		if s.span.a == nil { // arena pages go with their arena
@@ -567,8 +568,9 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 	s.heap.Reset(k)
 	var heads []memindex.Neighbor
 	s.allow, s.ranged, s.radius, s.found, s.lists = nil, p.ranged, p.radius, s.found[:0], s.lists[:0]
+	s.lab = set.labels
 	if p.Filter != nil {
-		s.allow = ix.matching(p.Filter)
+		s.allow = matching(s.lab, p.Filter)
 	}
 	switch {
 	case p.ranged:
