@@ -320,7 +320,7 @@ type querySlot[T vec.Elem] struct {
 	found   []Neighbor
 	lists   []int32     // a filtered query's label lists to read (filter.go)
 	lab     *labelState // the labels of its view's head set (nil: none)
-	q       []T     // the query (normalised copy for cosine)
+	q       []T         // the query (normalised copy for cosine)
 	qnorm   []T
 	qi      int       // the caller's query index (searchMany)
 	start   time.Time // when the worker took the query
