@@ -168,8 +168,9 @@ func (w *workerT[T]) filterHeads(s *querySlot[T], set *headSet[T], p *SearchPara
 	return w.homeNbrs
 }
 
-// MatchCount returns how many indexed vectors carry every label of filter
-// (checked as SearchParams.Filter is): a filter's selectivity.
+// MatchCount returns how many indexed vectors (not deleted) carry every
+// label of filter (checked as SearchParams.Filter is): a filter's
+// selectivity.
 func (ix *Index) MatchCount(filter []int32) (int, error) {
 	if err := ix.CheckFilter(filter); err != nil {
 		return 0, err
@@ -188,7 +189,11 @@ func (ix *Index) MatchCount(filter []int32) (int, error) {
 		ix.release()
 		ix.mu.Unlock()
 	}()
-	return int(matching(ix.eng.labels(), filter).GetCardinality()), nil
+	m := matching(ix.eng.labels(), filter)
+	if dead := ix.dead.Load(); dead != nil {
+		return int(roaring.AndNot(m, dead).GetCardinality()), nil
+	}
+	return int(m.GetCardinality()), nil
 }
 
 // The lists plan's thresholds. A filter whose matches are a share m of

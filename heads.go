@@ -3,6 +3,7 @@ package spann
 import (
 	"github.com/RoaringBitmap/roaring/v2"
 
+	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vec"
 	"github.com/gospann/spann/memindex"
@@ -59,6 +60,16 @@ func setOf[T vec.Elem](v *posting.View) *headSet[T] { return v.Aux().(*headSet[T
 func (e *engineT[T]) current() *headSet[T] { return setOf[T](e.ix.store.Snapshot()) }
 
 func (e *engineT[T]) headIDs() []uint32 { return e.current().ids }
+
+// headsOf returns the base ids of the heads of set (nil: the current
+// set) and a function giving their rows (raw bytes).
+func (e *engineT[T]) headsOf(set any) ([]uint32, func(h int32) []byte) {
+	s := e.current()
+	if set != nil {
+		s = set.(*headSet[T])
+	}
+	return s.ids, func(h int32) []byte { return datasets.Bytes(s.row(h, e.ix.dim)) }
+}
 
 // labels returns the current labels (nil: none).
 func (e *engineT[T]) labels() *labelState { return e.current().labels }

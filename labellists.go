@@ -92,16 +92,21 @@ type labelList struct {
 	members []int32
 }
 
-// buildLabelLists clusters the carriers of every label in o's share range
-// into lists and writes their postings to a new lists file of dir. rows
-// holds every vector's row (vector i at i·rowBytes).
-func (ix *Index) buildLabelLists(dir string, bitmaps []*roaring.Bitmap, rows []byte, o *LabelOptions) (*indexfile.LabelLists, error) {
-	n := float64(ix.N())
+// buildLabelLists clusters the stored carriers of every label in o's
+// share range into lists and writes their postings to a new lists file of
+// dir. rows holds every vector's row (vector i at i·rowBytes), homes
+// every vector's home (-1: stored nowhere, a deleted vector dropped by a
+// checkpoint, which no list holds).
+func (ix *Index) buildLabelLists(dir string, bitmaps []*roaring.Bitmap, homes []int32, rows []byte, o *LabelOptions) (*indexfile.LabelLists, error) {
+	n := float64(len(homes))
 	var chosen []int
 	for x, bm := range bitmaps {
 		if c := float64(bm.GetCardinality()); c > 0 && c >= o.ListsMin*n && c <= o.ListsMax*n {
 			chosen = append(chosen, x)
 		}
+	}
+	if len(chosen) == 0 {
+		return &indexfile.LabelLists{Min: o.ListsMin, Max: o.ListsMax}, nil
 	}
 	leaf := ix.listLeaf()
 	lists := make([][]labelList, len(bitmaps))
@@ -117,7 +122,7 @@ func (ix *Index) buildLabelLists(dir string, bitmaps []*roaring.Bitmap, rows []b
 		go func() {
 			defer wg.Done()
 			for x := range next {
-				l, err := clusterLabel(ix.typ, ix.metric, rows, ix.rowBytes, ix.dim, bitmaps[x].ToArray(), leaf)
+				l, err := clusterLabel(ix.typ, ix.metric, rows, ix.rowBytes, ix.dim, carriers(bitmaps[x], homes), leaf)
 				mu.Lock()
 				lists[x], done = l, done+1
 				if err != nil && first == nil {
@@ -138,12 +143,23 @@ func (ix *Index) buildLabelLists(dir string, bitmaps []*roaring.Bitmap, rows []b
 	if first != nil {
 		return nil, first
 	}
-	return ix.writeLabelLists(dir, bitmaps, lists, rows)
+	ll, err := ix.writeLabelLists(dir, bitmaps, homes, lists, rows)
+	if err != nil {
+		return nil, err
+	}
+	ll.Min, ll.Max = o.ListsMin, o.ListsMax
+	return ll, nil
+}
+
+// carriers returns the ids of bm that are stored (homes[id] != -1).
+func carriers(bm *roaring.Bitmap, homes []int32) []uint32 {
+	ids := bm.ToArray()
+	return slices.DeleteFunc(ids, func(id uint32) bool { return int(id) >= len(homes) || homes[id] == -1 })
 }
 
 // writeLabelLists writes the lists' postings, label by label, to a new
 // lists file (named by a fresh generation) and returns their directory.
-func (ix *Index) writeLabelLists(dir string, bitmaps []*roaring.Bitmap, lists [][]labelList, rows []byte) (*indexfile.LabelLists, error) {
+func (ix *Index) writeLabelLists(dir string, bitmaps []*roaring.Bitmap, homes []int32, lists [][]labelList, rows []byte) (*indexfile.LabelLists, error) {
 	ll := &indexfile.LabelLists{Gen: uint64(time.Now().UnixNano()), RowBytes: ix.rowBytes, Starts: make([]uint32, 1, len(bitmaps)+1)}
 	path := filepath.Join(dir, indexfile.ListsFile(ll.Gen))
 	f, err := ix.fs.Create(path)
@@ -160,7 +176,7 @@ func (ix *Index) writeLabelLists(dir string, bitmaps []*roaring.Bitmap, lists []
 	var ids []uint32
 	var buf []byte
 	for x := range bitmaps {
-		carriers := bitmaps[x].ToArray() // positions in lists are indices into this
+		carriers := carriers(bitmaps[x], homes) // positions in lists are indices into this
 		for _, l := range lists[x] {
 			ids, buf = ids[:0], buf[:0]
 			for _, m := range l.members {
@@ -267,7 +283,7 @@ func (ix *Index) openLists(lab *labelState) error {
 
 // checkLists reads every label list (Check): each must decode, hold only
 // carriers of its label, and together a label's lists must hold each of
-// its carriers exactly once.
+// its live (not deleted) carriers exactly once.
 func (ix *Index) checkLists(r *CheckReport, problem func(string, ...any)) error {
 	lab := ix.eng.labels()
 	if lab == nil || lab.lists == nil {
@@ -276,9 +292,16 @@ func (ix *Index) checkLists(r *CheckReport, problem func(string, ...any)) error 
 	ll := &lab.Lists
 	label := 0 // the label of list i: lists are in label order
 	listed := roaring.New()
-	flush := func() { // label's lists are all read
-		if lo, hi := ll.Of(label); hi > lo && !listed.Equals(lab.Bitmap(label)) {
-			problem("%s: label %d's lists hold %d of its %d carriers", lab.lists.Path(), label, listed.GetCardinality(), lab.Bitmap(label).GetCardinality())
+	dead := ix.dead.Load() // deleted vectors may be in lists or not
+	flush := func() {      // label's lists are all read
+		lo, hi := ll.Of(label)
+		want := lab.Bitmap(label)
+		if dead != nil {
+			want = roaring.AndNot(want, dead)
+			listed.AndNot(dead)
+		}
+		if hi > lo && !listed.Equals(want) {
+			problem("%s: label %d's lists hold %d of its %d live carriers", lab.lists.Path(), label, listed.GetCardinality(), want.GetCardinality())
 		}
 		listed.Clear()
 	}

@@ -1,6 +1,7 @@
 package spann
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -21,7 +22,7 @@ import (
 // AttachLabels stores every label's carriers and every vector's home: a
 // posting holding it, the nearest-headed of those; heads have none.
 func TestAttachLabels(t *testing.T) {
-	f, bv, labels := labelledFixture(t, 3000, 5, 300, 1)
+	f, _, labels := labelledFixture(t, 3000, 5, 300, 1)
 	short, _ := datasets.NewLabels(make([][]int32, 2999), 300)
 	if err := AttachLabels(f.index, short, LabelOptions{}); err == nil || !strings.Contains(err.Error(), "labels for 2999 vectors, the index has 3000") {
 		t.Errorf("short labels: %v", err)
@@ -43,49 +44,191 @@ func TestAttachLabels(t *testing.T) {
 			t.Fatalf("label %d: %d carriers stored, %d given", x, bm.GetCardinality(), want[x].GetCardinality())
 		}
 	}
-	// Recompute the homes from a decoded copy of every posting.
-	view := ix.store.Snapshot()
-	best := make([]float32, ix.N())
-	holds := make([]map[int32]bool, ix.N())
+	checkHomes(t, ix)
+}
+
+// checkHomes recomputes every vector's home from a decoded copy of every
+// posting and compares the index's with it: the home holds the vector and
+// its head is the nearest of those that do; a head stored in no posting
+// is its own; a vector stored nowhere must be deleted.
+func checkHomes(t *testing.T, ix *Index) {
+	t.Helper()
+	lab := ix.eng.labels()
+	n := len(lab.Homes)
+	best := make([]float32, n)
+	holds := make([]map[int32]bool, n)
+	rowOf := make([][]byte, n)
 	for i := range best {
 		best[i], holds[i] = float32(math.Inf(1)), map[int32]bool{}
 	}
-	eachPosting(t, ix, view, func(h int32, ids []uint32, rows []byte) {
+	eachPosting(t, ix, ix.store.Snapshot(), func(h int32, ids []uint32, rows []byte) {
 		_, head := ix.eng.head(h)
 		for j, id := range ids {
-			holds[id][h] = true
-			best[id] = min(best[id], ix.eng.rowDist(head, rows[j*ix.rowBytes:(j+1)*ix.rowBytes]))
+			row := rows[j*ix.rowBytes : (j+1)*ix.rowBytes]
+			holds[id][h], rowOf[id] = true, bytes.Clone(row)
+			best[id] = min(best[id], ix.eng.rowDist(head, row))
 		}
 	})
-	isHead := map[uint32]bool{}
-	for _, id := range ix.eng.headIDs() {
-		isHead[id] = true
-	}
-	for id, home := range ix.eng.labels().Homes {
-		if home < 0 {
-			if h := -2 - home; len(holds[id]) != 0 || home > -2 || ix.eng.headIDs()[h] != uint32(id) {
-				t.Fatalf("vector %d: home %d, but in %d postings (head: %v)", id, home, len(holds[id]), isHead[uint32(id)])
+	heads := ix.eng.headIDs()
+	dead := ix.dead.Load()
+	for id, home := range lab.Homes {
+		switch {
+		case home == -1:
+			if len(holds[id]) != 0 || dead == nil || !dead.Contains(uint32(id)) {
+				t.Fatalf("vector %d: no home, but in %d postings (deleted: %v)", id, len(holds[id]), dead != nil && dead.Contains(uint32(id)))
 			}
-			continue
-		}
-		_, head := ix.eng.head(home)
-		row, _ := bv.ReadRows(id, 1, nil)
-		if !holds[id][home] || ix.eng.rowDist(head, row) != best[id] {
-			t.Fatalf("vector %d: home %d (holds it: %v) at %v, nearest holding head at %v", id, home, holds[id][home], ix.eng.rowDist(head, row), best[id])
+		case home <= -2:
+			if h := -2 - home; len(holds[id]) != 0 || heads[h] != uint32(id) {
+				t.Fatalf("vector %d: home %d, but in %d postings (head %d's id: %d)", id, home, len(holds[id]), h, heads[h])
+			}
+		default:
+			_, head := ix.eng.head(home)
+			if !holds[id][home] || ix.eng.rowDist(head, rowOf[id]) != best[id] {
+				t.Fatalf("vector %d: home %d (holds it: %v), nearest holding head at %v", id, home, holds[id][home], best[id])
+			}
 		}
 	}
 }
 
-// An index with labels refuses a writable Open (updates do not keep
-// labels yet) and a labels file of another build or damaged.
+// exactFiltered searches one filter per query, each a label with lists or
+// one so rare that all its homes are read, at an nprobe that reads them
+// all, and checks the answers are the exact filtered top 10 of the base
+// vectors bv that are not deleted (inserted vectors carry no labels).
+func exactFiltered(t *testing.T, ix *Index, bv *datasets.VectorFile, labels *datasets.Labels, q *datasets.Matrix) {
+	t.Helper()
+	bms := labels.Bitmaps()
+	var listed, rare []int32
+	for x, bm := range bms {
+		switch c := bm.GetCardinality(); {
+		case c >= 15 && c <= 150:
+			listed = append(listed, int32(x))
+		case c > 0 && c <= 8:
+			rare = append(rare, int32(x))
+		}
+	}
+	filters := make([][]int32, q.N)
+	allowed := make([]*roaring.Bitmap, q.N)
+	dead := ix.dead.Load()
+	for i := range filters {
+		pick := listed
+		if i%2 == 1 {
+			pick = rare
+		}
+		filters[i] = []int32{pick[(i*7)%len(pick)]}
+		allowed[i] = bms[filters[i][0]].Clone()
+		if dead != nil {
+			allowed[i].AndNot(dead)
+		}
+	}
+	gt, err := eval.ExactKNN(bv, q, eval.GTOptions{K: 10, Metric: vec.L2, Allowed: allowed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ix.SearchBatchFiltered(context.Background(), q.Data, filters, 10, SearchParams{NProbe: 64}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := eval.RecallAt(gt, &datasets.Results{N: q.N, K: 10, IDs: res.IDs}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Mean != 1 || res.Stats.ListsPlan == 0 || res.Stats.HomesPlan == 0 {
+		t.Errorf("filtered recall %.3f, want 1 (%d queries by lists, %d by homes of %d)", rec.Mean, res.Stats.ListsPlan, res.Stats.HomesPlan, q.N)
+	}
+}
+
+// Labels follow checkpoints: after deletes and inserts that split
+// postings, the checkpoint writes the new generation's labels file (homes
+// recomputed, lists rebuilt without the deleted vectors), filtered search
+// is still exact where all candidates are read, Check passes, and the
+// labels of the generation before the previous are removed.
+func TestLabelsFollowCheckpoints(t *testing.T) {
+	f, bv, labels := labelledFixtureLimit(t, 3000, 20, 2000, 3, 30)
+	if err := AttachLabels(f.index, labels, LabelOptions{ListsMin: 0.005, ListsMax: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ix.Close() }()
+	var del []int32
+	for i := 0; i < 3000; i += 5 {
+		del = append(del, int32(i))
+	}
+	heads := len(ix.eng.headIDs())
+	for round, gen := range []string{"labels-000001.bin", "labels-000002.bin"} {
+		if err := ix.Delete(del[round*len(del)/2 : (round+1)*len(del)/2]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ix.Insert(extraRows(t, 900, 16, uint64(78+round)).Data); err != nil {
+			t.Fatal(err)
+		}
+		if err := ix.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(f.index, gen)); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		checkHomes(t, ix)
+		exactFiltered(t, ix, bv, labels, f.q)
+	}
+	if len(ix.eng.headIDs()) == heads {
+		t.Fatalf("no posting split (%d heads): the test needs splits", heads)
+	}
+	ix.Close()
+	if _, err := os.Stat(filepath.Join(f.index, indexfile.LabelsFile)); !os.IsNotExist(err) {
+		t.Errorf("generation 0's labels.bin after two checkpoints: %v", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(f.index, "labellists.*.bin")); len(files) != 2 {
+		t.Errorf("lists files: %v, want those of generations 1 and 2", files)
+	}
+	if r, err := Check(f.index); err != nil {
+		t.Fatalf("Check: %v\n%+v", err, r)
+	}
+	ix, err = Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exactFiltered(t, ix, bv, labels, f.q)
+}
+
+// A labelled index's inserter killed anywhere in its checkpoints reopens
+// with labels that match its postings: Check passes, every home holds its
+// vector, filtered search is exact where it reads every candidate.
+func TestKilledLabelledInserter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs writers in child processes")
+	}
+	f, bv, labels := labelledFixtureLimit(t, 3000, 20, 2000, 5, 30)
+	if err := AttachLabels(f.index, labels, LabelOptions{ListsMin: 0.005, ListsMax: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	rows := filepath.Join(t.TempDir(), "rows.u8bin")
+	if err := datasets.WriteVectors(rows, extraRows(t, 400, 16, 81)); err != nil {
+		t.Fatal(err)
+	}
+	for _, point := range []string{"checkpoint: postings written#1", "checkpoint: labels written#1", "checkpoint: manifest written#2", "checkpoint: log reset#1"} {
+		killedChild(t, point, "SPANN_INSERT_CHILD="+f.index, "SPANN_INSERT_ROWS="+rows)
+		ix, err := Open(f.index, Options{Writable: true})
+		if err != nil {
+			t.Fatalf("%s: reopen: %v", point, err)
+		}
+		checkHomes(t, ix)
+		exactFiltered(t, ix, bv, labels, f.q)
+		ix.Close()
+		if r, err := Check(f.index); err != nil {
+			t.Fatalf("%s: check after reopening: %v\n%+v", point, err, r)
+		}
+	}
+}
+
+// A damaged labels file is refused, and attaching again replaces it.
 func TestLabelsRefused(t *testing.T) {
 	f := newFixture(t, datasets.Uint8, vec.L2, 2000, 5, 16, posting.DefaultCodec)
 	labels, _ := datasets.NewLabels(make([][]int32, 2000), 4)
 	if err := AttachLabels(f.index, labels, LabelOptions{}); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := Open(f.index, Options{Writable: true}); !errors.Is(err, ErrLabelsUpdate) {
-		t.Errorf("writable Open: %v, want ErrLabelsUpdate", err)
 	}
 	path := filepath.Join(f.index, indexfile.LabelsFile)
 	data, _ := os.ReadFile(path)
@@ -252,8 +395,21 @@ func TestLabelLists(t *testing.T) {
 // draws following the vectors' neighbourhoods); the base stays open until
 // the test ends.
 func labelledFixture(t *testing.T, n, nq, vocab int, seed uint64) (*fixture, *datasets.VectorFile, *datasets.Labels) {
+	return labelledFixtureLimit(t, n, nq, vocab, seed, 0)
+}
+
+// labelledFixtureLimit is labelledFixture with the index built with
+// posting limit limit (0: none), so that inserts split postings.
+func labelledFixtureLimit(t *testing.T, n, nq, vocab int, seed uint64, limit int) (*fixture, *datasets.VectorFile, *datasets.Labels) {
 	t.Helper()
 	f := newFixture(t, datasets.Uint8, vec.L2, n, nq, 16, posting.DefaultCodec)
+	if limit > 0 {
+		f.index = filepath.Join(f.dir, "limited")
+		if _, err := Build(context.Background(), BuildOptions{Base: f.base, Out: f.index, Metric: vec.L2, HeadRatio: 0.1,
+			Replicas: 4, PostingLimit: limit, Codec: posting.DefaultCodec, Threads: 2, Seed: 3, MemoryBudget: 256 << 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	bv, err := datasets.OpenVectors(f.base, 0)
 	if err != nil {
 		t.Fatal(err)

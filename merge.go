@@ -82,6 +82,14 @@ func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap, n int)
 	if err != nil {
 		return err
 	}
+	if lab := ix.eng.labels(); lab != nil {
+		lab, err := ix.checkpointLabels(lab, next, out, set)
+		if err != nil {
+			return fmt.Errorf("spann: checkpoint: labels: %w", err)
+		}
+		set = ix.eng.withLabels(set, lab)
+		crash.Point("checkpoint: labels written")
+	}
 	if err := indexfile.WriteManifest(ix.fs, ix.dir, next); err != nil {
 		// Failing after its rename, the write may have committed: what
 		// this process holds may no longer be what is on disk.

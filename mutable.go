@@ -365,7 +365,7 @@ func (ix *Index) cutUncommitted() error {
 	return ix.removeStale()
 }
 
-// removeStale removes the generation files (directory, heads, graph) that
+// removeStale removes the generation files (directory, heads, graph, labels) that
 // the manifest does not name, but for each kind the newest one before the
 // manifest's (which a read-only Open that read the previous manifest a
 // moment ago may be opening); files of generations past the manifest's
@@ -375,9 +375,9 @@ func (ix *Index) removeStale() error {
 	if err != nil {
 		return err
 	}
-	for _, base := range []string{indexfile.DirectoryFile, indexfile.HeadsFile, indexfile.GraphFile} {
+	for _, base := range []string{indexfile.DirectoryFile, indexfile.HeadsFile, indexfile.GraphFile, indexfile.LabelsFile} {
 		cur, _ := indexfile.FileGeneration(base, ix.state.Current(base))
-		if base == indexfile.DirectoryFile {
+		if base == indexfile.DirectoryFile || base == indexfile.LabelsFile {
 			cur = ix.state.Generation
 		}
 		prev := int64(-1)
@@ -397,7 +397,7 @@ func (ix *Index) removeStale() error {
 			}
 		}
 	}
-	return nil
+	return removeStaleLists(ix.dir)
 }
 
 // closeUpdates closes the log and releases the directory locks.

@@ -233,10 +233,11 @@ func (ix *Index) checkParams(k int, p *SearchParams) error {
 
 type engine interface {
 	newWorker() (worker, error)
-	assign(raw []byte) ([][]int32, []byte, error) // an insert's heads (insert.go)
-	headIDs() []uint32                            // the current heads' base ids (heads.go)
-	labels() *labelState                          // the current labels, nil if none (heads.go)
-	withLabels(set any, lab *labelState) any      // a head set to publish with new labels
+	assign(raw []byte) ([][]int32, []byte, error)     // an insert's heads (insert.go)
+	headIDs() []uint32                                // the current heads' base ids (heads.go)
+	labels() *labelState                              // the current labels, nil if none (heads.go)
+	headsOf(set any) ([]uint32, func(h int32) []byte) // a head set's base ids and rows (nil: the current)
+	withLabels(set any, lab *labelState) any          // a head set to publish with new labels
 	// Splitting postings (split.go).
 	split(a int32, aID uint32, aRow []byte, aDead bool, ids []uint32, rows []byte, read postingReader, taken *roaring.Bitmap) (*splitResult, bool, error)
 	head(h int32) (uint32, []byte)

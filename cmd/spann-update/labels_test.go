@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,8 +9,8 @@ import (
 	spann "github.com/gospann/spann"
 )
 
-// --labels attaches labels; the index then refuses updates, and a file of
-// the wrong length is a one-line error.
+// --labels attaches labels, which later updates and checkpoints keep; a
+// file of the wrong length is a one-line error.
 func TestLabelsCommand(t *testing.T) {
 	dir, index := buildIndex(t)
 	labels := filepath.Join(dir, "labels.txt")
@@ -26,9 +25,17 @@ func TestLabelsCommand(t *testing.T) {
 	ix.Close()
 	ids := filepath.Join(dir, "ids.ibin")
 	os.WriteFile(ids, []byte{1, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0}, 0o644)
-	if err := update("--index", index, "--delete", ids); !errors.Is(err, spann.ErrLabelsUpdate) {
-		t.Errorf("delete from a labelled index: %v", err)
+	if err := update("--index", index, "--delete", ids, "--checkpoint"); err != nil {
+		t.Fatalf("delete from a labelled index: %v", err)
 	}
+	ix, err = spann.Open(index, spann.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ix.MatchCount([]int32{3}); err != nil || n != 1999 {
+		t.Errorf("label 3 after deleting one of its 2000 carriers: %d, %v", n, err)
+	}
+	ix.Close()
 	if err := update("--index", index, "--labels", labels, "--checkpoint"); err == nil || !strings.Contains(err.Error(), "--labels goes alone") {
 		t.Errorf("--labels with --checkpoint: %v", err)
 	}

@@ -39,8 +39,8 @@ func newApp() *cli.App {
 			"posting rewritten without its deleted vectors, one past the build's posting limit split in two under a new " +
 			"head, in space freed by earlier checkpoints when no other process has the index open, else at the end of " +
 			"postings.bin), and a new generation of directory, heads, graph and manifest. --labels instead stores " +
-			"the vectors' labels (labels.bin: each label's bitmap of carriers and each vector's home posting, found by " +
-			"reading every posting once); an index with labels does not open for writing until updates maintain them.",
+			"the vectors' labels (labels.bin: each label's bitmap of carriers, each vector's home posting, found by " +
+			"reading every posting once, and label lists); checkpoints carry them on. Inserted vectors carry no labels.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "index", Required: true, Usage: "index directory"},
 			&cli.StringFlag{Name: "insert", Usage: "vectors to insert: .fbin, .u8bin or .i8bin of the index's type and dimension"},
@@ -72,7 +72,7 @@ type summary struct {
 func run(c *cli.Context) error {
 	if path := c.String("labels"); path != "" {
 		if c.String("insert") != "" || c.String("delete") != "" || c.Bool("checkpoint") {
-			return fmt.Errorf("--labels goes alone: updates do not maintain labels yet")
+			return fmt.Errorf("--labels goes alone: attach the labels, then update (checkpoints keep them)")
 		}
 		return attachLabels(c, path)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -44,7 +45,11 @@ import (
 //	56       8       B, bytes of the bitmap section
 //	64       8       Q, label lists
 //	72       8       G, the lists' generation: their postings are in labellists.G.bin
-//	80       8(V+1)  offsets: label x's bitmap is bytes offsets[x]..offsets[x+1]
+//	80       8       float64 min, the smallest share of the vectors a label with lists
+//	                 has (the lists' options, for the checkpoints that rebuild them;
+//	                 0 with max: no lists)
+//	88       8       float64 max, the largest
+//	96       8(V+1)  offsets: label x's bitmap is bytes offsets[x]..offsets[x+1]
 //	                 of the bitmap section; offsets[0] = 0, offsets[V] = B
 //	...      B       the bitmaps, one per label in label order, each a roaring
 //	                 bitmap in its portable serialisation
@@ -63,7 +68,7 @@ const (
 	LabelsFile     = "labels.bin"
 	labelsMagic    = "SPNLABEL"
 	labelsHeaderV1 = 64
-	labelsHeader   = 80
+	labelsHeader   = 96
 )
 
 // ListsFile returns the name of the label lists' postings file of
@@ -73,6 +78,7 @@ func ListsFile(gen uint64) string { return fmt.Sprintf("labellists.%d.bin", gen)
 // LabelLists are a labels file's label lists (see LabelsFile).
 type LabelLists struct {
 	Gen      uint64          // their postings are in ListsFile(Gen)
+	Min, Max float64         // the shares of the vectors a label with lists has (0, 0: none)
 	RowBytes int             // bytes of a head row
 	Starts   []uint32        // by label, V+1: label x's lists are Starts[x]..Starts[x+1]-1
 	Entries  []posting.Entry // by list: its extent in the lists file
@@ -117,11 +123,12 @@ func (l *Labels) Bitmap(x int) *roaring.Bitmap {
 	return bm
 }
 
-// WriteLabels replaces dir's labels file atomically: bitmaps[x] is label
+// WriteLabels replaces dir's labels file name (LabelsFile, or of a later
+// generation: FileName(LabelsFile, g)) atomically: bitmaps[x] is label
 // x's carriers, homes[i] vector i's home posting (-1: none), for an index
 // of len(homes) vectors and postings postings; lists, if not nil, are the
 // label lists (whose postings file must already be written).
-func WriteLabels(fs vfs.FS, dir string, id BuildID, bitmaps []*roaring.Bitmap, homes []int32, postings int, lists *LabelLists) error {
+func WriteLabels(fs vfs.FS, dir, name string, id BuildID, bitmaps []*roaring.Bitmap, homes []int32, postings int, lists *LabelLists) error {
 	if lists == nil {
 		lists = &LabelLists{}
 	}
@@ -150,6 +157,8 @@ func WriteLabels(fs vfs.FS, dir string, id BuildID, bitmaps []*roaring.Bitmap, h
 	binary.LittleEndian.PutUint64(out[56:], uint64(body.Len()))
 	binary.LittleEndian.PutUint64(out[64:], uint64(q))
 	binary.LittleEndian.PutUint64(out[72:], lists.Gen)
+	binary.LittleEndian.PutUint64(out[80:], math.Float64bits(lists.Min))
+	binary.LittleEndian.PutUint64(out[88:], math.Float64bits(lists.Max))
 	for _, off := range offsets {
 		out = binary.LittleEndian.AppendUint64(out, off)
 	}
@@ -171,10 +180,10 @@ func WriteLabels(fs vfs.FS, dir string, id BuildID, bitmaps []*roaring.Bitmap, h
 	}
 	out = append(out, lists.Heads...)
 	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
-	return vfs.WriteFileAtomic(fs, filepath.Join(dir, LabelsFile), out)
+	return vfs.WriteFileAtomic(fs, filepath.Join(dir, name), out)
 }
 
-// ReadLabels reads dir's labels file: nil if there is none, an error
+// ReadLabels reads dir's labels file name: nil if there is none, an error
 // wrapping ErrCorrupt if it is damaged, of another build, or of another
 // shape than the index (n vectors, postings heads). The file's bytes and
 // the homes live in arena (nil: the Go heap), and the bitmaps are views
@@ -183,8 +192,8 @@ func WriteLabels(fs vfs.FS, dir string, id BuildID, bitmaps []*roaring.Bitmap, h
 // Why off the heap: on realsift-1M the file is 28 MB, and read onto the
 // heap (and copied into bitmaps) it raised a search's peak RSS from 61
 // to 153 MiB.
-func ReadLabels(dir string, id BuildID, n, postings int, arena *offheap.Arena) (*Labels, error) {
-	path := filepath.Join(dir, LabelsFile)
+func ReadLabels(dir, name string, id BuildID, n, postings int, arena *offheap.Arena) (*Labels, error) {
+	path := filepath.Join(dir, name)
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -278,6 +287,12 @@ func parseLabels(data []byte, id BuildID, n, postings int, arena *offheap.Arena)
 		}
 		l.Lists.Gen = binary.LittleEndian.Uint64(data[72:])
 	}
+	if version == 2 {
+		l.Lists.Min, l.Lists.Max = math.Float64frombits(binary.LittleEndian.Uint64(data[80:])), math.Float64frombits(binary.LittleEndian.Uint64(data[88:]))
+		if !(l.Lists.Min >= 0 && l.Lists.Min <= l.Lists.Max && l.Lists.Max <= 1) {
+			return nil, fmt.Errorf("label lists for shares %v..%v: %w", l.Lists.Min, l.Lists.Max, ErrCorrupt)
+		}
+	}
 	return l, nil
 }
 
@@ -347,4 +362,20 @@ func parseLists(ll *LabelLists, sec []byte, vocab, q, rowBytes int, arena *offhe
 	}
 	*ll = LabelLists{RowBytes: rowBytes, Starts: starts, Entries: entries, Heads: sec[16*q : 16*q+rowBytes*q]}
 	return nil
+}
+
+// ListsGen returns the generation of the label lists that the labels file
+// at path names, and false if it names none (or cannot be read: the
+// caller is cleaning up, and keeps what it cannot tell about).
+func ListsGen(path string) (uint64, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var h [labelsHeader]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:8]) != labelsMagic || binary.LittleEndian.Uint32(h[8:]) != 2 || binary.LittleEndian.Uint64(h[64:]) == 0 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(h[72:]), true
 }

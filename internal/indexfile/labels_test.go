@@ -22,19 +22,19 @@ var (
 )
 
 func writeTestLabels(dir string, id BuildID) error {
-	return WriteLabels(vfs.OS, dir, id, testBitmaps, testHomes, 3, nil)
+	return WriteLabels(vfs.OS, dir, LabelsFile, id, testBitmaps, testHomes, 3, nil)
 }
 
 func TestLabelsFile(t *testing.T) {
 	dir := t.TempDir()
 	id, _ := NewBuildID()
-	if l, err := ReadLabels(dir, id, 6, 3, nil); l != nil || err != nil {
+	if l, err := ReadLabels(dir, LabelsFile, id, 6, 3, nil); l != nil || err != nil {
 		t.Fatalf("no file: %v, %v", l, err)
 	}
 	if err := writeTestLabels(dir, id); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadLabels(dir, id, 6, 3, nil)
+	got, err := ReadLabels(dir, LabelsFile, id, 6, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestLabelsFile(t *testing.T) {
 		{"other n", id, 7, 3, "labels for 6 vectors and 3 postings, the index has 7 and 3"},
 		{"other postings", id, 6, 4, "the index has 6 and 4"},
 	} {
-		_, err := ReadLabels(dir, c.id, c.n, c.post, nil)
+		_, err := ReadLabels(dir, LabelsFile, c.id, c.n, c.post, nil)
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), LabelsFile) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
@@ -109,7 +109,7 @@ func TestLabelsFileDamage(t *testing.T) {
 }
 
 // testLists are two lists for label 0 and one for label 2, heads of 2 bytes.
-var testLists = LabelLists{Gen: 77, RowBytes: 2, Starts: []uint32{0, 2, 2, 3},
+var testLists = LabelLists{Gen: 77, Min: 0.25, Max: 0.5, RowBytes: 2, Starts: []uint32{0, 2, 2, 3},
 	Entries: []posting.Entry{{Offset: 4096, Bytes: 40, Count: 2}, {Offset: 4136, Bytes: 30, Count: 1}, {Offset: 8192, Bytes: 30, Count: 1}},
 	Heads:   []byte{1, 2, 3, 4, 5, 6}}
 
@@ -118,15 +118,15 @@ var testLists = LabelLists{Gen: 77, RowBytes: 2, Starts: []uint32{0, 2, 2, 3},
 func TestLabelsFileLists(t *testing.T) {
 	dir := t.TempDir()
 	id, _ := NewBuildID()
-	if err := WriteLabels(vfs.OS, dir, id, testBitmaps, testHomes, 3, &testLists); err != nil {
+	if err := WriteLabels(vfs.OS, dir, LabelsFile, id, testBitmaps, testHomes, 3, &testLists); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadLabels(dir, id, 6, 3, nil)
+	got, err := ReadLabels(dir, LabelsFile, id, 6, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ll := got.Lists
-	if ll.Gen != 77 || ll.RowBytes != 2 || !slices.Equal(ll.Starts, testLists.Starts) || !slices.Equal(ll.Entries, testLists.Entries) || !slices.Equal(ll.Heads, testLists.Heads) {
+	if ll.Gen != 77 || ll.Min != 0.25 || ll.Max != 0.5 || ll.RowBytes != 2 || !slices.Equal(ll.Starts, testLists.Starts) || !slices.Equal(ll.Entries, testLists.Entries) || !slices.Equal(ll.Heads, testLists.Heads) {
 		t.Fatalf("lists read back as %+v", ll)
 	}
 	if lo, hi := ll.Of(0); lo != 0 || hi != 2 {
@@ -152,6 +152,7 @@ func TestLabelsFileLists(t *testing.T) {
 		{"empty list", func(b []byte) { b[starts+16+12] = 0 }, "label list 0 is empty"},
 		{"row bytes", func(b []byte) { b[12] = 0 }, "3 label lists of 0-byte heads"},
 		{"list count", func(b []byte) { b[64] = 4 }, "do not fill"},
+		{"shares", func(b []byte) { b[95] = 0x40 }, "label lists for shares 0.25..32768"},
 	} {
 		bad := slices.Clone(good)
 		c.edit(bad)
@@ -174,6 +175,13 @@ func TestLabelsFileLists(t *testing.T) {
 	if !slices.Equal(got.Homes, testHomes) || got.Lists.Len() != 0 || !got.Bitmap(0).Equals(testBitmaps[0]) {
 		t.Errorf("version 1 read as %+v", got)
 	}
+	if g, ok := ListsGen(filepath.Join(dir, LabelsFile)); ok {
+		t.Errorf("labels without lists name lists %d", g)
+	}
+	WriteLabels(vfs.OS, dir, LabelsFile, id, testBitmaps, testHomes, 3, &testLists)
+	if g, ok := ListsGen(filepath.Join(dir, LabelsFile)); !ok || g != 77 {
+		t.Errorf("ListsGen: %d, %v", g, ok)
+	}
 }
 
 func FuzzLabelsFile(f *testing.F) {
@@ -182,7 +190,7 @@ func FuzzLabelsFile(f *testing.F) {
 	writeTestLabels(dir, id)
 	good, _ := os.ReadFile(filepath.Join(dir, LabelsFile))
 	f.Add(good)
-	WriteLabels(vfs.OS, dir, id, testBitmaps, testHomes, 3, &testLists)
+	WriteLabels(vfs.OS, dir, LabelsFile, id, testBitmaps, testHomes, 3, &testLists)
 	withLists, _ := os.ReadFile(filepath.Join(dir, LabelsFile))
 	f.Add(withLists)
 	f.Fuzz(func(t *testing.T, data []byte) {
