@@ -117,6 +117,9 @@ func (w *workerT[T]) filterHeads(s *querySlot[T], set *headSet[T], p *SearchPara
 			break
 		}
 		for _, id := range w.idBuf[:got] {
+			if int(id) >= len(homes) {
+				break // inserted since the labels file: scored directly (scoreInserted)
+			}
 			switch h := homes[id]; {
 			case h >= 0:
 				if w.homeMark[h>>6]&(1<<(h&63)) == 0 {
@@ -189,7 +192,11 @@ func (ix *Index) MatchCount(filter []int32) (int, error) {
 		ix.release()
 		ix.mu.Unlock()
 	}()
+	inserted := ix.ilab.matching(filter) // before the labels, as a search (begin)
 	m := matching(ix.eng.labels(), filter)
+	if inserted != nil {
+		m = roaring.Or(m, inserted.ids)
+	}
 	if dead := ix.dead.Load(); dead != nil {
 		return int(roaring.AndNot(m, dead).GetCardinality()), nil
 	}

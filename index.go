@@ -91,6 +91,7 @@ type Index struct {
 	ckBroken error                          // a checkpoint that may have committed without this process knowing: later ones refuse (ckmu)
 	dmu      sync.Mutex                     // serialises replacing dead and buf
 	buf      atomic.Pointer[insertBuffer]   // vectors inserted since the build; nil when none
+	ilab     insertedLabels                 // labels of vectors inserted since the labels file (labelins.go)
 	idm      atomic.Pointer[idMap]          // external ids, once an insert gave some (ids.go); nil before
 	total    atomic.Int64                   // ids handed out: the build's n plus those reserved by Inserts
 	acked    atomic.Int64                   // ids that exist: the build's and every acknowledged insert's (N)

@@ -215,7 +215,30 @@ func (ix *Index) applyInsert(rec *insertRecord, payload []byte) {
 // write-ahead log; searches that start afterwards can return them. Needs
 // Options.Writable; safe while searches and other updates run.
 func (ix *Index) Insert(rows []byte) (first int32, err error) {
-	return ix.insert(nil, rows, false)
+	return ix.insert(nil, rows, false, nil)
+}
+
+// InsertLabeled is Insert for an index with labels: vector i carries
+// labels[i] (each in 0..Labels()-1; none is allowed), logged with it, so
+// that filtered searches return it from the moment Insert returns and the
+// next checkpoint stores its labels with the others.
+func (ix *Index) InsertLabeled(rows []byte, labels [][]int32) (first int32, err error) {
+	if labels == nil {
+		labels = [][]int32{}
+	}
+	return ix.insert(nil, rows, false, labels)
+}
+
+// InsertWithIDsLabeled is InsertWithIDs with labels, as InsertLabeled.
+func (ix *Index) InsertWithIDsLabeled(ids []int32, rows []byte, labels [][]int32, replace bool) error {
+	if ids == nil {
+		ids = []int32{}
+	}
+	if labels == nil {
+		labels = [][]int32{}
+	}
+	_, err := ix.insert(ids, rows, replace, labels)
+	return err
 }
 
 // InsertWithIDs is Insert under the given ids (one per row, each ≥ 0,
@@ -228,12 +251,13 @@ func (ix *Index) InsertWithIDs(ids []int32, rows []byte, replace bool) error {
 	if ids == nil {
 		ids = []int32{}
 	}
-	_, err := ix.insert(ids, rows, replace)
+	_, err := ix.insert(ids, rows, replace, nil)
 	return err
 }
 
-// insert is Insert (ids nil) and InsertWithIDs.
-func (ix *Index) insert(ids []int32, rows []byte, replace bool) (first int32, err error) {
+// insert is Insert (ids nil) and InsertWithIDs, with labels (nil: none,
+// for an index with or without labels).
+func (ix *Index) insert(ids []int32, rows []byte, replace bool, labels [][]int32) (first int32, err error) {
 	if ix.log == nil {
 		return 0, ErrReadOnly
 	}
@@ -241,6 +265,11 @@ func (ix *Index) insert(ids []int32, rows []byte, replace bool) (first int32, er
 		return 0, fmt.Errorf("spann: insert: %d bytes is not a positive whole number of %d-byte vectors", len(rows), ix.rowBytes)
 	}
 	n := len(rows) / ix.rowBytes
+	if labels != nil {
+		if labels, err = ix.checkInsertLabels(labels, n); err != nil {
+			return 0, err
+		}
+	}
 	heads, rows, err := ix.eng.assign(rows)
 	if err != nil {
 		return 0, err
@@ -266,6 +295,9 @@ func (ix *Index) insert(ids []int32, rows []byte, replace bool) (first int32, er
 	if exts != nil {
 		typ, payload = recInsertIDs, encodeInsertIDs(exts, first, heads, rows)
 	}
+	if labels != nil {
+		typ, payload = recInsertLabels, encodeInsertLabels(labels, typ, payload)
+	}
 	if _, err := ix.log.Append(typ, payload); err != nil {
 		return 0, ix.updateError("insert", err)
 	}
@@ -275,6 +307,9 @@ func (ix *Index) insert(ids []int32, rows []byte, replace bool) (first int32, er
 	if exts != nil {
 		ix.applyIDs(first, exts, nil)
 		first = exts[0]
+	}
+	if labels != nil {
+		ix.ilab.add(rec.first, labels, rec.rows, ix.rowBytes) // before the buffer: a query that sees the vector sees its labels
 	}
 	ix.applyInsert(rec, payload)
 	ix.dmu.Unlock()
@@ -305,6 +340,13 @@ func (ix *Index) replayInsert(r wal.Record, dead *roaring.Bitmap) error {
 	bad := func(err error) error {
 		return fmt.Errorf("%w: %s record %d: %v", ErrCorrupt, filepath.Join(ix.dir, walFile), r.Seq, err)
 	}
+	var labels [][]int32
+	if r.Type == recInsertLabels {
+		var err error
+		if labels, r.Type, r.Payload, err = splitInsertLabels(r.Payload); err != nil {
+			return bad(err)
+		}
+	}
 	var exts []int32
 	if r.Type == recInsertIDs {
 		var err error
@@ -333,6 +375,12 @@ func (ix *Index) replayInsert(r wal.Record, dead *roaring.Bitmap) error {
 			return bad(fmt.Errorf("%d external ids for %d vectors", len(exts), rec.n))
 		}
 		ix.applyIDs(rec.first, exts, dead)
+	}
+	if labels != nil {
+		if len(labels) != rec.n {
+			return bad(fmt.Errorf("labels for %d vectors, %d inserted", len(labels), rec.n))
+		}
+		ix.ilab.add(rec.first, labels, rec.rows, ix.rowBytes)
 	}
 	ix.applyInsert(rec, payload)
 	return nil

@@ -211,7 +211,8 @@ func removeStaleLists(dir string) error {
 // unchanged), before the manifest that names the generation: each
 // vector's home and the label lists are recomputed from the new postings
 // (a split moves vectors between postings, a rewrite drops deleted ones),
-// the bitmaps carried over. It returns the new labels, on the Go heap.
+// the bitmaps carried over with the labels of the inserts it folds. It
+// returns the new labels, on the Go heap.
 //
 // The cost is a read of every posting, as at AttachLabels (5 s on
 // realsift-1M, and N·rowBytes of memory with lists, their clustering 5 s
@@ -243,6 +244,9 @@ func (ix *Index) checkpointLabels(cur *labelState, next *indexfile.Manifest, out
 	bitmaps := make([]*roaring.Bitmap, cur.Vocab())
 	for x := range bitmaps {
 		bitmaps[x] = cur.Bitmap(x)
+		if more := ix.ilab.below(int32(x), next.N); more != nil {
+			bitmaps[x] = roaring.Or(bitmaps[x], more) // inserted since, and folded now
+		}
 	}
 	var lists *indexfile.LabelLists
 	if ll.Max > 0 {

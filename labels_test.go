@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -420,4 +421,173 @@ func labelledFixtureLimit(t *testing.T, n, nq, vocab int, seed uint64, limit int
 		t.Fatal(err)
 	}
 	return f, bv, labels
+}
+
+// Inserts carry labels: filtered searches return them at once, from the
+// log after a reopen, and from the labels file after a checkpoint, always
+// as the exact answer where every candidate is read; bad labels are
+// one-line errors.
+func TestInsertLabeled(t *testing.T) {
+	f, _, labels := labelledFixtureLimit(t, 3000, 20, 2000, 7, 30)
+	if err := AttachLabels(f.index, labels, LabelOptions{ListsMin: 0.005, ListsMax: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	extra := extraRows(t, 300, 16, 82)
+	// Each inserted vector gets a label of the base's (some with lists)
+	// and every tenth a label no base vector carries.
+	bms := labels.Bitmaps()
+	var used, fresh []int32
+	for x, bm := range bms {
+		if c := bm.GetCardinality(); c >= 15 && c <= 150 {
+			used = append(used, int32(x))
+		} else if c == 0 {
+			fresh = append(fresh, int32(x))
+		}
+	}
+	rows := make([][]int32, 3300)
+	for i := range 3000 {
+		rows[i] = labels.Row(i)
+	}
+	inserted := make([][]int32, 300)
+	for i := range inserted {
+		inserted[i] = []int32{used[i%len(used)]}
+		if i%10 == 0 {
+			inserted[i] = append(inserted[i], fresh[0])
+		}
+		rows[3000+i] = inserted[i]
+	}
+	all, err := datasets.NewLabels(rows, labels.Vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	combined := filepath.Join(t.TempDir(), "all.u8bin")
+	base, _ := datasets.LoadVectors(f.base, 0, 0)
+	if err := datasets.WriteVectors(combined, &datasets.Matrix{Type: datasets.Uint8, N: 3300, Dim: 16, Data: append(base.Data, extra.Data...)}); err != nil {
+		t.Fatal(err)
+	}
+	cv, err := datasets.OpenVectors(combined, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cv.Close()
+
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ix.Close() }()
+	for _, c := range []struct {
+		labels [][]int32
+		want   string
+	}{
+		{[][]int32{{1}}, "labels for 1 vectors, 2 given"},
+		{[][]int32{{1}, {2000}}, "vector 1 has label 2000, but the index's labels are 0..1999"},
+		{[][]int32{{-3}, {1}}, "vector 0 has label -3"},
+	} {
+		if _, err := ix.InsertLabeled(extra.Data[:32], c.labels); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("labels %v: %v, want %q", c.labels, err, c.want)
+		}
+	}
+	if first, err := ix.InsertLabeled(extra.Data, inserted); err != nil || first != 3000 {
+		t.Fatalf("InsertLabeled: %d, %v", first, err)
+	}
+	freshOnly := make([][]int32, f.q.N)
+	for i := range freshOnly {
+		freshOnly[i] = []int32{fresh[0]}
+	}
+	check := func(stage string) {
+		t.Helper()
+		exactFiltered(t, ix, cv, all, f.q)
+		res, err := ix.SearchBatchFiltered(context.Background(), f.q.Data, freshOnly, 10, SearchParams{NProbe: 8}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for q := 0; q < f.q.N; q++ {
+			for _, id := range res.IDs[q*10 : (q+1)*10] {
+				if id < 3000 || (id-3000)%10 != 0 {
+					t.Fatalf("%s: query %d: id %d does not carry the fresh label", stage, q, id)
+				}
+			}
+		}
+		if n, err := ix.MatchCount([]int32{fresh[0]}); n != 30 || err != nil {
+			t.Fatalf("%s: MatchCount %d, %v, want 30", stage, n, err)
+		}
+	}
+	check("in the log")
+	ix.Close()
+	if ix, err = Open(f.index, Options{Writable: true}); err != nil { // replays the log
+		t.Fatal(err)
+	}
+	check("replayed")
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	check("checkpointed")
+	checkHomes(t, ix)
+	ix.Close()
+	if r, err := Check(f.index); err != nil {
+		t.Fatalf("Check: %v\n%+v", err, r)
+	}
+	if ix, err = Open(f.index, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	check("reopened")
+	if _, err := ix.InsertLabeled(extra.Data[:16], [][]int32{{1}}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("read-only insert: %v", err)
+	}
+}
+
+// Filtered searches running while labelled inserts and checkpoints go on
+// always find every insert acknowledged before they began: the labels
+// move from memory to the labels file without a gap (run with -race).
+func TestInsertLabeledConcurrent(t *testing.T) {
+	f, _, labels := labelledFixtureLimit(t, 3000, 5, 2000, 9, 30)
+	if err := AttachLabels(f.index, labels, LabelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := int32(-1)
+	for x, bm := range labels.Bitmaps() {
+		if bm.IsEmpty() {
+			fresh = int32(x)
+			break
+		}
+	}
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	extra := extraRows(t, 80, 16, 83)
+	var acked atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 80 {
+			if _, err := ix.InsertLabeled(extra.Row(i), [][]int32{{fresh}}); err != nil {
+				t.Error(err)
+				return
+			}
+			acked.Add(1)
+			if i%20 == 19 {
+				if err := ix.Checkpoint(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	for searching := true; searching; {
+		select {
+		case <-done:
+			searching = false
+		default:
+		}
+		want := acked.Load()
+		got, err := ix.Search(f.q.Row(0), 100, SearchParams{NProbe: 256, Filter: []int32{fresh}})
+		if err != nil || int32(len(got)) < want {
+			t.Errorf("%d inserts acknowledged, the search found %d (%v)", want, len(got), err)
+			break
+		}
+	}
+	<-done // the inserter, before Close
 }

@@ -115,6 +115,7 @@ func (ix *Index) rewritePostings(buf *insertBuffer, dead *roaring.Bitmap, n int)
 		active.prev.Store(nil) // folded: the postings hold it now
 	}
 	ix.dmu.Unlock()
+	ix.ilab.trim(next.N) // folded: the published labels hold them now
 	ix.state = next
 	return nil
 }

@@ -160,7 +160,7 @@ func walError(err error) error {
 // replayRecord applies one logged update to the tombstones being rebuilt.
 func (ix *Index) replayRecord(dead *roaring.Bitmap, r wal.Record) error {
 	switch r.Type {
-	case recInsert, recInsertIDs:
+	case recInsert, recInsertIDs, recInsertLabels:
 		return ix.replayInsert(r, dead)
 	case recDelete:
 		ids, err := decodeIDs(r.Payload, ix.N())

@@ -559,6 +559,12 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 	// and decoded with the same entries even if postings move meanwhile,
 	// and acquired until finish (or the worker's return), so that no
 	// checkpoint reuses the space of postings it names meanwhile.
+	// The inserted vectors' labels before the directory too: a checkpoint
+	// drops them once it has published the labels file holding them.
+	var inserted *insertedMatch
+	if p.Filter != nil {
+		inserted = ix.ilab.matching(p.Filter)
+	}
 	s.releaseView()
 	s.q, s.err, s.stats, s.view, s.dead = q, nil, SearchStats{}, ix.store.Acquire(), ix.dead.Load()
 	set := setOf[T](s.view)
@@ -572,6 +578,9 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 	s.lab = set.labels
 	if p.Filter != nil {
 		s.allow = matching(s.lab, p.Filter)
+		if inserted != nil {
+			s.allow = roaring.Or(s.allow, inserted.ids)
+		}
 	}
 	switch {
 	case p.ranged:
@@ -585,6 +594,9 @@ func (w *workerT[T]) begin(s *querySlot[T], query []byte, k int, p *SearchParams
 				s.heap.Push(int32(id), h.Dist)
 			}
 		}
+	}
+	if inserted != nil {
+		w.scoreInserted(s, inserted)
 	}
 	s.stats.Heads = len(heads)
 	s.stats.HeadTime = time.Since(t0)
