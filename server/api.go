@@ -198,15 +198,42 @@ func (a api) Insert(ctx context.Context, req *connect.Request[spannv1.InsertRequ
 	if err != nil {
 		return nil, err
 	}
+	var labels [][]int32 // nil: none
+	if len(req.Msg.Labels) > 0 {
+		if len(req.Msg.Labels) != len(req.Msg.Vectors) {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("labels for %d vectors, %d given: give one per vector, or none", len(req.Msg.Vectors), len(req.Msg.Labels)))
+		}
+		if h.ix.Labels() == 0 {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, spann.ErrNoLabels)
+		}
+		labels = make([][]int32, len(req.Msg.Labels))
+		for i, l := range req.Msg.Labels {
+			labels[i] = l.GetLabels()
+			for _, x := range labels[i] {
+				if x < 0 || int(x) >= h.ix.Labels() {
+					return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("vector %d has label %d, but the index's labels are 0..%d", i, x, h.ix.Labels()-1))
+				}
+			}
+			if labels[i] == nil {
+				labels[i] = []int32{}
+			}
+		}
+	}
 	var first int32
 	switch {
 	case len(req.Msg.Ids) > 0:
 		if len(req.Msg.Ids) != len(req.Msg.Vectors) {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d ids for %d vectors: give one per vector, or none", len(req.Msg.Ids), len(req.Msg.Vectors)))
 		}
-		err = h.ix.InsertWithIDs(req.Msg.Ids, rows, req.Msg.Upsert)
+		if labels != nil {
+			err = h.ix.InsertWithIDsLabeled(req.Msg.Ids, rows, labels, req.Msg.Upsert)
+		} else {
+			err = h.ix.InsertWithIDs(req.Msg.Ids, rows, req.Msg.Upsert)
+		}
 	case req.Msg.Upsert:
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("upsert needs ids"))
+	case labels != nil:
+		first, err = h.ix.InsertLabeled(rows, labels)
 	default:
 		first, err = h.ix.Insert(rows)
 	}

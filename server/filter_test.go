@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -200,5 +201,50 @@ func TestSearchRangeOverLoopback(t *testing.T) {
 		if connect.CodeOf(err) != connect.CodeInvalidArgument {
 			t.Errorf("radius %v slack %v: %v, want invalid_argument", bad.Radius, bad.Params.GetRangeSlack(), err)
 		}
+	}
+}
+
+// Insert takes labels, one set per vector: filtered searches return the
+// new vectors at once; labels out of range or of the wrong count are
+// INVALID_ARGUMENT.
+func TestLabelledInsertOverLoopback(t *testing.T) {
+	f := newFixture(t)
+	f.ix.Close()
+	rows := make([][]int32, 3000)
+	for i := range rows {
+		rows[i] = []int32{int32(i % 4)}
+	}
+	labels, _ := datasets.NewLabels(rows, 6) // labels 4 and 5: no vector yet
+	if err := spann.AttachLabels(f.dir, labels, spann.LabelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	url, _ := serve(t, f, Config{Indexes: []IndexSpec{{Name: "w", Dir: f.dir, Writable: true}}})
+	grpc := spannv1connect.NewSpannServiceClient(h2c(), url, connect.WithGRPC())
+	ctx := context.Background()
+	vecs := []*spannv1.Vector{{Data: f.qs.Row(0)}, {Data: f.qs.Row(1)}, {Data: f.qs.Row(2)}}
+	for _, c := range []struct {
+		labels []*spannv1.Filter
+		want   string
+	}{
+		{[]*spannv1.Filter{{Labels: []int32{5}}}, "labels for 3 vectors, 1 given"},
+		{[]*spannv1.Filter{{Labels: []int32{5}}, {Labels: []int32{6}}, {}}, "vector 1 has label 6, but the index's labels are 0..5"},
+	} {
+		_, err := grpc.Insert(ctx, connect.NewRequest(&spannv1.InsertRequest{Index: "w", Vectors: vecs, Labels: c.labels}))
+		if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("labels %v: %v, want %q", c.labels, err, c.want)
+		}
+	}
+	res, err := grpc.Insert(ctx, connect.NewRequest(&spannv1.InsertRequest{Index: "w", Vectors: vecs,
+		Labels: []*spannv1.Filter{{Labels: []int32{5}}, {Labels: []int32{4, 5}}, {}}}))
+	if err != nil || res.Msg.First != 3000 {
+		t.Fatalf("labelled insert: %v, %v", res, err)
+	}
+	got, err := grpc.Search(ctx, connect.NewRequest(&spannv1.SearchRequest{Index: "w",
+		Vector: &spannv1.Vector{Data: f.qs.Row(0)}, K: 10, Params: &spannv1.Params{Filter: []int32{5}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := got.Msg.Neighbors; len(ids) != 2 || ids[0].Id != 3000 || ids[1].Id != 3001 {
+		t.Errorf("filter on label 5 after the insert: %v, want 3000 then 3001", ids)
 	}
 }

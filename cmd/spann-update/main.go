@@ -21,7 +21,7 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:  "spann-update",
 		Usage: "insert and delete vectors of an index in place, durably; attach labels for filtered search",
-		UsageText: "spann-update --index DIR [--insert FILE [--ids IDS.ibin] [--upsert]] [--delete IDS.ibin] [--batch 1000] [--checkpoint]\n" +
+		UsageText: "spann-update --index DIR [--insert FILE [--ids IDS.ibin] [--upsert] [--insert-labels FILE]] [--delete IDS.ibin] [--batch 1000] [--checkpoint]\n" +
 			"   spann-update --index DIR --labels FILE",
 		Description: "Opens the index for writing (an exclusive lock: one writer at a time; searches in other " +
 			"processes that open it afterwards see the changes). --delete reads ids from an .ibin file with one " +
@@ -46,6 +46,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "insert", Usage: "vectors to insert: .fbin, .u8bin or .i8bin of the index's type and dimension"},
 			&cli.StringFlag{Name: "ids", Usage: "ids for the vectors of --insert, in order: .ibin file with one column (default: the next unused ids)"},
 			&cli.BoolFlag{Name: "upsert", Usage: "with --ids: replace the vector of an id already in the index instead of failing"},
+			&cli.StringFlag{Name: "insert-labels", Usage: "labels of the vectors of --insert, one row per vector (.spmat, or text: one line of labels per vector); the index must have labels"},
 			&cli.StringFlag{Name: "delete", Usage: "ids to delete: .ibin file with one column"},
 			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "ids per logged batch (one fsync each)"},
 			&cli.BoolFlag{Name: "checkpoint", Usage: "fold the write-ahead log into the index files afterwards, and empty it"},
@@ -102,8 +103,17 @@ func run(c *cli.Context) error {
 	}
 	defer ix.Close()
 	var s summary
+	var labels *datasets.Labels
+	if lp := c.String("insert-labels"); lp != "" {
+		if c.String("insert") == "" {
+			return fmt.Errorf("--insert-labels needs --insert")
+		}
+		if labels, err = datasets.ReadLabels(lp); err != nil {
+			return err
+		}
+	}
 	if p := c.String("insert"); p != "" {
-		if err := insertFile(ix, p, given, c.Bool("upsert"), c.Int("batch"), &s); err != nil {
+		if err := insertFile(ix, p, given, labels, c.Bool("upsert"), c.Int("batch"), &s); err != nil {
 			return err
 		}
 	}
@@ -166,8 +176,8 @@ func readIDs(path string) ([]int32, error) {
 }
 
 // insertFile inserts the vectors of path, batch rows at a time, under ids
-// if given (one per vector).
-func insertFile(ix *spann.Index, path string, ids []int32, upsert bool, batch int, s *summary) error {
+// if given (one per vector), with labels if given (a row per vector).
+func insertFile(ix *spann.Index, path string, ids []int32, labels *datasets.Labels, upsert bool, batch int, s *summary) error {
 	vf, err := datasets.OpenVectors(path, 0)
 	if err != nil {
 		return err
@@ -179,14 +189,29 @@ func insertFile(ix *spann.Index, path string, ids []int32, upsert bool, batch in
 	if ids != nil && len(ids) != vf.N {
 		return fmt.Errorf("%s: %d vectors, but %d ids", path, vf.N, len(ids))
 	}
+	if labels != nil && labels.Rows() != vf.N {
+		return fmt.Errorf("%s: %d vectors, but labels for %d", path, vf.N, labels.Rows())
+	}
 	start := time.Now()
 	err = vf.Stream(batch, func(row int, rows []byte) error {
 		n := len(rows) / vf.RowBytes()
 		var first int32
 		var err error
-		if ids != nil {
+		var rl [][]int32 // the batch's labels
+		if labels != nil {
+			rl = make([][]int32, n)
+			for i := range rl {
+				rl[i] = labels.Row(row + i)
+			}
+		}
+		switch {
+		case ids != nil && rl != nil:
+			first, err = ids[row], ix.InsertWithIDsLabeled(ids[row:row+n], rows, rl, upsert)
+		case ids != nil:
 			first, err = ids[row], ix.InsertWithIDs(ids[row:row+n], rows, upsert)
-		} else {
+		case rl != nil:
+			first, err = ix.InsertLabeled(rows, rl)
+		default:
 			first, err = ix.Insert(rows)
 		}
 		if err != nil {

@@ -890,7 +890,10 @@ type InsertRequest struct {
 	Ids []int32 `protobuf:"varint,3,rep,packed,name=ids,proto3" json:"ids,omitempty"`
 	// upsert replaces the vectors of ids already present; without it such
 	// an id is an error and nothing is inserted.
-	Upsert        bool `protobuf:"varint,4,opt,name=upsert,proto3" json:"upsert,omitempty"`
+	Upsert bool `protobuf:"varint,4,opt,name=upsert,proto3" json:"upsert,omitempty"`
+	// labels, if given, one per vector: the labels it carries (the index
+	// must have labels; a label out of range is INVALID_ARGUMENT).
+	Labels        []*Filter `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -951,6 +954,13 @@ func (x *InsertRequest) GetUpsert() bool {
 		return x.Upsert
 	}
 	return false
+}
+
+func (x *InsertRequest) GetLabels() []*Filter {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
 }
 
 type InsertResponse struct {
@@ -1254,12 +1264,13 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\v \x01(\x03R\tsizeBytes\x12\x10\n" +
 	"\x03dir\x18\f \x01(\tR\x03dir\x12\x16\n" +
-	"\x06labels\x18\r \x01(\x05R\x06labels\"{\n" +
+	"\x06labels\x18\r \x01(\x05R\x06labels\"\xa5\x01\n" +
 	"\rInsertRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\tR\x05index\x12*\n" +
 	"\avectors\x18\x02 \x03(\v2\x10.spann.v1.VectorR\avectors\x12\x10\n" +
 	"\x03ids\x18\x03 \x03(\x05R\x03ids\x12\x16\n" +
-	"\x06upsert\x18\x04 \x01(\bR\x06upsert\"&\n" +
+	"\x06upsert\x18\x04 \x01(\bR\x06upsert\x12(\n" +
+	"\x06labels\x18\x05 \x03(\v2\x10.spann.v1.FilterR\x06labels\"&\n" +
 	"\x0eInsertResponse\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x05R\x05first\"7\n" +
 	"\rDeleteRequest\x12\x14\n" +
@@ -1327,25 +1338,26 @@ var file_spann_v1_spann_proto_depIdxs = []int32{
 	7,  // 10: spann.v1.SearchBatchResponse.results:type_name -> spann.v1.SearchResponse
 	6,  // 11: spann.v1.SearchBatchResponse.stats:type_name -> spann.v1.Stats
 	0,  // 12: spann.v1.InsertRequest.vectors:type_name -> spann.v1.Vector
-	4,  // 13: spann.v1.SpannService.Search:input_type -> spann.v1.SearchRequest
-	8,  // 14: spann.v1.SpannService.SearchBatch:input_type -> spann.v1.SearchBatchRequest
-	2,  // 15: spann.v1.SpannService.SearchRange:input_type -> spann.v1.SearchRangeRequest
-	10, // 16: spann.v1.SpannService.Info:input_type -> spann.v1.InfoRequest
-	12, // 17: spann.v1.SpannService.Insert:input_type -> spann.v1.InsertRequest
-	14, // 18: spann.v1.SpannService.Delete:input_type -> spann.v1.DeleteRequest
-	16, // 19: spann.v1.SpannService.Reload:input_type -> spann.v1.ReloadRequest
-	7,  // 20: spann.v1.SpannService.Search:output_type -> spann.v1.SearchResponse
-	9,  // 21: spann.v1.SpannService.SearchBatch:output_type -> spann.v1.SearchBatchResponse
-	9,  // 22: spann.v1.SpannService.SearchRange:output_type -> spann.v1.SearchBatchResponse
-	11, // 23: spann.v1.SpannService.Info:output_type -> spann.v1.InfoResponse
-	13, // 24: spann.v1.SpannService.Insert:output_type -> spann.v1.InsertResponse
-	15, // 25: spann.v1.SpannService.Delete:output_type -> spann.v1.DeleteResponse
-	17, // 26: spann.v1.SpannService.Reload:output_type -> spann.v1.ReloadResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	3,  // 13: spann.v1.InsertRequest.labels:type_name -> spann.v1.Filter
+	4,  // 14: spann.v1.SpannService.Search:input_type -> spann.v1.SearchRequest
+	8,  // 15: spann.v1.SpannService.SearchBatch:input_type -> spann.v1.SearchBatchRequest
+	2,  // 16: spann.v1.SpannService.SearchRange:input_type -> spann.v1.SearchRangeRequest
+	10, // 17: spann.v1.SpannService.Info:input_type -> spann.v1.InfoRequest
+	12, // 18: spann.v1.SpannService.Insert:input_type -> spann.v1.InsertRequest
+	14, // 19: spann.v1.SpannService.Delete:input_type -> spann.v1.DeleteRequest
+	16, // 20: spann.v1.SpannService.Reload:input_type -> spann.v1.ReloadRequest
+	7,  // 21: spann.v1.SpannService.Search:output_type -> spann.v1.SearchResponse
+	9,  // 22: spann.v1.SpannService.SearchBatch:output_type -> spann.v1.SearchBatchResponse
+	9,  // 23: spann.v1.SpannService.SearchRange:output_type -> spann.v1.SearchBatchResponse
+	11, // 24: spann.v1.SpannService.Info:output_type -> spann.v1.InfoResponse
+	13, // 25: spann.v1.SpannService.Insert:output_type -> spann.v1.InsertResponse
+	15, // 26: spann.v1.SpannService.Delete:output_type -> spann.v1.DeleteResponse
+	17, // 27: spann.v1.SpannService.Reload:output_type -> spann.v1.ReloadResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_spann_v1_spann_proto_init() }
