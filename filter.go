@@ -180,18 +180,10 @@ func (ix *Index) MatchCount(filter []int32) (int, error) {
 	}
 	// The bitmaps are views of memory that Close frees once nothing is
 	// busy: count as busy meanwhile, as a search does.
-	ix.mu.Lock()
-	if ix.closed {
-		ix.mu.Unlock()
-		return 0, ErrClosed
+	if err := ix.enter(); err != nil {
+		return 0, err
 	}
-	ix.busy++
-	ix.mu.Unlock()
-	defer func() {
-		ix.mu.Lock()
-		ix.release()
-		ix.mu.Unlock()
-	}()
+	defer ix.leave()
 	inserted := ix.ilab.matching(filter) // before the labels, as a search (begin)
 	m := matching(ix.eng.labels(), filter)
 	if inserted != nil {

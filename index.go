@@ -446,6 +446,25 @@ func (ix *Index) putWorker(w worker) {
 	ix.release()
 }
 
+// enter counts a caller that reads the index's memory without a worker
+// (an insert's head search, MatchCount) as busy, so that Close frees
+// nothing under it; leave ends it. ErrClosed once closed.
+func (ix *Index) enter() error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.closed {
+		return ErrClosed
+	}
+	ix.busy++
+	return nil
+}
+
+func (ix *Index) leave() {
+	ix.mu.Lock()
+	ix.release()
+	ix.mu.Unlock()
+}
+
 // release ends one busy worker's count (ix.mu held), waking Close when the
 // last search of a closed Index returns.
 func (ix *Index) release() {

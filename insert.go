@@ -265,6 +265,12 @@ func (ix *Index) insert(ids []int32, rows []byte, replace bool, labels [][]int32
 		return 0, fmt.Errorf("spann: insert: %d bytes is not a positive whole number of %d-byte vectors", len(rows), ix.rowBytes)
 	}
 	n := len(rows) / ix.rowBytes
+	// The head search reads heads and graph, which Close frees once
+	// nothing is busy (a first form crashed in it when Close came first).
+	if err := ix.enter(); err != nil {
+		return 0, err
+	}
+	defer ix.leave()
 	if labels != nil {
 		if labels, err = ix.checkInsertLabels(labels, n); err != nil {
 			return 0, err

@@ -417,3 +417,33 @@ func sameResults(t *testing.T, what string, ix *Index, queries []byte, p SearchP
 		t.Fatalf("%s: results differ from before the checkpoint", what)
 	}
 }
+
+// Close while inserts run: each insert succeeds or fails with an error,
+// none reads freed memory.
+func TestCloseDuringInsert(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 2000, 3, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := extraRows(t, 400, 16, 84)
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := range 400 {
+			if i == 10 {
+				close(started)
+			}
+			if _, err := ix.Insert(extra.Row(i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	<-started
+	ix.Close()
+	if err := <-done; err != nil && !errors.Is(err, ErrClosed) && !strings.Contains(err.Error(), "closed") {
+		t.Errorf("insert after Close: %v", err)
+	}
+}
