@@ -270,7 +270,17 @@ func TestUpdatesOverAPI(t *testing.T) {
 	if err := c.Delete(ctx, []int32{99999}); connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Fatalf("delete of an unknown id: %v", err)
 	}
-	time.Sleep(100 * time.Millisecond) // let checkpoints fold the log
+	// Let a checkpoint fold the log: wait for the first one to succeed
+	// (a fixed sleep was too short on a loaded CI machine).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		m := sample(scrape(t, url, ""), "spann_checkpoints_total", map[string]string{"index": "w", "result": "ok"})
+		if m.GetCounter().GetValue() >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint succeeded in 20 s: %v", sample(scrape(t, url, ""), "spann_checkpoints_total", map[string]string{"index": "w", "result": "error"}))
+		}
+	}
 	for _, q := range []int{1, 4} {
 		got, _, err := c.Search(ctx, f.qs.Row(q), 10, p)
 		if err != nil || slices.ContainsFunc(got, func(n spann.Neighbor) bool { return n.ID == 3001 || n.ID == 7000 }) {
