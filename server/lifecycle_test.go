@@ -198,7 +198,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		!strings.Contains(err.Error(), "manifest.json") {
 		t.Fatalf("reload of a broken index: %v", err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(20 * time.Second); searches.Load() < 20 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // searches keep going against the kept index meanwhile
+	}
 	stop.Store(true)
 	wg.Wait()
 	if failures.Load() > 0 || searches.Load() < 10 {
