@@ -63,6 +63,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "build-id", Usage: "the build id written into every index file, 32 hex digits (default: random); " +
 				"the same id, base, flags and seed give a byte-identical index"},
 			&cli.BoolFlag{Name: "force", Usage: "replace --out if it is a spann index or an empty directory (anything else is refused); the swap is atomic"},
+			&cli.IntFlag{Name: "shards", Value: 1, Usage: "split the base into this many shards, each a complete index in --out/shard-NNN over the vectors i with i mod shards = its number (that shard's vector i div shards), with --out/shards.json written last; for an index too big for one machine, each shard served by its own spann-serve"},
 			&cli.StringFlag{Name: "labels", Usage: "labels of the base vectors for filtered search (.spmat, or text: one line of space-separated labels per vector); stored in the index as labels.bin"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
@@ -133,6 +134,12 @@ func runBuild(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if s := c.Int("shards"); s != 1 {
+		if s < 1 || s > 999 {
+			return fmt.Errorf("--shards %d: must be 1 to 999", s)
+		}
+		return runSharded(ctx, c, o, labels, s)
+	}
 	st, err := build.Run(ctx, o)
 	if err != nil {
 		return err

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	spann "github.com/gospann/spann"
+	"github.com/gospann/spann/datasets"
+	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/internal/cmdutil"
+	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/vfs"
+)
+
+// shardSummary is --shards' summary: each shard's build figures.
+type shardSummary struct {
+	Shards  int            `json:"shards"`
+	N       int            `json:"n"`
+	Seconds float64        `json:"seconds"`
+	Each    []*build.Stats `json:"each"`
+}
+
+// runSharded builds --shards S indexes into o.Out (layout in
+// internal/indexfile/shards.go): the base is split by "mod" routing into
+// temporary files beside the shards, each shard is built (and labelled)
+// as spann-build builds one index, and shards.json is written last. With
+// --resume a shard whose index is complete is kept.
+func runSharded(ctx context.Context, c *cli.Context, o build.Options, labels *datasets.Labels, shards int) error {
+	start := time.Now()
+	if sh, err := indexfile.ReadShards(o.Out); (sh != nil || err != nil) && !o.Force && !o.Resume {
+		return fmt.Errorf("%s is a sharded index already: give --force to replace it, or --resume to finish it", o.Out)
+	}
+	os.Remove(filepath.Join(o.Out, indexfile.ShardsName)) // (a replaced set is not one until rewritten)
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return err
+	}
+	split := filepath.Join(o.Out, ".split")
+	if err := os.MkdirAll(split, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(split)
+	typ := o.Type
+	if typ == 0 {
+		t, err := datasets.TypeFromPath(o.Base)
+		if err != nil {
+			return err
+		}
+		typ = t
+	}
+	bases := make([]string, shards)
+	for s := range bases {
+		bases[s] = filepath.Join(split, indexfile.ShardDir(s)+typ.Ext())
+	}
+	counts, err := datasets.SplitVectors(o.Base, typ, o.Crop, bases)
+	if err != nil {
+		return err
+	}
+	sum := &shardSummary{Shards: shards}
+	set := &indexfile.Shards{Routing: indexfile.RoutingMod, Shards: shards}
+	for s := range shards {
+		so := o
+		so.Base, so.Type, so.Crop, so.Out = bases[s], typ, 0, filepath.Join(o.Out, indexfile.ShardDir(s))
+		if c.String("build-id") != "" { // distinct ids, still reproducible (else each drawn at random)
+			so.BuildID[15] ^= byte(s)
+			so.BuildID[14] ^= byte(s >> 8)
+		}
+		st, err := buildShard(ctx, c, so, shardLabels(labels, s, shards))
+		if err != nil {
+			return fmt.Errorf("shard %d of %d: %w", s, shards, err)
+		}
+		m, err := indexfile.ReadManifest(so.Out)
+		if err != nil {
+			return err
+		}
+		set.Dirs, set.BuildIDs = append(set.Dirs, indexfile.ShardDir(s)), append(set.BuildIDs, m.BuildID)
+		set.N += int64(counts[s])
+		sum.Each = append(sum.Each, st)
+	}
+	if err := indexfile.WriteShards(vfs.OS, o.Out, set); err != nil {
+		return err
+	}
+	sum.N, sum.Seconds = int(set.N), time.Since(start).Seconds()
+	if c.Bool("json") {
+		return cmdutil.PrintJSON(os.Stdout, sum)
+	}
+	fmt.Printf("built %s: %d vectors in %d shards (vector i in shard i mod %d), %.1f s\n", o.Out, sum.N, shards, shards, sum.Seconds)
+	for s, st := range sum.Each {
+		fmt.Printf("  %s: %d vectors, %d heads, %.1f MiB, %.1f s\n", indexfile.ShardDir(s), st.N, st.Heads, float64(st.TotalBytes)/(1<<20), st.TotalSeconds)
+	}
+	return nil
+}
+
+// buildShard builds one shard (keeping a complete one under --resume) and
+// attaches its labels. Its figures are nil for a kept shard.
+func buildShard(ctx context.Context, c *cli.Context, o build.Options, labels *datasets.Labels) (*build.Stats, error) {
+	if o.Resume {
+		if ix, err := spann.Open(o.Out, spann.Options{IO: "pread"}); err == nil {
+			ix.Close()
+			return &build.Stats{N: ix.N()}, nil
+		}
+	}
+	o.Force = true // (a shard directory is ours: shards.json is not yet written)
+	st, err := build.Run(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if labels != nil {
+		lo := cmdutil.LabelLists(c, o.Threads)
+		end := cmdutil.LabelProgress(o.Progress, &lo)
+		err := spann.AttachLabels(o.Out, labels, lo)
+		end()
+		if err != nil {
+			return nil, fmt.Errorf("the index %s is built, but its labels are not: %w", o.Out, err)
+		}
+	}
+	return st, nil
+}
+
+// shardLabels returns the rows of labels that shard s of shards holds
+// (nil for nil).
+func shardLabels(labels *datasets.Labels, s, shards int) *datasets.Labels {
+	if labels == nil {
+		return nil
+	}
+	var rows [][]int32
+	for i := s; i < labels.Rows(); i += shards {
+		rows = append(rows, labels.Row(i))
+	}
+	l, _ := datasets.NewLabels(rows, labels.Vocab) // rows of a valid Labels: no error
+	return l
+}
