@@ -93,7 +93,8 @@ func Params(p spann.SearchParams) *spannv1.Params {
 }
 
 // Search returns the k nearest neighbours of query (a packed row of the
-// index's element type) with what the server read for it.
+// index's element type) with what the server read for it; a router's
+// partial answer comes with a *PartialError (errors.Is ErrPartial).
 func (c *Client) Search(ctx context.Context, query []byte, k int, p spann.SearchParams) ([]spann.Neighbor, spann.SearchStats, error) {
 	res, err := c.rpc.Search(ctx, connect.NewRequest(&spannv1.SearchRequest{Index: c.index, Vector: &spannv1.Vector{Data: query},
 		K: int32(k), Params: Params(p)}))
@@ -104,7 +105,57 @@ func (c *Client) Search(ctx context.Context, query []byte, k int, p spann.Search
 	for i, n := range res.Msg.Neighbors {
 		out[i] = spann.Neighbor{ID: n.Id, Dist: n.Distance}
 	}
-	return out, statsOf(res.Msg.Stats), nil
+	var partial error
+	if res.Msg.Partial {
+		partial = &PartialError{Queries: 1, Missing: res.Msg.MissingShards}
+	}
+	return out, statsOf(res.Msg.Stats), partial
+}
+
+// ErrPartial marks an answer a router (spann-serve --shards) gave without
+// some of its shards: the results are there, from the other shards only.
+// Test with errors.Is; errors.As gives the *PartialError.
+var ErrPartial = errors.New("partial answer")
+
+// PartialError is returned with the results of searches that a router
+// answered without some shards.
+type PartialError struct {
+	Queries int     // queries answered partially
+	Missing []int32 // shards that did not answer (of the first such query)
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("partial answer: %d queries answered without shards %v (down or past their deadline)", e.Queries, e.Missing)
+}
+
+func (e *PartialError) Unwrap() error { return ErrPartial }
+
+// partials counts the partial answers of a fan-out, safely from its
+// goroutines.
+type partials struct {
+	mu  sync.Mutex
+	err *PartialError
+}
+
+func (p *partials) note(r *spannv1.SearchResponse) {
+	if !r.Partial {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = &PartialError{Missing: r.MissingShards}
+	}
+	p.err.Queries++
+}
+
+// result returns the error to give with complete results: the partial
+// answers', or nil.
+func (p *partials) result() error {
+	if p.err == nil {
+		return nil
+	}
+	return p.err
 }
 
 func statsOf(s *spannv1.Stats) spann.SearchStats {
@@ -120,7 +171,8 @@ func statsOf(s *spannv1.Stats) spann.SearchStats {
 // SearchBatch request. The result is laid out as spann.SearchBatch's,
 // with each query's latency as the client saw it (its request's) and the
 // server's read figures. It stops at the first failed request and
-// returns its error.
+// returns its error. A router's partial answers (some shards down) come
+// with the whole result and a *PartialError (errors.Is ErrPartial).
 func (c *Client) SearchMany(ctx context.Context, queries []byte, k int, p spann.SearchParams, concurrency, batch int) (*spann.BatchResult, error) {
 	return c.SearchManyFiltered(ctx, queries, nil, k, p, concurrency, batch)
 }
@@ -137,6 +189,7 @@ func (c *Client) SearchManyFiltered(ctx context.Context, queries []byte, filters
 	}
 	res := &spann.BatchResult{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k), Latency: make([]time.Duration, nq),
 		Query: make([]spann.SearchStats, nq)}
+	var partial partials
 	res.Wall, err = fanOut(ctx, nq, concurrency, batch, func(ctx context.Context, from, to int) error {
 		t0 := time.Now()
 		results, err := c.searchRange(ctx, queries, filters, rowBytes, from, to, k, p)
@@ -146,6 +199,7 @@ func (c *Client) SearchManyFiltered(ctx context.Context, queries []byte, filters
 		lat := time.Since(t0)
 		for q := from; q < to; q++ {
 			r := results[q-from]
+			partial.note(r)
 			res.Latency[q], res.Query[q] = lat, statsOf(r.Stats)
 			ids, dists := res.IDs[q*k:(q+1)*k], res.Dists[q*k:(q+1)*k]
 			for i := range ids {
@@ -164,7 +218,7 @@ func (c *Client) SearchManyFiltered(ctx context.Context, queries []byte, filters
 	for q := range res.Query {
 		res.Stats.Add(res.Query[q])
 	}
-	return res, nil
+	return res, partial.result()
 }
 
 // rows checks queries against the served index's row size and returns
@@ -307,6 +361,7 @@ func (c *Client) SearchRangeMany(ctx context.Context, queries []byte, radius flo
 	rows := make([][]spann.Neighbor, nq)
 	res := &spann.RangeBatchResult{Offsets: make([]int, nq+1), Latency: make([]time.Duration, nq), Query: make([]spann.SearchStats, nq)}
 	params := Params(p)
+	var partial partials
 	res.Wall, err = fanOut(ctx, nq, concurrency, batch, func(ctx context.Context, from, to int) error {
 		req := &spannv1.SearchRangeRequest{Index: c.index, Radius: radius, Params: params}
 		for q := from; q < to; q++ {
@@ -323,6 +378,7 @@ func (c *Client) SearchRangeMany(ctx context.Context, queries []byte, radius flo
 		lat := time.Since(t0)
 		for q := from; q < to; q++ {
 			a := r.Msg.Results[q-from]
+			partial.note(a)
 			res.Latency[q], res.Query[q] = lat, statsOf(a.Stats)
 			for _, n := range a.Neighbors {
 				rows[q] = append(rows[q], spann.Neighbor{ID: n.Id, Dist: n.Distance})
@@ -338,5 +394,9 @@ func (c *Client) SearchRangeMany(ctx context.Context, queries []byte, radius flo
 		res.Offsets[q+1] = len(res.Neighbors)
 		res.Stats.Add(res.Query[q])
 	}
-	return res, nil
+	return res, partial.result()
 }
+
+// RPC returns the client's connection, for code that forwards requests
+// as they are (a router).
+func (c *Client) RPC() spannv1connect.SpannServiceClient { return c.rpc }

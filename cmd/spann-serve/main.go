@@ -42,7 +42,11 @@ func newApp() *cli.App {
 			"reload keeps the old one serving. SIGTERM or SIGINT stops taking requests, lets those in flight finish " +
 			"(up to --drain) and exits 0.",
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "index", Required: true, Usage: "index to serve, as DIR (named by its base name) or NAME=DIR; repeatable"},
+			&cli.StringSliceFlag{Name: "index", Usage: "index to serve, as DIR (named by its base name) or NAME=DIR; repeatable (or --shards)"},
+			&cli.StringFlag{Name: "shards", Usage: "instead of --index, route: the shard servers' URLs, comma-separated, in shard order (spann-build --shards: shard s holds base vectors s, s+S, …); every query goes to all of them and their answers are merged by distance, with base ids"},
+			&cli.StringFlag{Name: "shards-file", Usage: "with --shards: the set's shards.json, to check that each URL serves the shard it lists in that place"},
+			&cli.DurationFlag{Name: "shard-timeout", Value: server.DefaultShardTimeout, Usage: "with --shards: deadline of each shard's part of a request; a shard past it or down is left out and the answer flagged partial"},
+			&cli.StringFlag{Name: "shard-token-file", Usage: "with --shards: file holding the bearer token to send to the shards (default: none)"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7070", Usage: "address to listen on (loopback unless told otherwise)"},
 			&cli.StringFlag{Name: "token-file", Usage: "file holding the bearer token requests must carry (default: none)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) to serve HTTPS with; needs --tls-key (default: no TLS)"},
@@ -149,16 +153,16 @@ func run(ctx context.Context, c *cli.Context, ready chan<- string, hup <-chan os
 		return err
 	}
 	defer stopProfile()
-	s, err := server.New(cfg)
+	handler, reload, closeAll, what, err := serving(ctx, c, cfg)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer closeAll()
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: s.Handler(), Protocols: new(http.Protocols), TLSConfig: tc,
+	srv := &http.Server{Handler: handler, Protocols: new(http.Protocols), TLSConfig: tc,
 		ReadHeaderTimeout: min(10*time.Second, c.Duration("read-timeout")), ReadTimeout: c.Duration("read-timeout"), IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	srv.Protocols.SetHTTP1(true)
 	scheme := "http"
@@ -168,7 +172,7 @@ func run(ctx context.Context, c *cli.Context, ready chan<- string, hup <-chan os
 	} else {
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
-	cfg.Logf("serving %d index(es) on %s://%s", len(cfg.Indexes), scheme, ln.Addr())
+	cfg.Logf("serving %s on %s://%s", what, scheme, ln.Addr())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -179,7 +183,7 @@ func run(ctx context.Context, c *cli.Context, ready chan<- string, hup <-chan os
 		case err := <-done:
 			return err
 		case <-hup:
-			if err := s.ReloadAll(); err != nil {
+			if err := reload(); err != nil {
 				cfg.Logf("%v", err)
 			}
 			continue
@@ -195,9 +199,46 @@ func run(ctx context.Context, c *cli.Context, ready chan<- string, hup <-chan os
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	if err := s.Close(); err != nil {
+	if err := closeAll(); err != nil {
 		return err
 	}
 	cfg.Logf("drained, exiting")
 	return nil
+}
+
+// serving makes what run serves: the indexes of --index, or with --shards
+// a router over shard servers. It returns the handler, what SIGHUP does,
+// what ends it (safe to call twice) and a description for the log.
+func serving(ctx context.Context, c *cli.Context, cfg server.Config) (http.Handler, func() error, func() error, string, error) {
+	urls := c.String("shards")
+	switch {
+	case urls == "" && len(cfg.Indexes) == 0:
+		return nil, nil, nil, "", errors.New("give --index DIR (repeatable) or --shards URL,URL,…")
+	case urls != "" && len(cfg.Indexes) > 0:
+		return nil, nil, nil, "", errors.New("--index and --shards do not go together: a router serves no index of its own")
+	case urls == "":
+		s, err := server.New(cfg)
+		if err != nil {
+			return nil, nil, nil, "", err
+		}
+		return s.Handler(), s.ReloadAll, s.Close, fmt.Sprintf("%d index(es)", len(cfg.Indexes)), nil
+	}
+	if c.Duration("shard-timeout") <= 0 {
+		return nil, nil, nil, "", fmt.Errorf("--shard-timeout %v: must be positive", c.Duration("shard-timeout"))
+	}
+	rc := server.RouterConfig{Shards: strings.Split(urls, ","), ShardsFile: c.String("shards-file"), ShardTimeout: c.Duration("shard-timeout"),
+		Token: cfg.Token, MaxBytes: cfg.Limits.MaxBytes}
+	if p := c.String("shard-token-file"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, nil, "", fmt.Errorf("--shard-token-file: %w", err)
+		}
+		rc.ShardToken = strings.TrimSpace(string(b))
+	}
+	r, err := server.NewRouter(ctx, rc)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	nothing := func() error { return nil }
+	return r.Handler(), nothing, nothing, fmt.Sprintf("a router over %d shards", len(rc.Shards)), nil
 }

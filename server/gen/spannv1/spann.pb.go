@@ -515,9 +515,13 @@ func (x *Stats) GetSearchUs() int64 {
 }
 
 type SearchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Neighbors     []*Neighbor            `protobuf:"bytes,1,rep,name=neighbors,proto3" json:"neighbors,omitempty"`
-	Stats         *Stats                 `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"` // of this query
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Neighbors []*Neighbor            `protobuf:"bytes,1,rep,name=neighbors,proto3" json:"neighbors,omitempty"`
+	Stats     *Stats                 `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"` // of this query
+	// partial is set by a router (spann-serve --shards) when some shards
+	// did not answer in time: the neighbours are those of the others only.
+	Partial       bool    `protobuf:"varint,3,opt,name=partial,proto3" json:"partial,omitempty"`
+	MissingShards []int32 `protobuf:"varint,4,rep,packed,name=missing_shards,json=missingShards,proto3" json:"missing_shards,omitempty"` // which, in shard order
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -562,6 +566,20 @@ func (x *SearchResponse) GetNeighbors() []*Neighbor {
 func (x *SearchResponse) GetStats() *Stats {
 	if x != nil {
 		return x.Stats
+	}
+	return nil
+}
+
+func (x *SearchResponse) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
+func (x *SearchResponse) GetMissingShards() []int32 {
+	if x != nil {
+		return x.MissingShards
 	}
 	return nil
 }
@@ -647,8 +665,10 @@ func (x *SearchBatchRequest) GetFilters() []*Filter {
 
 type SearchBatchResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*SearchResponse      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
-	Stats         *Stats                 `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"` // sums over the batch
+	Results       []*SearchResponse      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`  // each flagged partial as the batch is
+	Stats         *Stats                 `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"`      // sums over the batch
+	Partial       bool                   `protobuf:"varint,3,opt,name=partial,proto3" json:"partial,omitempty"` // as SearchResponse's
+	MissingShards []int32                `protobuf:"varint,4,rep,packed,name=missing_shards,json=missingShards,proto3" json:"missing_shards,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +713,20 @@ func (x *SearchBatchResponse) GetResults() []*SearchResponse {
 func (x *SearchBatchResponse) GetStats() *Stats {
 	if x != nil {
 		return x.Stats
+	}
+	return nil
+}
+
+func (x *SearchBatchResponse) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
+func (x *SearchBatchResponse) GetMissingShards() []int32 {
+	if x != nil {
+		return x.MissingShards
 	}
 	return nil
 }
@@ -756,6 +790,7 @@ type InfoResponse struct {
 	SizeBytes     int64                  `protobuf:"varint,11,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"` // bytes of the index's files
 	Dir           string                 `protobuf:"bytes,12,opt,name=dir,proto3" json:"dir,omitempty"`
 	Labels        int32                  `protobuf:"varint,13,opt,name=labels,proto3" json:"labels,omitempty"` // label vocabulary for filters (0: no labels)
+	Shards        int32                  `protobuf:"varint,14,opt,name=shards,proto3" json:"shards,omitempty"` // a router's shards (0: one index, served directly)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -877,6 +912,13 @@ func (x *InfoResponse) GetDir() string {
 func (x *InfoResponse) GetLabels() int32 {
 	if x != nil {
 		return x.Labels
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetShards() int32 {
+	if x != nil {
+		return x.Shards
 	}
 	return 0
 }
@@ -1234,21 +1276,25 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\x05pages\x18\x03 \x01(\x05R\x05pages\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x18\n" +
 	"\avectors\x18\x05 \x01(\x03R\avectors\x12\x1b\n" +
-	"\tsearch_us\x18\x06 \x01(\x03R\bsearchUs\"i\n" +
+	"\tsearch_us\x18\x06 \x01(\x03R\bsearchUs\"\xaa\x01\n" +
 	"\x0eSearchResponse\x120\n" +
 	"\tneighbors\x18\x01 \x03(\v2\x12.spann.v1.NeighborR\tneighbors\x12%\n" +
-	"\x05stats\x18\x02 \x01(\v2\x0f.spann.v1.StatsR\x05stats\"\xba\x01\n" +
+	"\x05stats\x18\x02 \x01(\v2\x0f.spann.v1.StatsR\x05stats\x12\x18\n" +
+	"\apartial\x18\x03 \x01(\bR\apartial\x12%\n" +
+	"\x0emissing_shards\x18\x04 \x03(\x05R\rmissingShards\"\xba\x01\n" +
 	"\x12SearchBatchRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\tR\x05index\x12*\n" +
 	"\avectors\x18\x02 \x03(\v2\x10.spann.v1.VectorR\avectors\x12\f\n" +
 	"\x01k\x18\x03 \x01(\x05R\x01k\x12(\n" +
 	"\x06params\x18\x04 \x01(\v2\x10.spann.v1.ParamsR\x06params\x12*\n" +
-	"\afilters\x18\x05 \x03(\v2\x10.spann.v1.FilterR\afilters\"p\n" +
+	"\afilters\x18\x05 \x03(\v2\x10.spann.v1.FilterR\afilters\"\xb1\x01\n" +
 	"\x13SearchBatchResponse\x122\n" +
 	"\aresults\x18\x01 \x03(\v2\x18.spann.v1.SearchResponseR\aresults\x12%\n" +
-	"\x05stats\x18\x02 \x01(\v2\x0f.spann.v1.StatsR\x05stats\"#\n" +
+	"\x05stats\x18\x02 \x01(\v2\x0f.spann.v1.StatsR\x05stats\x12\x18\n" +
+	"\apartial\x18\x03 \x01(\bR\apartial\x12%\n" +
+	"\x0emissing_shards\x18\x04 \x03(\x05R\rmissingShards\"#\n" +
 	"\vInfoRequest\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\tR\x05index\"\xb8\x02\n" +
+	"\x05index\x18\x01 \x01(\tR\x05index\"\xd0\x02\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bbuild_id\x18\x02 \x01(\tR\abuildId\x12\x12\n" +
@@ -1264,7 +1310,8 @@ const file_spann_v1_spann_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\v \x01(\x03R\tsizeBytes\x12\x10\n" +
 	"\x03dir\x18\f \x01(\tR\x03dir\x12\x16\n" +
-	"\x06labels\x18\r \x01(\x05R\x06labels\"\xa5\x01\n" +
+	"\x06labels\x18\r \x01(\x05R\x06labels\x12\x16\n" +
+	"\x06shards\x18\x0e \x01(\x05R\x06shards\"\xa5\x01\n" +
 	"\rInsertRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\tR\x05index\x12*\n" +
 	"\avectors\x18\x02 \x03(\v2\x10.spann.v1.VectorR\avectors\x12\x10\n" +
