@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -167,5 +168,71 @@ func TestRouterOverShards(t *testing.T) {
 	}
 	if _, _, err := c.Search(ctx, base.Row(0), 10, p); connect.CodeOf(err) != connect.CodeUnavailable {
 		t.Errorf("every shard down: %v", err)
+	}
+}
+
+// A shard that hangs (it answers Info, then never a search) is left out
+// after the shard deadline: the router answers partial in about that
+// time, not when the shard gives up.
+func TestRouterHungShard(t *testing.T) {
+	f := newFixture(t)
+	urls, _, _ := shardSet(t, f)
+	// A stand-in for shard 3 that forwards Info to it and holds searches.
+	release := make(chan struct{})
+	defer close(release)
+	target := urls[3]
+	proxy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/Info") {
+			forward(t, w, r, target)
+			return
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	hung, _ := listen(t, proxy)
+	r, err := NewRouter(context.Background(), RouterConfig{Shards: []string{urls[0], urls[1], urls[2], hung}, ShardTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _ := listen(t, r.Handler())
+	c, err := client.Dial(context.Background(), url, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	_, _, err = c.Search(context.Background(), f.qs.Row(0), 10, spann.SearchParams{NProbe: 8})
+	var pe *client.PartialError
+	if !errors.As(err, &pe) || len(pe.Missing) != 1 || pe.Missing[0] != 3 {
+		t.Fatalf("search with shard 3 hung: %v", err)
+	}
+	if took := time.Since(t0); took > 3*time.Second {
+		t.Errorf("the partial answer took %v with a 300 ms shard deadline", took)
+	}
+}
+
+// forward sends r to the server at target and copies its answer to w.
+func forward(t *testing.T, w http.ResponseWriter, r *http.Request, target string) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.Path, r.Body)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	req.Header = r.Header.Clone()
+	res, err := h2c().Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer res.Body.Close()
+	for k, v := range res.Header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Trailer", "Grpc-Status, Grpc-Message")
+	w.WriteHeader(res.StatusCode)
+	io.Copy(w, res.Body)
+	for k, v := range res.Trailer {
+		w.Header()[k] = v
 	}
 }
