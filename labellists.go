@@ -122,7 +122,11 @@ func (ix *Index) buildLabelLists(dir string, bitmaps []*roaring.Bitmap, homes []
 		go func() {
 			defer wg.Done()
 			for x := range next {
-				l, err := clusterLabel(ix.typ, ix.metric, rows, ix.rowBytes, ix.dim, carriers(bitmaps[x], homes), leaf)
+				var l []labelList
+				var err error
+				if ids := carriers(bitmaps[x], homes); len(ids) > 0 { // (none: all deleted and dropped; no lists)
+					l, err = clusterLabel(ix.typ, ix.metric, rows, ix.rowBytes, ix.dim, ids, leaf)
+				}
 				mu.Lock()
 				lists[x], done = l, done+1
 				if err != nil && first == nil {

@@ -191,7 +191,11 @@ func removeStaleLists(dir string) error {
 	keep := map[string]bool{}
 	for _, e := range entries {
 		if _, ok := indexfile.FileGeneration(indexfile.LabelsFile, e.Name()); ok {
-			if gen, ok := indexfile.ListsGen(filepath.Join(dir, e.Name())); ok {
+			gen, ok, err := indexfile.ListsGen(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return fmt.Errorf("keeping every label lists file: %w", err) // it may name any of them
+			}
+			if ok {
 				keep[indexfile.ListsFile(gen)] = true
 			}
 		}

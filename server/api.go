@@ -462,7 +462,7 @@ func (s *Server) searchError(index string, err error) error {
 	case errors.Is(err, spann.ErrCorrupt):
 		s.m.readErrors.WithLabelValues(index, "checksum").Inc()
 		return connect.NewError(connect.CodeDataLoss, err)
-	case strings.Contains(err.Error(), "reading postings"):
+	case strings.Contains(err.Error(), "reading postings"), strings.Contains(err.Error(), "reading label lists"):
 		s.m.readErrors.WithLabelValues(index, "io").Inc()
 		return connect.NewError(connect.CodeUnavailable, err)
 	}

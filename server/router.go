@@ -263,8 +263,8 @@ func fan[T any](ctx context.Context, r *Router, call func(ctx context.Context, s
 		}
 		switch connect.CodeOf(err) {
 		case connect.CodeInvalidArgument, connect.CodeFailedPrecondition, connect.CodeNotFound, connect.CodeUnauthenticated,
-			connect.CodePermissionDenied, connect.CodeResourceExhausted, connect.CodeOutOfRange:
-			return nil, nil, err // the request's fault, not the shard's
+			connect.CodePermissionDenied, connect.CodeOutOfRange:
+			return nil, nil, err // the request's fault, not the shard's (a busy shard's RESOURCE_EXHAUSTED is the shard's)
 		}
 		if ctx.Err() != nil {
 			return nil, nil, connect.NewError(connect.CodeOf(ctx.Err()), ctx.Err())

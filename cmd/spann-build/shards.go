@@ -96,7 +96,7 @@ func runSharded(ctx context.Context, c *cli.Context, o build.Options, labels *da
 }
 
 // buildShard builds one shard (keeping a complete one under --resume) and
-// attaches its labels. Its figures are nil for a kept shard.
+// attaches its labels. A kept shard's figures hold only its N.
 func buildShard(ctx context.Context, c *cli.Context, o build.Options, labels *datasets.Labels) (*build.Stats, error) {
 	if o.Resume {
 		if ix, err := spann.Open(o.Out, spann.Options{IO: "pread"}); err == nil {

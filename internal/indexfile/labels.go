@@ -33,7 +33,7 @@ import (
 // matches, instead of homes holding one or two each.
 //
 // Layout (little-endian). Version 1 ends after the homes, with a 64-byte
-// header (bytes 64..79 absent) and no lists; version 2 is:
+// header (bytes 64..95 absent) and no lists; version 2 is:
 //
 //	0        8       magic "SPNLABEL"
 //	8        4       format version (2)
@@ -365,17 +365,23 @@ func parseLists(ll *LabelLists, sec []byte, vocab, q, rowBytes int, arena *offhe
 }
 
 // ListsGen returns the generation of the label lists that the labels file
-// at path names, and false if it names none (or cannot be read: the
-// caller is cleaning up, and keeps what it cannot tell about).
-func ListsGen(path string) (uint64, bool) {
+// at path names, and false if it names none; an error when the file
+// cannot be read, so that a cleaner keeps what it cannot tell about.
+func ListsGen(path string) (uint64, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, false
+		return 0, false, err
 	}
 	defer f.Close()
 	var h [labelsHeader]byte
-	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:8]) != labelsMagic || binary.LittleEndian.Uint32(h[8:]) != 2 || binary.LittleEndian.Uint64(h[64:]) == 0 {
-		return 0, false
+	n, err := io.ReadFull(f, h[:])
+	switch {
+	case err != nil && n >= labelsHeaderV1 && string(h[:8]) == labelsMagic && binary.LittleEndian.Uint32(h[8:]) == 1:
+		return 0, false, nil // a short version 1 file: no lists
+	case err != nil:
+		return 0, false, fmt.Errorf("%s: %w", path, err)
+	case string(h[:8]) != labelsMagic || binary.LittleEndian.Uint32(h[8:]) != 2 || binary.LittleEndian.Uint64(h[64:]) == 0:
+		return 0, false, nil
 	}
-	return binary.LittleEndian.Uint64(h[72:]), true
+	return binary.LittleEndian.Uint64(h[72:]), true, nil
 }

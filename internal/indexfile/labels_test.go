@@ -175,12 +175,15 @@ func TestLabelsFileLists(t *testing.T) {
 	if !slices.Equal(got.Homes, testHomes) || got.Lists.Len() != 0 || !got.Bitmap(0).Equals(testBitmaps[0]) {
 		t.Errorf("version 1 read as %+v", got)
 	}
-	if g, ok := ListsGen(filepath.Join(dir, LabelsFile)); ok {
-		t.Errorf("labels without lists name lists %d", g)
+	if g, ok, err := ListsGen(filepath.Join(dir, LabelsFile)); ok || err != nil {
+		t.Errorf("labels without lists name lists %d (%v)", g, err)
 	}
 	WriteLabels(vfs.OS, dir, LabelsFile, id, testBitmaps, testHomes, 3, &testLists)
-	if g, ok := ListsGen(filepath.Join(dir, LabelsFile)); !ok || g != 77 {
-		t.Errorf("ListsGen: %d, %v", g, ok)
+	if g, ok, err := ListsGen(filepath.Join(dir, LabelsFile)); !ok || g != 77 || err != nil {
+		t.Errorf("ListsGen: %d, %v, %v", g, ok, err)
+	}
+	if _, _, err := ListsGen(filepath.Join(dir, "missing.bin")); err == nil {
+		t.Errorf("ListsGen of a missing file: no error")
 	}
 }
 
