@@ -411,6 +411,56 @@ func TestResumeWriter(t *testing.T) {
 	}
 }
 
+// TestAddExtent: extents encoded apart (as a parallel build does) and
+// written with AddExtent make the file Add makes.
+func TestAddExtent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	const rowBytes = 32
+	var ps []posting
+	for _, count := range []int{5, 0, 80, 1, 300, 17, 150, 2} {
+		ps = append(ps, posting{distinctIDs(rng, count), clusteredRows(rng, count, rowBytes)})
+	}
+	var sample []byte
+	for _, p := range ps {
+		sample = append(sample, p.rows...)
+	}
+	for _, c := range Codecs() {
+		file, entries := writeFile(t, ps, rowBytes, c)
+		table := testTable(t, c, sample)
+		enc, err := NewEncoder(rowBytes, c, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, rowBytes, c, table, testID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range ps {
+			extent, err := enc.Encode(p.ids, p.rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e, err := w.AddExtent(extent, len(p.ids)); err != nil || e != entries[i] {
+				t.Fatalf("%s: posting %d at %+v (%v), want %+v", c, i, e, err, entries[i])
+			}
+		}
+		if err := w.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), file) {
+			t.Fatalf("%s: file differs from Add's", c)
+		}
+		if _, err := w.AddExtent(make([]byte, 100), 1); err == nil || !strings.Contains(err.Error(), "after Finish") {
+			t.Fatalf("AddExtent after Finish: %v", err)
+		}
+	}
+	w, _ := NewWriter(&bytes.Buffer{}, rowBytes, CodecNone, nil, [16]byte{})
+	if _, err := w.AddExtent(make([]byte, 10), 1); err == nil || !strings.Contains(err.Error(), "is not one") {
+		t.Fatalf("a 10-byte extent: %v", err)
+	}
+}
+
 func TestWriterRejectsBadInput(t *testing.T) {
 	if _, err := NewWriter(&bytes.Buffer{}, 0, CodecNone, nil, testID); err == nil {
 		t.Fatal("rowBytes 0 accepted")

@@ -156,7 +156,37 @@ func (pw *Writer) add(ids []uint32, rows []byte) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	e := Entry{Offset: Place(pw.off, uint32(len(b))), Bytes: uint32(len(b)), Count: uint32(len(ids))}
+	return pw.place(b, len(ids))
+}
+
+// AddExtent writes one posting already encoded (an Encoder's Encode of
+// count vectors, with this file's codec and table), placed by the same
+// packing rule as Add: a build that encodes postings in parallel and
+// writes them here in head order makes the file Add would. The extent is
+// not checked beyond its length; it is not retained.
+func (pw *Writer) AddExtent(extent []byte, count int) (Entry, error) {
+	if pw.err != nil {
+		return Entry{}, pw.err
+	}
+	if pw.finished {
+		return Entry{}, errors.New("posting writer: AddExtent after Finish")
+	}
+	if len(extent) < ExtentHeaderSize+4 || len(extent) > 1<<31 || count < 0 {
+		return Entry{}, fmt.Errorf("posting %d: an extent of %d bytes for %d vectors is not one", pw.n, len(extent), count)
+	}
+	e, err := pw.place(extent, count)
+	if err != nil {
+		pw.err = fmt.Errorf("posting %d: %w", pw.n, err)
+		return Entry{}, pw.err
+	}
+	pw.n++
+	return e, nil
+}
+
+// place writes extent b of count vectors at the next place the packing
+// rule allows.
+func (pw *Writer) place(b []byte, count int) (Entry, error) {
+	e := Entry{Offset: Place(pw.off, uint32(len(b))), Bytes: uint32(len(b)), Count: uint32(count)}
 	if e.Offset != pw.off {
 		// Packed here the extent would straddle one page boundary more
 		// than it must, costing every query that probes it an extra page.

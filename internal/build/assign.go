@@ -153,13 +153,10 @@ func (b *builder[T]) assign(sp *spill) error {
 	nh := len(b.headID)
 	a := b.ck.Assign
 	threads := o.Threads
-	searchers := make([]*memindex.Searcher[T], threads)
+	assigners := make([]*assigner[T], threads)
 	outs := make([][]assignment, threads)
-	for t := range searchers {
-		searchers[t] = b.graph.NewSearcher()
-	}
-	headDist := func(x, y int32) float32 {
-		return b.sp.Dist(b.heads[int(x)*b.dim:int(x+1)*b.dim], b.heads[int(y)*b.dim:int(y+1)*b.dim])
+	for t := range assigners {
+		assigners[t] = newAssigner(&b.o, b.sp, b.graph, b.heads, b.dim)
 	}
 	bar := progress.New(b.o.Progress, "assign replicas", int64(n))
 	bar.Set(int64(a.Rows))
@@ -204,7 +201,7 @@ func (b *builder[T]) assign(sp *spill) error {
 			wg.Add(1)
 			go func(t, lo, hi int) {
 				defer wg.Done()
-				outs[t] = b.assignRows(searchers[t], rows, start, lo, hi, blockHeads, headDist, outs[t])
+				outs[t] = assigners[t].assignRows(rows, start, lo, hi, blockHeads, outs[t])
 			}(t, lo, hi)
 		}
 		wg.Wait()
@@ -231,23 +228,41 @@ func (b *builder[T]) assign(sp *spill) error {
 	return b.commitAssign(sp, n, true)
 }
 
+// assigner finds the replica heads of vectors: one per worker (its
+// searcher is its own), over one graph.
+type assigner[T vec.Elem] struct {
+	o      *Options
+	sp     vec.Space[T]
+	dim    int
+	heads  []T
+	s      *memindex.Searcher[T]
+	chosen []int32
+}
+
+func newAssigner[T vec.Elem](o *Options, sp vec.Space[T], g *memindex.Graph[T], heads []T, dim int) *assigner[T] {
+	return &assigner[T]{o: o, sp: sp, dim: dim, heads: heads, s: g.NewSearcher()}
+}
+
+func (a *assigner[T]) headDist(x, y int32) float32 {
+	return a.sp.Dist(a.heads[int(x)*a.dim:int(x+1)*a.dim], a.heads[int(y)*a.dim:int(y+1)*a.dim])
+}
+
 // assignRows finds the replica heads of rows [lo, hi) of a block that
-// starts at base row start, skipping the block's heads, and appends them
-// to out.
-func (b *builder[T]) assignRows(s *memindex.Searcher[T], rows []T, start, lo, hi int, blockHeads []uint32,
-	headDist func(x, y int32) float32, out []assignment) []assignment {
-	o := b.o
-	var chosen []int32
+// starts at base row start, skipping the block's heads (blockHeads, the
+// base rows of the heads in the block, ascending), and appends them to
+// out in row order, each row's nearest head first.
+func (a *assigner[T]) assignRows(rows []T, start, lo, hi int, blockHeads []uint32, out []assignment) []assignment {
+	o := a.o
 	hp := sort.Search(len(blockHeads), func(i int) bool { return int(blockHeads[i]) >= start+lo })
 	for r := lo; r < hi; r++ {
 		if hp < len(blockHeads) && int(blockHeads[hp]) == start+r {
 			hp++
 			continue
 		}
-		v := rows[r*b.dim : (r+1)*b.dim]
-		cands := s.Search(v, o.CandidateHeads, o.AssignSearchList)
-		chosen = ChooseReplicas(cands, o.Replicas, float32(o.RNGFactor), float32(o.ReplicaEps), headDist, chosen[:0])
-		for k, h := range chosen {
+		v := rows[r*a.dim : (r+1)*a.dim]
+		cands := a.s.Search(v, o.CandidateHeads, o.AssignSearchList)
+		a.chosen = ChooseReplicas(cands, o.Replicas, float32(o.RNGFactor), float32(o.ReplicaEps), a.headDist, a.chosen[:0])
+		for k, h := range a.chosen {
 			// chosen[0] is the nearest candidate: the RNG rule never skips
 			// the first.
 			out = append(out, assignment{head: h, row: int32(r), dist: distOf(cands, h), nearest: k == 0})

@@ -532,57 +532,15 @@ func (b *builder[T]) residentBytes(nHeads int) int64 {
 }
 
 // selectHeads clusters a sample of the base (all of it when it fits in half
-// the budget) and keeps the real vectors nearest to the final centroids.
+// the budget), keeps the real vectors nearest to the final centroids and
+// writes heads.bin.
 func (b *builder[T]) selectHeads(nHeads int) error {
-	n, rb := b.base.N, b.base.RowBytes()
-	// While clustering, memory holds the sample (plus the clustering's three
-	// int32s per row), then also the copy of the heads; the graph does not
-	// exist yet. Half of what is left goes to the sample: measured peaks of
-	// this phase were sample + heads + 60 % of the sample (the 10M x 96
-	// float32 run with 70 % peaked 1.4 % over a 1 GiB budget).
-	avail := b.o.MemoryBudget - 64<<20 - int64(nHeads)*int64(rb)
-	sampleRows := int(min(int64(n), max(0, avail)/2/int64(rb+16)))
-	if sampleRows < nHeads {
-		return fmt.Errorf("memory budget %s leaves room to cluster %d vectors, fewer than the %d heads wanted (raise --memory-budget or lower --head-ratio)",
-			fmtBytes(b.o.MemoryBudget), sampleRows, nHeads)
-	}
-	ids := sampleIDs(n, sampleRows, b.o.Seed)
-	sample := make([]byte, len(ids)*rb)
-	bar := progress.New(b.o.Progress, "read sample", int64(n))
-	next := 0
-	err := b.base.Stream(max(1, (16<<20)/rb), func(start int, rows []byte) error {
-		end := start + len(rows)/rb
-		for next < len(ids) && int(ids[next]) < end {
-			copy(sample[next*rb:(next+1)*rb], rows[(int(ids[next])-start)*rb:])
-			next++
-		}
-		bar.Set(int64(end))
-		return b.ctx.Err()
-	})
-	bar.Done()
+	ids, heads, err := chooseHeads(b.ctx, &b.o, b.base, b.sp, nHeads)
 	if err != nil {
 		return err
 	}
-	data := datasets.Rows[T](sample)
-	if b.o.Metric == vec.Cosine {
-		vec.NormalizeRows(data, b.dim)
-	}
-	cbar := progress.New(b.o.Progress, "select heads", int64(nHeads))
-	idx, err := cluster.SelectHeads(b.sp, data, b.dim, cluster.Params{
-		Heads: nHeads, Seed: b.o.Seed, Threads: b.o.Threads, Progress: cbar.Func()})
-	cbar.Done()
-	if err != nil {
-		return err
-	}
-	sort.Ints(idx)
-	b.headID = make([]uint32, len(idx))
-	heads := make([]byte, len(idx)*rb)
-	for i, j := range idx {
-		b.headID[i] = ids[j]
-		copy(heads[i*rb:(i+1)*rb], sample[j*rb:(j+1)*rb])
-	}
-	b.heads = datasets.Rows[T](heads)
-	b.stats.Heads = len(idx)
+	b.headID, b.heads = ids, datasets.Rows[T](heads)
+	b.stats.Heads = len(ids)
 	size, err := indexfile.WriteHeads(b.fs, filepath.Join(b.tmp, HeadsFile), &indexfile.Heads{
 		BuildID: b.id, Type: b.base.Type, Dim: b.dim, IDs: b.headID, Vectors: heads})
 	if err != nil {
@@ -591,6 +549,63 @@ func (b *builder[T]) selectHeads(nHeads int) error {
 	b.stats.FileBytes[HeadsFile] = size
 	b.ck.Heads, err = sumFile(b.tmp, HeadsFile)
 	return err
+}
+
+// chooseHeads picks nHeads heads of base: it clusters a sample (all of
+// the base when it fits in half the memory budget) and keeps the real
+// vectors nearest to the final centroids. It returns their base rows,
+// ascending, and their vectors (for cosine, normalised). The result
+// depends on the base, o's head parameters, seed and memory budget, not
+// on the thread count.
+func chooseHeads[T vec.Elem](ctx context.Context, o *Options, base *datasets.VectorFile, sp vec.Space[T], nHeads int) ([]uint32, []byte, error) {
+	n, rb := base.N, base.RowBytes()
+	// While clustering, memory holds the sample (plus the clustering's three
+	// int32s per row), then also the copy of the heads; the graph does not
+	// exist yet. Half of what is left goes to the sample: measured peaks of
+	// this phase were sample + heads + 60 % of the sample (the 10M x 96
+	// float32 run with 70 % peaked 1.4 % over a 1 GiB budget).
+	avail := o.MemoryBudget - 64<<20 - int64(nHeads)*int64(rb)
+	sampleRows := int(min(int64(n), max(0, avail)/2/int64(rb+16)))
+	if sampleRows < nHeads {
+		return nil, nil, fmt.Errorf("memory budget %s leaves room to cluster %d vectors, fewer than the %d heads wanted (raise --memory-budget or lower --head-ratio)",
+			fmtBytes(o.MemoryBudget), sampleRows, nHeads)
+	}
+	ids := sampleIDs(n, sampleRows, o.Seed)
+	sample := make([]byte, len(ids)*rb)
+	bar := progress.New(o.Progress, "read sample", int64(n))
+	next := 0
+	err := base.Stream(max(1, (16<<20)/rb), func(start int, rows []byte) error {
+		end := start + len(rows)/rb
+		for next < len(ids) && int(ids[next]) < end {
+			copy(sample[next*rb:(next+1)*rb], rows[(int(ids[next])-start)*rb:])
+			next++
+		}
+		bar.Set(int64(end))
+		return ctx.Err()
+	})
+	bar.Done()
+	if err != nil {
+		return nil, nil, err
+	}
+	data := datasets.Rows[T](sample)
+	if o.Metric == vec.Cosine {
+		vec.NormalizeRows(data, base.Dim)
+	}
+	cbar := progress.New(o.Progress, "select heads", int64(nHeads))
+	idx, err := cluster.SelectHeads(sp, data, base.Dim, cluster.Params{
+		Heads: nHeads, Seed: o.Seed, Threads: o.Threads, Progress: cbar.Func()})
+	cbar.Done()
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Ints(idx)
+	headID := make([]uint32, len(idx))
+	heads := make([]byte, len(idx)*rb)
+	for i, j := range idx {
+		headID[i] = ids[j]
+		copy(heads[i*rb:(i+1)*rb], sample[j*rb:(j+1)*rb])
+	}
+	return headID, heads, nil
 }
 
 // restoreHeads reloads the heads of an interrupted build from heads.bin.
@@ -652,16 +667,7 @@ func sampleIDs(n, k int, seed int64) []uint32 {
 }
 
 func (b *builder[T]) buildGraph() error {
-	p := b.o.Graph
-	p.Threads = b.o.Threads
-	p.Seed = b.o.Seed
-	bar := progress.New(b.o.Progress, "head graph", 1)
-	p.Progress = func(done, total int) {
-		bar.SetTotal(int64(total))
-		bar.Set(int64(done))
-	}
-	g, err := memindex.Build(b.sp, b.heads, b.dim, p)
-	bar.Done()
+	g, err := headGraph(&b.o, b.sp, b.heads, b.dim)
 	if err != nil {
 		return err
 	}
@@ -675,6 +681,22 @@ func (b *builder[T]) buildGraph() error {
 	}
 	b.ck.Graph, err = sumFile(b.tmp, GraphFile)
 	return err
+}
+
+// headGraph builds the graph over the heads with o's graph parameters and
+// seed; the graph does not depend on o.Threads.
+func headGraph[T vec.Elem](o *Options, sp vec.Space[T], heads []T, dim int) (*memindex.Graph[T], error) {
+	p := o.Graph
+	p.Threads = o.Threads
+	p.Seed = o.Seed
+	bar := progress.New(o.Progress, "head graph", 1)
+	p.Progress = func(done, total int) {
+		bar.SetTotal(int64(total))
+		bar.Set(int64(done))
+	}
+	g, err := memindex.Build(sp, heads, dim, p)
+	bar.Done()
+	return g, err
 }
 
 // writeFile creates path, lets write fill it through a buffer, and flushes,
@@ -710,24 +732,33 @@ const tableSampleRows = 2000
 // when the codec is huff-shared. If they do not compress, the build falls
 // back to per-posting tables (huff) and says so in its summary.
 func (b *builder[T]) sharedTable() (*posting.Table, error) {
-	if b.o.Codec != posting.CodecHuffShared {
-		return nil, nil
-	}
-	rb := b.base.RowBytes()
-	heads := datasets.Bytes(b.heads)
-	nh := len(heads) / rb
-	step := max(1, nh/tableSampleRows)
-	sample := make([]byte, 0, min(nh, tableSampleRows)*rb)
-	for i := 0; i < nh && len(sample) < tableSampleRows*rb; i += step {
-		sample = append(sample, heads[i*rb:(i+1)*rb]...)
-	}
-	t, err := posting.TrainTable(sample)
-	if errors.Is(err, posting.ErrNoTable) {
-		b.o.Codec = posting.CodecHuff
+	t, fallback, err := sharedTable(&b.o, datasets.Bytes(b.heads), b.base.RowBytes())
+	if fallback {
 		b.stats.Codec = fmt.Sprintf("%s (the vectors do not compress with one table, so each posting has its own)", b.o.Codec)
-		return nil, nil
 	}
 	return t, err
+}
+
+// sharedTable trains the table of o.Codec from heads (rowBytes each), or
+// returns nil for a codec without one. When the heads do not compress
+// with one table it switches o.Codec to per-posting tables (huff) and
+// reports fallback.
+func sharedTable(o *Options, heads []byte, rowBytes int) (t *posting.Table, fallback bool, err error) {
+	if o.Codec != posting.CodecHuffShared {
+		return nil, false, nil
+	}
+	nh := len(heads) / rowBytes
+	step := max(1, nh/tableSampleRows)
+	sample := make([]byte, 0, min(nh, tableSampleRows)*rowBytes)
+	for i := 0; i < nh && len(sample) < tableSampleRows*rowBytes; i += step {
+		sample = append(sample, heads[i*rowBytes:(i+1)*rowBytes]...)
+	}
+	t, err = posting.TrainTable(sample)
+	if errors.Is(err, posting.ErrNoTable) {
+		o.Codec = posting.CodecHuff
+		return nil, true, nil
+	}
+	return t, false, err
 }
 
 func (b *builder[T]) postingStats(entries []posting.Entry, sizes []int) {

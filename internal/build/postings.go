@@ -92,23 +92,12 @@ func (b *builder[T]) writeBucket(sp *spill, out *postingsOut, buf []byte, bar *p
 	i, m := 0, bucket.len()
 	hiHead := min(nh, (bk+1)*sp.headsPerBucket)
 	for ; out.head < hiHead; out.head++ {
-		ids, rows = ids[:0], rows[:0]
-		for i < m && int(bucket.head(i)) == out.head {
-			// The limit keeps a head's closest vectors, except that a
-			// vector's nearest head always takes it: no vector loses its
-			// last replica to the cap.
-			if len(ids) < b.o.PostingLimit || bucket.nearest(i) {
-				if len(ids) >= b.o.PostingLimit {
-					out.pastLimit++
-				}
-				id := bucket.id(i)
-				ids = append(ids, id)
-				rows = append(rows, bucket.row(i)...)
-				out.stored[id/64] |= 1 << (id % 64)
-			} else {
-				out.dropped++
-			}
-			i++
+		var p postingOf
+		ids, rows, i, p = bucket.posting(i, int32(out.head), b.o.PostingLimit, ids[:0], rows[:0])
+		out.dropped += p.dropped
+		out.pastLimit += p.pastLimit
+		for _, id := range ids {
+			out.stored[id/64] |= 1 << (id % 64)
 		}
 		e, err := out.pw.Add(ids, rows)
 		if err != nil {
@@ -122,6 +111,38 @@ func (b *builder[T]) writeBucket(sp *spill, out *postingsOut, buf []byte, bar *p
 		return buf, fmt.Errorf("spill bucket %d: %d records for heads outside its range", bk, m-i)
 	}
 	return buf, nil
+}
+
+// postingOf counts what the posting limit did to one head's records.
+type postingOf struct {
+	dropped   int64 // records the limit dropped
+	pastLimit int64 // records kept beyond the limit (nearest head)
+	nearest   int64 // records whose head is their vector's nearest
+}
+
+// posting takes head's records, from position i of the sorted bucket on,
+// and appends the ones its posting keeps to ids and rows: its limit
+// closest vectors, and any further vector whose nearest head it is (no
+// vector loses its last replica to the cap). It returns the position
+// after head's records.
+func (bk *bucket) posting(i int, head int32, limit int, ids []uint32, rows []byte) ([]uint32, []byte, int, postingOf) {
+	var p postingOf
+	for ; i < bk.len() && bk.head(i) == head; i++ {
+		near := bk.nearest(i)
+		if near {
+			p.nearest++
+		}
+		if len(ids) >= limit && !near {
+			p.dropped++
+			continue
+		}
+		if len(ids) >= limit {
+			p.pastLimit++
+		}
+		ids = append(ids, bk.id(i))
+		rows = append(rows, bk.row(i)...)
+	}
+	return ids, rows, i, p
 }
 
 // openPostings continues the postings.bin of a resumed build, cut back to

@@ -118,14 +118,7 @@ const nearestBit = 1 << 31
 // add appends one assignment; nearest says head is the vector's nearest.
 func (s *spill) add(head int32, id uint32, dist float32, row []byte, nearest bool) error {
 	b := s.bucketOf(head)
-	field := uint32(head)
-	if nearest {
-		field |= nearestBit
-	}
-	binary.LittleEndian.PutUint32(s.rec[0:], field)
-	binary.LittleEndian.PutUint32(s.rec[4:], id)
-	binary.LittleEndian.PutUint32(s.rec[8:], math.Float32bits(dist))
-	copy(s.rec[12:], row)
+	putRecord(s.rec, head, id, dist, row, nearest)
 	if _, err := s.writers[b].Write(s.rec); err != nil {
 		return fmt.Errorf("spill %s: %w", s.files[b].Name(), err)
 	}
@@ -203,7 +196,14 @@ func (s *spill) loadBucket(b int, buf []byte) (*bucket, []byte, error) {
 	if cap(s.order) < n {
 		s.order = make([]int32, n, cap(buf)/rb)
 	}
-	bk := &bucket{data: buf, rowBytes: s.rowBytes, order: s.order[:n]}
+	return sortRecords(buf, s.rowBytes, s.order[:n]), buf, nil
+}
+
+// sortRecords returns the records in data (whole records of rowBytes-byte
+// vectors) as a bucket in (head, distance, id) order, order (one int32 per
+// record) its sort index.
+func sortRecords(data []byte, rowBytes int, order []int32) *bucket {
+	bk := &bucket{data: data, rowBytes: rowBytes, order: order}
 	for i := range bk.order {
 		bk.order[i] = int32(i)
 	}
@@ -224,7 +224,7 @@ func (s *spill) loadBucket(b int, buf []byte) (*bucket, []byte, error) {
 		}
 		return cmpU32(ix, iy)
 	})
-	return bk, buf, nil
+	return bk
 }
 
 func cmpU32(a, b uint32) int {
