@@ -18,6 +18,8 @@ package buildkit
 
 import (
 	"github.com/gospann/spann/internal/build"
+	"github.com/gospann/spann/internal/indexfile"
+	"github.com/gospann/spann/internal/vfs"
 )
 
 // Options are a build's parameters (spann.BuildOptions); Fill checks them
@@ -81,3 +83,35 @@ var (
 	// WriteManifest writes manifest.json, last.
 	WriteManifest = build.WriteManifest
 )
+
+// BuildID identifies a build in every file it writes.
+type BuildID = indexfile.BuildID
+
+var (
+	// NewBuildID draws a random build id; ParseBuildID parses 32 hex digits.
+	NewBuildID   = indexfile.NewBuildID
+	ParseBuildID = indexfile.ParseBuildID
+	// DefaultMemoryBudget is spann-build's default budget, a quarter of
+	// RAM: it sizes the clustering sample, so a pipeline must give its
+	// workers the launcher's figure for their heads to be spann-build's.
+	DefaultMemoryBudget = build.DefaultMemoryBudget
+)
+
+// ShardDir is the directory of shard s inside a sharded index.
+func ShardDir(s int) string { return indexfile.ShardDir(s) }
+
+// ShardBuildID is the build id spann-build --shards --build-id ID gives
+// shard s: a pipeline deriving its shards' ids with it makes spann-build's
+// shards byte for byte.
+func ShardBuildID(id BuildID, s int) BuildID { return indexfile.ShardBuildID(id, s) }
+
+// WriteShards writes dir/shards.json, last, for a base split by mod
+// routing (vector i in shard i mod S as its vector i div S) into the
+// shards dir/shard-NNN, whose build ids are buildIDs, n vectors in all.
+func WriteShards(dir string, buildIDs []string, n int64) error {
+	sh := &indexfile.Shards{Routing: indexfile.RoutingMod, Shards: len(buildIDs), N: n, BuildIDs: buildIDs}
+	for s := range buildIDs {
+		sh.Dirs = append(sh.Dirs, indexfile.ShardDir(s))
+	}
+	return indexfile.WriteShards(vfs.OS, dir, sh)
+}

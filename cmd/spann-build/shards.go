@@ -66,8 +66,7 @@ func runSharded(ctx context.Context, c *cli.Context, o build.Options, labels *da
 		so := o
 		so.Base, so.Type, so.Crop, so.Out = bases[s], typ, 0, filepath.Join(o.Out, indexfile.ShardDir(s))
 		if c.String("build-id") != "" { // distinct ids, still reproducible (else each drawn at random)
-			so.BuildID[15] ^= byte(s)
-			so.BuildID[14] ^= byte(s >> 8)
+			so.BuildID = indexfile.ShardBuildID(so.BuildID, s)
 		}
 		st, err := buildShard(ctx, c, so, shardLabels(labels, s, shards))
 		if err != nil {

@@ -55,6 +55,14 @@ type Shards struct {
 // ShardDir returns the directory name of shard s.
 func ShardDir(s int) string { return fmt.Sprintf("shard-%03d", s) }
 
+// ShardBuildID derives shard s's build id from a set's id, so that a
+// sharded build given one id is reproducible and its shards' ids differ.
+func ShardBuildID(id BuildID, s int) BuildID {
+	id[15] ^= byte(s)
+	id[14] ^= byte(s >> 8)
+	return id
+}
+
 var shardDirName = regexp.MustCompile(`^shard-[0-9]{3,}$`)
 
 // WriteShards writes sh as dir's shards file, atomically.
