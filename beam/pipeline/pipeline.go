@@ -223,11 +223,11 @@ type AssignDone struct {
 // RangeDone is one encoded head range: its extents, in head order, are in
 // Path, Sizes[i] bytes holding Counts[i] vectors each.
 type RangeDone struct {
-	Range, Lo, Hi              int
-	Path                       string
-	Sizes, Counts              []int32
+	Range, Lo, Hi               int
+	Path                        string
+	Sizes, Counts               []int32
 	Dropped, PastLimit, Nearest int64
-	Seconds                    float64
+	Seconds                     float64
 }
 
 func init() {
