@@ -17,9 +17,13 @@
 package buildkit
 
 import (
+	"context"
+
+	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vfs"
+	"github.com/gospann/spann/posting"
 )
 
 // Options are a build's parameters (spann.BuildOptions); Fill checks them
@@ -55,47 +59,72 @@ const (
 	PostingsFile  = build.PostingsFile
 )
 
-var (
-	// HeadCount is the number of heads of a build of n vectors.
-	HeadCount = build.HeadCount
-	// SelectHeads picks the heads of the base (the first phase).
-	SelectHeads = build.SelectHeads
-	// WriteHeads writes heads.bin; ReadHeads reads it back.
-	WriteHeads = build.WriteHeads
-	ReadHeads  = build.ReadHeads
-	// BuildGraph builds the head graph and writes graph.bin.
-	BuildGraph = build.BuildGraph
-	// LoadModel loads heads.bin and graph.bin for assignment.
-	LoadModel = build.LoadModel
-	// RecordBytes is the size of one assignment record.
-	RecordBytes = build.RecordBytes
-	// SharedTable trains the postings file's shared Huffman table.
-	SharedTable = build.SharedTable
-	// EncodeRange encodes the postings of one head range from its records.
-	EncodeRange = build.EncodeRange
-	// CreatePostings starts postings.bin; its Add takes the extents in
-	// head order and Finish writes directory.bin.
-	CreatePostings = build.CreatePostings
-	// CheckStored checks that every vector kept its nearest head's record.
-	CheckStored = build.CheckStored
-	// NewStats starts a build's summary.
-	NewStats = build.NewStats
-	// WriteManifest writes manifest.json, last.
-	WriteManifest = build.WriteManifest
-)
+// HeadCount is the number of heads of a build of n vectors.
+func HeadCount(o *Options, n int) int { return build.HeadCount(o, n) }
+
+// SelectHeads picks the heads of base (the first phase, one worker).
+func SelectHeads(ctx context.Context, o *Options, base *datasets.VectorFile) (*Heads, error) {
+	return build.SelectHeads(ctx, o, base)
+}
+
+// WriteHeads writes h to dir/heads.bin.
+func WriteHeads(dir string, o *Options, h *Heads) error { return build.WriteHeads(dir, o, h) }
+
+// ReadHeads reads dir/heads.bin, which must be o.BuildID's.
+func ReadHeads(dir string, o *Options) (*Heads, error) { return build.ReadHeads(dir, o) }
+
+// BuildGraph builds the head graph and writes dir/graph.bin (one worker).
+func BuildGraph(o *Options, h *Heads, dir string) error { return build.BuildGraph(o, h, dir) }
+
+// LoadModel loads dir/heads.bin and dir/graph.bin to assign vectors.
+func LoadModel(dir string, o *Options) (*Model, error) { return build.LoadModel(dir, o) }
+
+// RecordBytes is the size of one assignment record of rowBytes-byte rows.
+func RecordBytes(rowBytes int) int { return build.RecordBytes(rowBytes) }
+
+// SharedTable trains the postings file's shared Huffman table from the
+// heads (nil for a codec without one; it may switch o.Codec, as
+// spann-build does, when the heads do not compress with one table).
+func SharedTable(o *Options, h *Heads) (*posting.Table, error) { return build.SharedTable(o, h) }
+
+// EncodeRange encodes the postings of heads [lo, hi) from all their
+// records, in any order, and calls emit for each head in order.
+func EncodeRange(o *Options, rowBytes int, table *posting.Table, lo, hi int, records []byte,
+	emit func(head int, extent []byte, count int) error) (RangeStats, error) {
+	return build.EncodeRange(o, rowBytes, table, lo, hi, records, emit)
+}
+
+// CreatePostings starts dir/postings.bin for heads postings; its Add takes
+// the extents in head order and Finish writes directory.bin.
+func CreatePostings(dir string, o *Options, rowBytes, heads int, table *posting.Table) (*Postings, error) {
+	return build.CreatePostings(dir, o, rowBytes, heads, table)
+}
+
+// CheckStored fails unless every vector but the heads kept its nearest
+// head's record (nearest summed over the ranges).
+func CheckStored(n, heads int, nearest int64) error { return build.CheckStored(n, heads, nearest) }
+
+// NewStats starts the summary of a build of base.
+func NewStats(o *Options, base *datasets.VectorFile) *Stats { return build.NewStats(o, base) }
+
+// WriteManifest writes dir/manifest.json, last.
+func WriteManifest(dir string, o *Options, base *datasets.VectorFile, heads int, st *Stats) error {
+	return build.WriteManifest(dir, o, base, heads, st)
+}
 
 // BuildID identifies a build in every file it writes.
 type BuildID = indexfile.BuildID
 
-var (
-	// NewBuildID draws a random build id; ParseBuildID parses 32 hex digits.
-	NewBuildID   = indexfile.NewBuildID
-	ParseBuildID = indexfile.ParseBuildID
-	// DefaultMemoryBudget is spann-build's default budget, a quarter of
-	// RAM: it sizes the clustering sample, so a pipeline must give its
-	// workers the launcher's figure for their heads to be spann-build's.
-	DefaultMemoryBudget = build.DefaultMemoryBudget
-)
+// NewBuildID draws a random build id.
+func NewBuildID() (BuildID, error) { return indexfile.NewBuildID() }
+
+// ParseBuildID parses a build id of 32 hex digits.
+func ParseBuildID(s string) (BuildID, error) { return indexfile.ParseBuildID(s) }
+
+// DefaultMemoryBudget is spann-build's default budget, a quarter of RAM.
+// The budget sizes the clustering sample, so a pipeline must give its
+// workers the launcher's figure for their heads to be spann-build's.
+func DefaultMemoryBudget() int64 { return build.DefaultMemoryBudget() }
 
 // ShardDir is the directory of shard s inside a sharded index.
 func ShardDir(s int) string { return indexfile.ShardDir(s) }

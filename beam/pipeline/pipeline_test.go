@@ -197,3 +197,30 @@ func TestShardedPipeline(t *testing.T) {
 		t.Fatalf("%s holds %d entries, want 3 shards and shards.json", out, len(ents))
 	}
 }
+
+// TestCollectRanges: commit takes each range once (a retried call's
+// duplicate is dropped) and refuses a set with a range missing or out of
+// bounds.
+func TestCollectRanges(t *testing.T) {
+	cfg := Config{Ranges: 3}
+	iter := func(rs ...RangeDone) func(*RangeDone) bool {
+		return func(out *RangeDone) bool {
+			if len(rs) == 0 {
+				return false
+			}
+			*out, rs = rs[0], rs[1:]
+			return true
+		}
+	}
+	got, err := collectRanges(cfg, iter(RangeDone{Range: 2, Path: "c"}, RangeDone{Range: 0, Path: "a"},
+		RangeDone{Range: 1, Path: "b"}, RangeDone{Range: 0, Path: "a2"}))
+	if err != nil || len(got) != 3 || got[0].Path != "a" || got[1].Path != "b" || got[2].Path != "c" {
+		t.Fatalf("collectRanges: %+v, %v", got, err)
+	}
+	if _, err := collectRanges(cfg, iter(RangeDone{Range: 0}, RangeDone{Range: 2})); err == nil || !strings.Contains(err.Error(), "head range 1 was never encoded") {
+		t.Errorf("a missing range: %v", err)
+	}
+	if _, err := collectRanges(cfg, iter(RangeDone{Range: 3})); err == nil || !strings.Contains(err.Error(), "encoded range 3 of 3") {
+		t.Errorf("a range out of bounds: %v", err)
+	}
+}

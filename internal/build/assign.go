@@ -231,20 +231,17 @@ func (b *builder[T]) assign(sp *spill) error {
 // assigner finds the replica heads of vectors: one per worker (its
 // searcher is its own), over one graph.
 type assigner[T vec.Elem] struct {
-	o      *Options
-	sp     vec.Space[T]
-	dim    int
-	heads  []T
-	s      *memindex.Searcher[T]
-	chosen []int32
+	o        *Options
+	dim      int
+	s        *memindex.Searcher[T]
+	headDist func(x, y int32) float32 // made once: a method value per row would allocate
+	chosen   []int32
 }
 
 func newAssigner[T vec.Elem](o *Options, sp vec.Space[T], g *memindex.Graph[T], heads []T, dim int) *assigner[T] {
-	return &assigner[T]{o: o, sp: sp, dim: dim, heads: heads, s: g.NewSearcher()}
-}
-
-func (a *assigner[T]) headDist(x, y int32) float32 {
-	return a.sp.Dist(a.heads[int(x)*a.dim:int(x+1)*a.dim], a.heads[int(y)*a.dim:int(y+1)*a.dim])
+	return &assigner[T]{o: o, dim: dim, s: g.NewSearcher(), headDist: func(x, y int32) float32 {
+		return sp.Dist(heads[int(x)*dim:int(x+1)*dim], heads[int(y)*dim:int(y+1)*dim])
+	}}
 }
 
 // assignRows finds the replica heads of rows [lo, hi) of a block that

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,6 +55,7 @@ func flags() (*pipeline.Config, *int, *string) {
 	flag.IntVar(&c.Workers, "workers", 0, "most assign or encode calls computing at once in one worker process (0 = as many as the runner runs; Prism runs up to 8 bundles at once)")
 	flag.StringVar(&c.Shuffle, "shuffle", "runner", "how the assignment records reach their head range: runner (through the runner's GroupByKey) or files (written to files beside --out, only their names through the runner: for Prism, which holds its shuffle in memory)")
 	budget := flag.String("memory-budget", "", "memory budget in bytes or with a unit (e.g. 6GiB) that sizes the clustering sample as in spann-build; give spann-build's to get its heads (default: a quarter of the launcher's RAM)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (with Prism: the runner and the workers) to this file")
 	shards := flag.Int("shards", 1, "split the base into this many shards, each a complete index in --out/shard-NNN over the vectors i with i mod shards = its number, with --out/shards.json written last (as spann-build --shards)")
 	flag.Usage = func() {
 		w := flag.CommandLine.Output()
@@ -72,6 +74,8 @@ func flags() (*pipeline.Config, *int, *string) {
 	return c, shards, budget
 }
 
+var cpuProfile string
+
 func run() error {
 	cfg, shards, budget := flags()
 	flag.Parse()
@@ -82,6 +86,17 @@ func run() error {
 			return fmt.Errorf("--memory-budget: %w", err)
 		}
 		cfg.MemoryBudget = b
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
