@@ -517,7 +517,7 @@ func (ix *Index) Close() error {
 		select {
 		case <-drained:
 		case <-time.After(closeWait):
-			return fmt.Errorf("spann: close %s: %d searches still running after %v; their workers are released when they return", ix.dir, busy, closeWait)
+			return fmt.Errorf("spann: close %s: %d searches or checkpoints still running after %v; their memory is released when they return", ix.dir, busy, closeWait)
 		}
 	}
 	ix.ckmu.Lock() // a checkpoint still running finishes first

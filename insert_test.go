@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
@@ -445,5 +446,53 @@ func TestCloseDuringInsert(t *testing.T) {
 	ix.Close()
 	if err := <-done; err != nil && !errors.Is(err, ErrClosed) && !strings.Contains(err.Error(), "closed") {
 		t.Errorf("insert after Close: %v", err)
+	}
+}
+
+// TestCloseDuringCheckpoint: Close waits for a running checkpoint (which
+// reads off-heap memory Close frees) and the checkpoint commits; a
+// checkpoint after Close is refused with ErrClosed.
+func TestCloseDuringCheckpoint(t *testing.T) {
+	f := newFixture(t, datasets.Uint8, vec.L2, 2000, 3, 16, posting.DefaultCodec)
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := extraRows(t, 50, 16, 85)
+	for i := range 50 {
+		if _, err := ix.Insert(extra.Row(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frozen, release := make(chan struct{}), make(chan struct{})
+	checkpointFrozen = func(*Index) { close(frozen); <-release }
+	defer func() { checkpointFrozen = nil }()
+	ckDone := make(chan error, 1)
+	go func() { ckDone <- ix.Checkpoint() }()
+	<-frozen
+	closed := make(chan error, 1)
+	go func() { closed <- ix.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a checkpoint ran", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-ckDone; err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := ix.Checkpoint(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("checkpoint after Close: %v, want ErrClosed", err)
+	}
+	re, err := Open(f.index, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer re.Close()
+	if re.N() != 2050 {
+		t.Fatalf("reopened: %d vectors, want 2050", re.N())
 	}
 }

@@ -289,6 +289,13 @@ func (ix *Index) Checkpoint() error {
 const checkpointNice = 10
 
 func (ix *Index) checkpoint() error {
+	// A checkpoint reads the heads, the directory and the label state
+	// off the Go heap: it counts as busy, so that Close waits for it and
+	// frees that memory only after it, and none starts once closed.
+	if err := ix.enter(); err != nil {
+		return err
+	}
+	defer ix.leave()
 	ix.ckmu.Lock()
 	defer ix.ckmu.Unlock()
 	if ix.ckBroken != nil {

@@ -420,6 +420,7 @@ func (f *assignFn) ProcessElement(ctx context.Context, start int, _ HeadsDone, e
 	}
 	done.Seconds = time.Since(t).Seconds()
 	count(done)
+	log.Infof(ctx, "spann: rows %d to %d assigned in %.1f s", start, end, done.Seconds)
 	return nil
 }
 
@@ -490,6 +491,7 @@ func (f *encodeFn) ProcessElement(ctx context.Context, r int, batches func(*[]by
 	done.Dropped, done.PastLimit, done.Nearest = st.Dropped, st.PastLimit, st.Nearest
 	done.Seconds = time.Since(t).Seconds()
 	emit(done)
+	log.Infof(ctx, "spann: head range %d (heads %d to %d) encoded in %.1f s", r, done.Lo, done.Hi, done.Seconds)
 	return nil
 }
 
