@@ -122,13 +122,20 @@ func (ix *Index) homes(st *posting.Store, n int, heads []uint32, row func(h int3
 
 // labelsName returns the name of the labels file of generation gen in
 // dir: labels-G.bin, or labels.bin (generation 0's, and what AttachLabels
-// wrote before labels followed checkpoints).
-func labelsName(dir string, gen int64) string {
+// wrote before labels followed checkpoints). When labels-G.bin is missing
+// but another generation's is there, a checkpoint has replaced gen while
+// it was being opened: that is an error (Open then opens the new
+// generation), never an index silently without its labels.
+func labelsName(dir string, gen int64) (string, error) {
 	name := indexfile.FileName(indexfile.LabelsFile, gen)
-	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-		return indexfile.LabelsFile
+	if _, err := os.Stat(filepath.Join(dir, name)); err == nil || gen == 0 {
+		return name, nil
 	}
-	return name
+	others, _ := filepath.Glob(filepath.Join(dir, strings.TrimSuffix(indexfile.LabelsFile, ".bin")+"-*.bin"))
+	if len(others) > 0 {
+		return "", fmt.Errorf("%s: %s is gone but %s is there: the index was checkpointed while it opened", dir, name, filepath.Base(others[0]))
+	}
+	return indexfile.LabelsFile, nil
 }
 
 // loadLabels reads labels.bin, if the index has one.
@@ -136,7 +143,11 @@ func (ix *Index) loadLabels(writable, skip bool) error {
 	if skip {
 		return nil
 	}
-	l, err := indexfile.ReadLabels(ix.dir, labelsName(ix.dir, ix.Manifest.Generation), ix.id, ix.Manifest.N, ix.store.Snapshot().Len(), ix.mem)
+	name, err := labelsName(ix.dir, ix.Manifest.Generation)
+	if err != nil {
+		return err
+	}
+	l, err := indexfile.ReadLabels(ix.dir, name, ix.id, ix.Manifest.N, ix.store.Snapshot().Len(), ix.mem)
 	if err != nil || l == nil {
 		return err
 	}

@@ -617,3 +617,33 @@ func FuzzInsertLabelsRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestLabelsName: a generation's labels file, or labels.bin when the
+// index has only that; an error, not an index without labels, when the
+// generation's file is gone and another generation's is there (a
+// checkpoint replaced it while the index was opening).
+func TestLabelsName(t *testing.T) {
+	dir := t.TempDir()
+	touch := func(name string) {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if name, err := labelsName(dir, 2); err != nil || name != "labels.bin" {
+		t.Fatalf("no labels: %q, %v", name, err)
+	}
+	touch("labels.bin")
+	if name, err := labelsName(dir, 2); err != nil || name != "labels.bin" {
+		t.Fatalf("labels.bin only: %q, %v", name, err)
+	}
+	touch("labels-000003.bin")
+	if name, err := labelsName(dir, 3); err != nil || name != "labels-000003.bin" {
+		t.Fatalf("generation 3: %q, %v", name, err)
+	}
+	if _, err := labelsName(dir, 2); err == nil || !strings.Contains(err.Error(), "labels-000002.bin is gone but labels-000003.bin is there") {
+		t.Fatalf("generation 2 replaced: %v", err)
+	}
+	if name, err := labelsName(dir, 0); err != nil || name != "labels.bin" {
+		t.Fatalf("generation 0: %q, %v", name, err)
+	}
+}
