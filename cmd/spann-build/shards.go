@@ -68,7 +68,7 @@ func runSharded(ctx context.Context, c *cli.Context, o build.Options, labels *da
 		if c.String("build-id") != "" { // distinct ids, still reproducible (else each drawn at random)
 			so.BuildID = indexfile.ShardBuildID(so.BuildID, s)
 		}
-		st, err := buildShard(ctx, c, so, shardLabels(labels, s, shards))
+		st, err := buildShard(ctx, c, so, shardLabels(labels, s, shards), counts[s])
 		if err != nil {
 			return fmt.Errorf("shard %d of %d: %w", s, shards, err)
 		}
@@ -94,13 +94,22 @@ func runSharded(ctx context.Context, c *cli.Context, o build.Options, labels *da
 	return nil
 }
 
-// buildShard builds one shard (keeping a complete one under --resume) and
-// attaches its labels. A kept shard's figures hold only its N.
-func buildShard(ctx context.Context, c *cli.Context, o build.Options, labels *datasets.Labels) (*build.Stats, error) {
+// buildShard builds one shard of n vectors (under --resume keeping a
+// complete one that holds them, with its labels) and attaches its labels.
+// A kept shard's figures hold only its N.
+func buildShard(ctx context.Context, c *cli.Context, o build.Options, labels *datasets.Labels, n int) (*build.Stats, error) {
 	if o.Resume {
 		if ix, err := spann.Open(o.Out, spann.Options{IO: "pread"}); err == nil {
+			got, labelled := ix.N(), ix.Labels() > 0
 			ix.Close()
-			return &build.Stats{N: ix.N()}, nil
+			switch {
+			case got != n:
+				fmt.Fprintf(os.Stderr, "spann-build: %s holds %d vectors, this split %d: building it again\n", o.Out, got, n)
+			case labels != nil && !labelled:
+				return &build.Stats{N: got}, attachShardLabels(c, o, labels)
+			default:
+				return &build.Stats{N: got}, nil
+			}
 		}
 	}
 	o.Force = true // (a shard directory is ours: shards.json is not yet written)
@@ -109,15 +118,23 @@ func buildShard(ctx context.Context, c *cli.Context, o build.Options, labels *da
 		return nil, err
 	}
 	if labels != nil {
-		lo := cmdutil.LabelLists(c, o.Threads)
-		end := cmdutil.LabelProgress(o.Progress, &lo)
-		err := spann.AttachLabels(o.Out, labels, lo)
-		end()
-		if err != nil {
-			return nil, fmt.Errorf("the index %s is built, but its labels are not: %w", o.Out, err)
+		if err := attachShardLabels(c, o, labels); err != nil {
+			return nil, err
 		}
 	}
 	return st, nil
+}
+
+// attachShardLabels attaches a built shard's rows of --labels.
+func attachShardLabels(c *cli.Context, o build.Options, labels *datasets.Labels) error {
+	lo := cmdutil.LabelLists(c, o.Threads)
+	end := cmdutil.LabelProgress(o.Progress, &lo)
+	err := spann.AttachLabels(o.Out, labels, lo)
+	end()
+	if err != nil {
+		return fmt.Errorf("the index %s is built, but its labels are not: %w", o.Out, err)
+	}
+	return nil
 }
 
 // shardLabels returns the rows of labels that shard s of shards holds

@@ -65,6 +65,30 @@ func TestShardedBuild(t *testing.T) {
 	if err := run("--base", base, "--out", out, "--shards", "3", "--quiet", "--resume"); err != nil {
 		t.Errorf("--resume of a complete set: %v", err)
 	}
+	// --resume over shards built without labels attaches them; over a
+	// shard of other vectors (another base) builds it again.
+	plain := filepath.Join(dir, "plain")
+	if err := run("--base", base, "--out", plain, "--shards", "3", "--quiet"); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(plain, indexfile.ShardsName))
+	os.RemoveAll(filepath.Join(plain, "shard-001"))
+	if err := run("--base", genBase(t, 2000, 8), "--out", filepath.Join(plain, "shard-001"), "--quiet"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run("--base", base, "--out", plain, "--shards", "3", "--labels", labels, "--quiet", "--resume"); err != nil {
+		t.Fatalf("--resume with labels: %v", err)
+	}
+	for s := range 3 {
+		ix, err := spann.Open(filepath.Join(plain, indexfile.ShardDir(s)), spann.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (3001 - s + 2) / 3; ix.N() != want || ix.Labels() != 2 {
+			t.Errorf("resumed shard %d: %d vectors (want %d), %d labels (want 2)", s, ix.N(), want, ix.Labels())
+		}
+		ix.Close()
+	}
 	if err := run("--base", base, "--out", out, "--shards", "0", "--quiet"); err == nil || !strings.Contains(err.Error(), "--shards 0") {
 		t.Errorf("--shards 0: %v", err)
 	}
