@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -142,7 +143,10 @@ func (r *Router) Search(ctx context.Context, req *connect.Request[spannv1.Search
 	if err != nil {
 		return nil, err
 	}
-	out := r.merge(parts, int(req.Msg.K), false)
+	out, err := r.merge(parts, int(req.Msg.K), false)
+	if err != nil {
+		return nil, err
+	}
 	out.Partial, out.MissingShards = len(missing) > 0, missing
 	return connect.NewResponse(out), nil
 }
@@ -192,7 +196,10 @@ func (r *Router) batch(ctx context.Context, nq, k int, all bool, call func(ctx c
 				perQuery[s] = p.Results[q]
 			}
 		}
-		res := r.merge(perQuery, k, all)
+		res, err := r.merge(perQuery, k, all)
+		if err != nil {
+			return nil, err
+		}
 		res.Partial, res.MissingShards = out.Partial, missing
 		out.Results[q] = res
 		addStats(out.Stats, res.Stats)
@@ -202,8 +209,9 @@ func (r *Router) batch(ctx context.Context, nq, k int, all bool, call func(ctx c
 
 // merge combines the shards' answers to one query (nil: the shard did not
 // answer): their neighbours under base ids, nearest first (ties by id),
-// the k nearest or all of them, and their figures summed.
-func (r *Router) merge(parts []*spannv1.SearchResponse, k int, all bool) *spannv1.SearchResponse {
+// the k nearest or all of them, and their figures summed. A base id past
+// the API's int32 is an error, never a wrapped id.
+func (r *Router) merge(parts []*spannv1.SearchResponse, k int, all bool) (*spannv1.SearchResponse, error) {
 	out := &spannv1.SearchResponse{Stats: &spannv1.Stats{}}
 	for s, p := range parts {
 		if p == nil {
@@ -211,6 +219,9 @@ func (r *Router) merge(parts []*spannv1.SearchResponse, k int, all bool) *spannv
 		}
 		for _, n := range p.Neighbors {
 			id := indexfile.GlobalID(int64(n.Id), s, len(r.shards))
+			if n.Id < 0 || id > math.MaxInt32 {
+				return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("shard %d answered local id %d: as a base id (local·%d+%d) it does not fit the API's int32 ids", s, n.Id, len(r.shards), s))
+			}
 			out.Neighbors = append(out.Neighbors, &spannv1.Neighbor{Id: int32(id), Distance: n.Distance})
 		}
 		addStats(out.Stats, p.Stats)
@@ -222,7 +233,7 @@ func (r *Router) merge(parts []*spannv1.SearchResponse, k int, all bool) *spannv
 	if !all && len(out.Neighbors) > k {
 		out.Neighbors = out.Neighbors[:k]
 	}
-	return out
+	return out, nil
 }
 
 func addStats(sum, s *spannv1.Stats) {

@@ -236,3 +236,35 @@ func forward(t *testing.T, w http.ResponseWriter, r *http.Request, target string
 		w.Header()[k] = v
 	}
 }
+
+// TestRouterMerge: local ids become base ids local·S+s, merged by
+// (distance, id) and cut at k; a base id past int32 is an error.
+func TestRouterMerge(t *testing.T) {
+	r := &Router{shards: make([]spannv1connect.SpannServiceClient, 3)}
+	nb := func(id int32, d float32) *spannv1.Neighbor { return &spannv1.Neighbor{Id: id, Distance: d} }
+	parts := []*spannv1.SearchResponse{
+		{Neighbors: []*spannv1.Neighbor{nb(0, 1), nb(5, 4)}},
+		nil, // a shard that did not answer
+		{Neighbors: []*spannv1.Neighbor{nb(1, 1), nb(2, 2)}},
+	}
+	got, err := r.merge(parts, 3, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		id int32
+		d  float32
+	}{{0, 1}, {5, 1}, {8, 2}} // 0·3+0, 1·3+2, 2·3+2
+	if len(got.Neighbors) != len(want) {
+		t.Fatalf("merged %v, want %v", got.Neighbors, want)
+	}
+	for i, w := range want {
+		if got.Neighbors[i].Id != w.id || got.Neighbors[i].Distance != w.d {
+			t.Fatalf("merged %v, want %v", got.Neighbors, want)
+		}
+	}
+	_, err = r.merge([]*spannv1.SearchResponse{nil, {Neighbors: []*spannv1.Neighbor{nb(1<<30, 1)}}, nil}, 3, false)
+	if err == nil || !strings.Contains(err.Error(), "does not fit the API's int32 ids") {
+		t.Fatalf("an id past int32: %v", err)
+	}
+}
