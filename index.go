@@ -434,6 +434,7 @@ func (ix *Index) getWorker() (worker, error) {
 // closed meanwhile.
 func (ix *Index) putWorker(w worker) {
 	w.releaseViews()
+	w.dropStaleLists()
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if ix.closed {

@@ -647,3 +647,44 @@ func TestLabelsName(t *testing.T) {
 		t.Fatalf("generation 0: %q, %v", name, err)
 	}
 }
+
+// TestIdleWorkersDropOldLists: a checkpoint that replaces the label lists
+// closes the old lists reader of every idle worker, so that no idle worker
+// keeps a removed lists file open.
+func TestIdleWorkersDropOldLists(t *testing.T) {
+	f, bv, labels := labelledFixtureLimit(t, 3000, 20, 2000, 3, 30)
+	if err := AttachLabels(f.index, labels, LabelOptions{ListsMin: 0.005, ListsMax: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(f.index, Options{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	exactFiltered(t, ix, bv, labels, f.q)
+	holding := func() (stale, any int) {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		for _, w := range ix.free {
+			if ws := w.(*workerT[uint8]); ws.lstate != nil {
+				any++
+				if ws.lstate != ix.eng.labels() {
+					stale++
+				}
+			}
+		}
+		return stale, any
+	}
+	if _, any := holding(); any == 0 {
+		t.Fatal("no idle worker holds a lists reader: the test needs one")
+	}
+	if _, err := ix.Insert(extraRows(t, 50, 16, 91).Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if stale, _ := holding(); stale != 0 {
+		t.Fatalf("%d idle workers still read the replaced lists", stale)
+	}
+}

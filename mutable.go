@@ -325,6 +325,11 @@ func (ix *Index) checkpoint() error {
 		return fmt.Errorf("spann: checkpoint: %w", err)
 	}
 	crash.Point("checkpoint: log reset")
+	ix.mu.Lock()
+	for _, w := range ix.free {
+		w.dropStaleLists()
+	}
+	ix.mu.Unlock()
 	if err := ix.removeStale(); err != nil {
 		fmt.Fprintf(os.Stderr, "spann: checkpoint: %v\n", err) // wasted space, not an error
 	}

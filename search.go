@@ -258,6 +258,8 @@ type worker interface {
 	// releaseViews releases the directory versions its queries still
 	// hold (one that failed half-way): called when a search returns it.
 	releaseViews()
+	// dropStaleLists closes its label lists reader if they were replaced.
+	dropStaleLists()
 }
 
 type engineT[T vec.Elem] struct {
@@ -494,6 +496,15 @@ func (s *querySlot[T]) releaseView() {
 func (w *workerT[T]) releaseViews() {
 	for _, s := range w.slots {
 		s.releaseView()
+	}
+}
+
+// dropStaleLists closes the worker's lists reader if a checkpoint has
+// replaced those lists: an idle worker must not keep the old file
+// (removed, its space not freed while open) and its label state alive.
+func (w *workerT[T]) dropStaleLists() {
+	if w.lstate != nil && w.lstate != w.e.labels() {
+		w.closeLists()
 	}
 }
 
