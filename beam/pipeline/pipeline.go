@@ -357,12 +357,18 @@ func forget(cfg Config) {
 	workersMu.Unlock()
 }
 
-func (w *worker) acquire(ctx context.Context) error {
+// acquire returns this process's worker state for cfg's build once one
+// of its slots is free; release gives the slot back.
+func acquire(ctx context.Context, cfg Config) (*worker, error) {
+	w, err := workerFor(cfg)
+	if err != nil {
+		return nil, err
+	}
 	select {
 	case w.slots <- struct{}{}:
-		return nil
+		return w, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -374,11 +380,8 @@ type assignFn struct{ Cfg Config }
 
 func (f *assignFn) ProcessElement(ctx context.Context, start int, _ HeadsDone, emit func(int, []byte), count func(AssignDone)) error {
 	t := time.Now()
-	w, err := workerFor(f.Cfg)
+	w, err := acquire(ctx, f.Cfg)
 	if err != nil {
-		return err
-	}
-	if err := w.acquire(ctx); err != nil {
 		return err
 	}
 	defer w.release()
@@ -452,11 +455,8 @@ type encodeFn struct{ Cfg Config }
 
 func (f *encodeFn) ProcessElement(ctx context.Context, r int, batches func(*[]byte) bool, _ HeadsDone, emit func(RangeDone)) error {
 	t := time.Now()
-	w, err := workerFor(f.Cfg)
+	w, err := acquire(ctx, f.Cfg)
 	if err != nil {
-		return err
-	}
-	if err := w.acquire(ctx); err != nil {
 		return err
 	}
 	defer w.release()

@@ -13,7 +13,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	spann "github.com/gospann/spann"
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/build"
 	"github.com/gospann/spann/internal/cmdutil"
@@ -147,12 +146,8 @@ func runBuild(c *cli.Context) error {
 	var labelSecs float64
 	if labels != nil {
 		start := time.Now()
-		lo := cmdutil.LabelLists(c, o.Threads)
-		end := cmdutil.LabelProgress(o.Progress, &lo)
-		err := spann.AttachLabels(o.Out, labels, lo)
-		end()
-		if err != nil {
-			return fmt.Errorf("the index %s is built, but its labels are not: %w", o.Out, err)
+		if err := attachLabels(c, o, labels); err != nil {
+			return err
 		}
 		labelSecs = time.Since(start).Seconds()
 	}

@@ -106,7 +106,7 @@ func buildShard(ctx context.Context, c *cli.Context, o build.Options, labels *da
 			case got != n:
 				fmt.Fprintf(os.Stderr, "spann-build: %s holds %d vectors, this split %d: building it again\n", o.Out, got, n)
 			case labels != nil && !labelled:
-				return &build.Stats{N: got}, attachShardLabels(c, o, labels)
+				return &build.Stats{N: got}, attachLabels(c, o, labels)
 			default:
 				return &build.Stats{N: got}, nil
 			}
@@ -118,15 +118,16 @@ func buildShard(ctx context.Context, c *cli.Context, o build.Options, labels *da
 		return nil, err
 	}
 	if labels != nil {
-		if err := attachShardLabels(c, o, labels); err != nil {
+		if err := attachLabels(c, o, labels); err != nil {
 			return nil, err
 		}
 	}
 	return st, nil
 }
 
-// attachShardLabels attaches a built shard's rows of --labels.
-func attachShardLabels(c *cli.Context, o build.Options, labels *datasets.Labels) error {
+// attachLabels attaches labels (--labels, or a shard's rows of it) to
+// the built index o.Out.
+func attachLabels(c *cli.Context, o build.Options, labels *datasets.Labels) error {
 	lo := cmdutil.LabelLists(c, o.Threads)
 	end := cmdutil.LabelProgress(o.Progress, &lo)
 	err := spann.AttachLabels(o.Out, labels, lo)
