@@ -202,15 +202,7 @@ func CRCString(c uint32) string { return fmt.Sprintf("%08x", c) }
 // EncodeManifest returns the manifest's bytes, with its checksum filled in.
 func EncodeManifest(m *Manifest) ([]byte, error) {
 	m.Magic, m.FormatMajor, m.FormatMinor = manifestMagic, ManifestMajor, ManifestMinor
-	m.Checksum = zeroChecksum
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	data = append(data, '\n')
-	sum := CRCString(crc32.Checksum(data, castagnoli))
-	m.Checksum = sum
-	return bytes.Replace(data, []byte(`"checksum": "`+zeroChecksum+`"`), []byte(`"checksum": "`+sum+`"`), 1), nil
+	return signJSON(m, func(sum string) { m.Checksum = sum })
 }
 
 // WriteManifest writes the manifest into dir atomically (temporary file,
@@ -282,8 +274,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if len(m.Checksum) != 8 {
 		return nil, fmt.Errorf("%w: manifest checksum %q", ErrCorrupt, m.Checksum)
 	}
-	zeroed := bytes.Replace(data, []byte(`"checksum": "`+m.Checksum+`"`), []byte(`"checksum": "`+zeroChecksum+`"`), 1)
-	if got := CRCString(crc32.Checksum(zeroed, castagnoli)); got != m.Checksum {
+	if ok, got := verifyJSON(data, m.Checksum); !ok {
 		return nil, fmt.Errorf("%w: manifest checksum mismatch (stored %s, computed %s)", ErrCorrupt, m.Checksum, got)
 	}
 	if m.FormatMajor != ManifestMajor {

@@ -1,10 +1,8 @@
 package indexfile
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,15 +65,11 @@ var shardDirName = regexp.MustCompile(`^shard-[0-9]{3,}$`)
 
 // WriteShards writes sh as dir's shards file, atomically.
 func WriteShards(fs vfs.FS, dir string, sh *Shards) error {
-	sh.Magic, sh.Format, sh.Checksum = shardsMagic, shardsFormat, zeroChecksum
-	data, err := json.MarshalIndent(sh, "", "  ")
+	sh.Magic, sh.Format = shardsMagic, shardsFormat
+	data, err := signJSON(sh, func(sum string) { sh.Checksum = sum })
 	if err != nil {
 		return err
 	}
-	data = append(data, '\n')
-	sum := CRCString(crc32.Checksum(data, castagnoli))
-	sh.Checksum = sum
-	data = bytes.Replace(data, []byte(`"checksum": "`+zeroChecksum+`"`), []byte(`"checksum": "`+sum+`"`), 1)
 	return vfs.WriteFileAtomic(fs, filepath.Join(dir, ShardsName), data)
 }
 
@@ -106,8 +100,7 @@ func ParseShards(data []byte) (*Shards, error) {
 	if sh.Magic != shardsMagic {
 		return nil, fmt.Errorf("magic %q, not %q: %w", sh.Magic, shardsMagic, ErrCorrupt)
 	}
-	zeroed := bytes.Replace(data, []byte(`"checksum": "`+sh.Checksum+`"`), []byte(`"checksum": "`+zeroChecksum+`"`), 1)
-	if got := CRCString(crc32.Checksum(zeroed, castagnoli)); len(sh.Checksum) != 8 || got != sh.Checksum {
+	if ok, got := verifyJSON(data, sh.Checksum); !ok {
 		return nil, fmt.Errorf("checksum %q, computed %s: %w", sh.Checksum, got, ErrCorrupt)
 	}
 	if sh.Format != shardsFormat {
