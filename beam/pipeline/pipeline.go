@@ -379,12 +379,12 @@ func (w *worker) release() { <-w.slots }
 type assignFn struct{ Cfg Config }
 
 func (f *assignFn) ProcessElement(ctx context.Context, start int, _ HeadsDone, emit func(int, []byte), count func(AssignDone)) error {
-	t := time.Now()
 	w, err := acquire(ctx, f.Cfg)
 	if err != nil {
 		return err
 	}
 	defer w.release()
+	t := time.Now() // (the call's work, not its wait for a slot)
 	end := min(f.Cfg.N, start+f.Cfg.BlockRows)
 	rb := w.base.RowBytes()
 	per := f.Cfg.perRange()
@@ -454,12 +454,12 @@ func writeFile(path string, data []byte) error {
 type encodeFn struct{ Cfg Config }
 
 func (f *encodeFn) ProcessElement(ctx context.Context, r int, batches func(*[]byte) bool, _ HeadsDone, emit func(RangeDone)) error {
-	t := time.Now()
 	w, err := acquire(ctx, f.Cfg)
 	if err != nil {
 		return err
 	}
 	defer w.release()
+	t := time.Now() // (the call's work, not its wait for a slot)
 	var records, batch []byte
 	for batches(&batch) {
 		if f.Cfg.Shuffle != ShuffleFiles || len(batch) == 0 {
