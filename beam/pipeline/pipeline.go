@@ -318,6 +318,14 @@ func workerFor(cfg Config) (*worker, error) {
 	}
 	workersMu.Unlock()
 	w.once.Do(func() { w.err = w.load(cfg) })
+	if w.err != nil {
+		// Not kept: a retried call loads again.
+		workersMu.Lock()
+		if workers[cfg.Staging] == w {
+			delete(workers, cfg.Staging)
+		}
+		workersMu.Unlock()
+	}
 	return w, w.err
 }
 
@@ -337,6 +345,7 @@ func (w *worker) load(cfg Config) error {
 		return err
 	}
 	if w.base.N != cfg.N {
+		w.base.Close()
 		return fmt.Errorf("%s: %d vectors, the pipeline was made for %d", cfg.Base, w.base.N, cfg.N)
 	}
 	n := cfg.Workers
