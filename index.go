@@ -474,8 +474,10 @@ func (ix *Index) release() {
 		close(ix.drained)
 		ix.drained = nil
 	}
-	if ix.busy == 0 && ix.closed {
+	if ix.busy == 0 && ix.closed && ix.ckmu.TryLock() {
+		// (A checkpoint holding ckmu frees it when it ends.)
 		ix.freeMemory()
+		ix.ckmu.Unlock()
 	}
 }
 
@@ -518,7 +520,7 @@ func (ix *Index) Close() error {
 		select {
 		case <-drained:
 		case <-time.After(closeWait):
-			return fmt.Errorf("spann: close %s: %d searches or checkpoints still running after %v; their memory is released when they return", ix.dir, busy, closeWait)
+			return fmt.Errorf("spann: close %s: %d searches still running after %v; their workers are released when they return", ix.dir, busy, closeWait)
 		}
 	}
 	ix.ckmu.Lock() // a checkpoint still running finishes first

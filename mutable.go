@@ -290,14 +290,26 @@ const checkpointNice = 10
 
 func (ix *Index) checkpoint() error {
 	// A checkpoint reads the heads, the directory and the label state
-	// off the Go heap: it counts as busy, so that Close waits for it and
-	// frees that memory only after it, and none starts once closed.
-	if err := ix.enter(); err != nil {
-		return err
-	}
-	defer ix.leave()
+	// off the Go heap. Close waits for ckmu (however long the checkpoint
+	// takes) before it closes the files and frees that memory, and a
+	// search that ends after a Close that timed out frees it only when no
+	// checkpoint holds ckmu (release); else the checkpoint does, here, at
+	// its end. None starts once closed.
 	ix.ckmu.Lock()
 	defer ix.ckmu.Unlock()
+	ix.mu.Lock()
+	closed := ix.closed
+	ix.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	defer func() {
+		ix.mu.Lock()
+		if ix.closed && ix.busy == 0 {
+			ix.freeMemory()
+		}
+		ix.mu.Unlock()
+	}()
 	if ix.ckBroken != nil {
 		return ix.ckBroken
 	}

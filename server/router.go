@@ -219,7 +219,10 @@ func (r *Router) merge(parts []*spannv1.SearchResponse, k int, all bool) (*spann
 		}
 		for _, n := range p.Neighbors {
 			id := indexfile.GlobalID(int64(n.Id), s, len(r.shards))
-			if n.Id < 0 || id > math.MaxInt32 {
+			if n.Id < 0 {
+				return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("shard %d answered an invalid id %d", s, n.Id))
+			}
+			if id > math.MaxInt32 {
 				return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("shard %d answered local id %d: as a base id (local·%d+%d) it does not fit the API's int32 ids", s, n.Id, len(r.shards), s))
 			}
 			out.Neighbors = append(out.Neighbors, &spannv1.Neighbor{Id: int32(id), Distance: n.Distance})

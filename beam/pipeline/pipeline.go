@@ -25,6 +25,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -53,7 +54,8 @@ type Config struct {
 	Metric, Codec               string
 	HeadRatio                   float64
 	Replicas, PostingLimit      int
-	RNGFactor, ReplicaEps       float64
+	RNGFactor                   float64
+	ReplicaEps                  float64 // as spann-build's --replica-eps: negative = no bound; 0 is a bound of 0 (set -1 for spann-build's default)
 	CandidateHeads              int
 	GraphDegree, GraphBuildList int
 	Threads                     int   // threads of the one-worker steps (heads, graph); 0 = all cores
@@ -115,6 +117,7 @@ func New(cfg Config) (Config, error) {
 		cfg.Ranges = int((total + 64<<20 - 1) / (64 << 20))
 	}
 	cfg.Ranges = max(1, min(cfg.Ranges, cfg.Heads))
+	cfg.Ranges = (cfg.Heads + cfg.perRange() - 1) / cfg.perRange() // no range past the last head
 	switch cfg.Shuffle {
 	case "":
 		cfg.Shuffle = ShuffleRunner
@@ -310,19 +313,20 @@ var (
 // workerFor returns this process's worker state for cfg's build, loading
 // it on first use.
 func workerFor(cfg Config) (*worker, error) {
+	key := fmt.Sprint(cfg) // (a rerun with other options is another build)
 	workersMu.Lock()
-	w := workers[cfg.Staging]
+	w := workers[key]
 	if w == nil {
 		w = &worker{}
-		workers[cfg.Staging] = w
+		workers[key] = w
 	}
 	workersMu.Unlock()
 	w.once.Do(func() { w.err = w.load(cfg) })
 	if w.err != nil {
 		// Not kept: a retried call loads again.
 		workersMu.Lock()
-		if workers[cfg.Staging] == w {
-			delete(workers, cfg.Staging)
+		if workers[key] == w {
+			delete(workers, key)
 		}
 		workersMu.Unlock()
 	}
@@ -358,11 +362,12 @@ func (w *worker) load(cfg Config) error {
 
 // forget drops a finished build's worker state.
 func forget(cfg Config) {
+	key := fmt.Sprint(cfg)
 	workersMu.Lock()
-	if w := workers[cfg.Staging]; w != nil && w.base != nil {
+	if w := workers[key]; w != nil && w.base != nil {
 		w.base.Close()
 	}
-	delete(workers, cfg.Staging)
+	delete(workers, key)
 	workersMu.Unlock()
 }
 
@@ -512,6 +517,11 @@ func (f *commitFn) ProcessElement(ctx context.Context, _ []byte, rangesIn func(*
 	t := time.Now()
 	cfg := f.Cfg
 	defer forget(cfg)
+	if committed(cfg) {
+		// A retried call after the rename: the index is in place.
+		emit(Committed{Out: cfg.Out, BuildID: cfg.BuildID, N: cfg.N})
+		return nil
+	}
 	o, err := cfg.options()
 	if err != nil {
 		return err
@@ -578,6 +588,19 @@ func (f *commitFn) ProcessElement(ctx context.Context, _ []byte, rangesIn func(*
 	return nil
 }
 
+// committed reports whether cfg.Out already holds this build's index (a
+// commit that renamed it and then failed or died).
+func committed(cfg Config) bool {
+	data, err := os.ReadFile(filepath.Join(cfg.Out, "manifest.json"))
+	if err != nil {
+		return false
+	}
+	var m struct {
+		BuildID string `json:"build_id"`
+	}
+	return json.Unmarshal(data, &m) == nil && m.BuildID == cfg.BuildID
+}
+
 // collectRanges returns the encoded ranges in order, checking that every
 // range is there once.
 func collectRanges(cfg Config, in func(*RangeDone) bool) ([]RangeDone, error) {
@@ -589,8 +612,8 @@ func collectRanges(cfg Config, in func(*RangeDone) bool) ([]RangeDone, error) {
 			return nil, fmt.Errorf("encoded range %d of %d", rd.Range, cfg.Ranges)
 		}
 		if seen[rd.Range] {
-			// A retried call's output can arrive twice on some runners:
-			// the files are the same, either will do.
+			// (Not expected: a runner commits one attempt's output. Were
+			// it to happen, the files are the same: either will do.)
 			continue
 		}
 		seen[rd.Range], ranges[rd.Range] = true, rd

@@ -109,6 +109,25 @@ func TestPipelineEqualsBuild(t *testing.T) {
 	}
 }
 
+// TestNewRanges: no head range starts past the last head, whatever
+// --ranges asks.
+func TestNewRanges(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.u8bin")
+	if err := datasets.Generate(base, datasets.GenParams{N: 6000, Dim: 8, Type: datasets.Uint8, Seed: 1}, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, asked := range []int{0, 1, 9, 35, 599, 600, 10000} {
+		cfg, err := New(Config{Base: base, Out: filepath.Join(dir, "x"), HeadRatio: 0.1, Ranges: asked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := (cfg.Ranges - 1) * cfg.perRange(); cfg.Heads != 600 || cfg.Ranges < 1 || last >= cfg.Heads || cfg.Ranges*cfg.perRange() < cfg.Heads {
+			t.Errorf("--ranges %d: %d ranges of %d over %d heads", asked, cfg.Ranges, cfg.perRange(), cfg.Heads)
+		}
+	}
+}
+
 func TestNewRejects(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base.u8bin")
@@ -222,5 +241,24 @@ func TestCollectRanges(t *testing.T) {
 	}
 	if _, err := collectRanges(cfg, iter(RangeDone{Range: 3})); err == nil || !strings.Contains(err.Error(), "encoded range 3 of 3") {
 		t.Errorf("a range out of bounds: %v", err)
+	}
+}
+
+// TestCommitted: a commit retried after its rename finds the index in
+// place (its manifest's build id) and does nothing more.
+func TestCommitted(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "idx")
+	cfg := Config{Out: out, BuildID: "0123456789abcdef0123456789abcdef"}
+	if committed(cfg) {
+		t.Fatal("committed with no index")
+	}
+	os.MkdirAll(out, 0o755)
+	os.WriteFile(filepath.Join(out, "manifest.json"), []byte(`{"build_id": "ffff456789abcdef0123456789abcdef"}`), 0o644)
+	if committed(cfg) {
+		t.Fatal("another build's index taken as this one's")
+	}
+	os.WriteFile(filepath.Join(out, "manifest.json"), []byte(`{"build_id": "0123456789abcdef0123456789abcdef"}`), 0o644)
+	if !committed(cfg) {
+		t.Fatal("this build's index not recognised")
 	}
 }

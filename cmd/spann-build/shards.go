@@ -15,6 +15,7 @@ import (
 	"github.com/gospann/spann/internal/cmdutil"
 	"github.com/gospann/spann/internal/indexfile"
 	"github.com/gospann/spann/internal/vfs"
+	"github.com/gospann/spann/posting"
 )
 
 // shardSummary is --shards' summary: each shard's build figures.
@@ -100,11 +101,13 @@ func runSharded(ctx context.Context, c *cli.Context, o build.Options, labels *da
 func buildShard(ctx context.Context, c *cli.Context, o build.Options, labels *datasets.Labels, n int) (*build.Stats, error) {
 	if o.Resume {
 		if ix, err := spann.Open(o.Out, spann.Options{IO: "pread"}); err == nil {
-			got, labelled := ix.N(), ix.Labels() > 0
+			got, labelled, why := ix.N(), ix.Labels() > 0, otherBuild(o, ix.Manifest)
 			ix.Close()
 			switch {
 			case got != n:
 				fmt.Fprintf(os.Stderr, "spann-build: %s holds %d vectors, this split %d: building it again\n", o.Out, got, n)
+			case why != "":
+				fmt.Fprintf(os.Stderr, "spann-build: %s was built with %s: building it again\n", o.Out, why)
 			case labels != nil && !labelled:
 				return &build.Stats{N: got}, attachLabels(c, o, labels)
 			default:
@@ -123,6 +126,32 @@ func buildShard(ctx context.Context, c *cli.Context, o build.Options, labels *da
 		}
 	}
 	return st, nil
+}
+
+// otherBuild says how the index m describes was built otherwise than o
+// would build it ("" if not): another build id (when o names one) or
+// other parameters.
+func otherBuild(o build.Options, m *indexfile.Manifest) string {
+	if !o.BuildID.IsZero() && o.BuildID.String() != m.BuildID {
+		return "build id " + m.BuildID
+	}
+	if err := o.Fill(); err != nil {
+		return err.Error()
+	}
+	p := m.Params
+	want := indexfile.BuildParams{HeadRatio: o.HeadRatio, Replicas: o.Replicas, PostingLimit: o.PostingLimit,
+		RNGFactor: o.RNGFactor, ReplicaEps: o.ReplicaEps, CandidateHeads: o.CandidateHeads, Codec: o.Codec.String(),
+		Seed: o.Seed, GraphDegree: o.Graph.Degree, GraphBuildList: o.Graph.BuildList}
+	got := indexfile.BuildParams{HeadRatio: p.HeadRatio, Replicas: p.Replicas, PostingLimit: p.PostingLimit,
+		RNGFactor: p.RNGFactor, ReplicaEps: p.ReplicaEps, CandidateHeads: p.CandidateHeads, Codec: p.Codec,
+		Seed: p.Seed, GraphDegree: p.GraphDegree, GraphBuildList: p.GraphBuildList}
+	if got.Codec == posting.CodecHuff.String() && want.Codec == posting.CodecHuffShared.String() {
+		got.Codec = want.Codec // (the build's fallback when one table does not compress the heads)
+	}
+	if got != want {
+		return fmt.Sprintf("other parameters (%+v, this run %+v)", got, want)
+	}
+	return ""
 }
 
 // attachLabels attaches labels (--labels, or a shard's rows of it) to

@@ -65,6 +65,16 @@ func TestShardedBuild(t *testing.T) {
 	if err := run("--base", base, "--out", out, "--shards", "3", "--quiet", "--resume"); err != nil {
 		t.Errorf("--resume of a complete set: %v", err)
 	}
+	// --resume with other parameters builds every shard again.
+	if err := run("--base", base, "--out", out, "--shards", "3", "--quiet", "--resume", "--replicas", "4"); err != nil {
+		t.Fatal(err)
+	}
+	for s := range 3 {
+		m, err := indexfile.ReadManifest(filepath.Join(out, indexfile.ShardDir(s)))
+		if err != nil || m.Params.Replicas != 4 {
+			t.Fatalf("shard %d after --resume --replicas 4: %+v, %v", s, m, err)
+		}
+	}
 	// --resume over shards built without labels attaches them; over a
 	// shard of other vectors (another base) builds it again.
 	plain := filepath.Join(dir, "plain")
