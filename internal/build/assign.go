@@ -60,7 +60,7 @@ func (b *builder[T]) spillBuckets() int {
 	// 4-byte sort index each) and the posting writer while writing. 15 % of
 	// the budget is left to the Go heap's own slack.
 	const streamBlock = 8 << 20
-	fixed := b.residentBytes(nh) + 2*streamBlock + int64(o.Threads)*int64(streamBlock/rb+1)*int64(o.Replicas)*16
+	fixed := residentBytes(&o, rb, nh) + 2*streamBlock + int64(o.Threads)*int64(streamBlock/rb+1)*int64(o.Replicas)*16
 	avail := o.MemoryBudget*85/100 - fixed
 	total := int64(n) * int64(o.Replicas) * recBytes
 	bucketBytes := max(int64(8<<20), avail*recBytes/(recBytes+4))

@@ -322,7 +322,7 @@ func run[T vec.Elem](ctx context.Context, o Options, base *datasets.VectorFile) 
 	}()
 	b.tmp, b.id = dir.path, b.o.BuildID
 	nHeads := max(1, int(math.Round(o.HeadRatio*float64(base.N))))
-	if err := b.checkBudget(nHeads); err != nil {
+	if err := checkBudget(&b.o, b.base.RowBytes(), nHeads); err != nil {
 		return nil, err
 	}
 	phases := []struct {
@@ -510,11 +510,11 @@ func removeDeadDirs(pattern string, parkedIndexes bool) {
 }
 
 // checkBudget fails at once when the heads and their graph alone do not fit.
-func (b *builder[T]) checkBudget(nHeads int) error {
-	need := b.residentBytes(nHeads)
-	if need > b.o.MemoryBudget {
+func checkBudget(o *Options, rowBytes, nHeads int) error {
+	need := residentBytes(o, rowBytes, nHeads)
+	if need > o.MemoryBudget {
 		return fmt.Errorf("memory budget %s is too small: %d heads and their graph need about %s (raise --memory-budget or lower --head-ratio)",
-			fmtBytes(b.o.MemoryBudget), nHeads, fmtBytes(need))
+			fmtBytes(o.MemoryBudget), nHeads, fmtBytes(need))
 	}
 	return nil
 }
@@ -522,13 +522,12 @@ func (b *builder[T]) checkBudget(nHeads int) error {
 // residentBytes estimates what stays in memory for the whole build: head
 // vectors, graph adjacency, per-thread scratch and a fixed allowance for the
 // runtime.
-func (b *builder[T]) residentBytes(nHeads int) int64 {
-	deg := b.o.Graph.Degree
+func residentBytes(o *Options, rowBytes, nHeads int) int64 {
+	deg := o.Graph.Degree
 	if deg == 0 {
 		deg = 48 // memindex's default
 	}
-	rb := int64(b.base.RowBytes())
-	return int64(nHeads)*(rb+4+int64(deg)*4+8) + 32<<20
+	return int64(nHeads)*(int64(rowBytes)+4+int64(deg)*4+8) + 32<<20
 }
 
 // selectHeads clusters a sample of the base (all of it when it fits in half
@@ -761,7 +760,8 @@ func sharedTable(o *Options, heads []byte, rowBytes int) (t *posting.Table, fall
 	return t, false, err
 }
 
-func (b *builder[T]) postingStats(entries []posting.Entry, sizes []int) {
+// postingStats records the postings' sizes and pages in st.
+func postingStats(st *Stats, entries []posting.Entry, sizes []int) {
 	s := slices.Clone(sizes)
 	slices.Sort(s)
 	var sum, pages int64
@@ -769,7 +769,6 @@ func (b *builder[T]) postingStats(entries []posting.Entry, sizes []int) {
 		sum += int64(c)
 		pages += int64(entries[i].Pages())
 	}
-	st := b.stats
 	st.PostingMin, st.PostingMax = s[0], s[len(s)-1]
 	st.PostingP99 = s[min(len(s)-1, len(s)*99/100)]
 	st.PostingMean = float64(sum) / float64(len(s))
@@ -777,27 +776,33 @@ func (b *builder[T]) postingStats(entries []posting.Entry, sizes []int) {
 }
 
 func (b *builder[T]) writeManifest() error {
-	o := b.o
+	// The sizes and SHA-256s are the checkpoint's, taken as each file was
+	// finished: hashing the postings again would cost seconds.
+	sums := map[string]*fileSum{HeadsFile: b.ck.Heads, GraphFile: b.ck.Graph,
+		DirectoryFile: b.ck.Postings.DirectoryFile, PostingsFile: b.ck.Postings.PostingsFile}
+	return writeManifest(b.fs, b.tmp, &b.o, b.base, len(b.headID), b.stats, sums)
+}
+
+// writeManifest writes dir's manifest for the index of base built with o:
+// heads heads, summary st (its file sizes filled in here), the four
+// files' sizes and SHA-256s sums.
+func writeManifest(fs vfs.FS, dir string, o *Options, base *datasets.VectorFile, heads int, st *Stats, sums map[string]*fileSum) error {
 	m := &indexfile.Manifest{
-		BuildID: b.id.String(), Base: o.Base, Type: b.base.Type.String(), Dim: b.dim, Metric: o.Metric.String(), N: b.base.N,
-		Heads: len(b.headID),
+		BuildID: o.BuildID.String(), Base: o.Base, Type: base.Type.String(), Dim: base.Dim, Metric: o.Metric.String(), N: base.N,
+		Heads: heads,
 		Params: indexfile.BuildParams{HeadRatio: o.HeadRatio, Replicas: o.Replicas, PostingLimit: o.PostingLimit,
 			RNGFactor: o.RNGFactor, ReplicaEps: o.ReplicaEps, CandidateHeads: o.CandidateHeads, Codec: o.Codec.String(),
 			Seed: o.Seed, Crop: o.Crop, Threads: o.Threads, MemoryBudget: o.MemoryBudget,
 			GraphDegree: o.Graph.Degree, GraphBuildList: o.Graph.BuildList, GraphAlpha: float64(o.Graph.Alpha)},
 	}
-	// The sizes and SHA-256s are the checkpoint's, taken as each file was
-	// finished: hashing the postings again would cost seconds.
-	sums := map[string]*fileSum{HeadsFile: b.ck.Heads, GraphFile: b.ck.Graph,
-		DirectoryFile: b.ck.Postings.DirectoryFile, PostingsFile: b.ck.Postings.PostingsFile}
 	for _, name := range []string{HeadsFile, GraphFile, DirectoryFile, PostingsFile} {
 		info := indexfile.FileInfo{Name: name, Bytes: sums[name].Bytes, SHA256: sums[name].SHA256}
 		m.Files = append(m.Files, info)
-		b.stats.FileBytes[name] = info.Bytes
-		b.stats.TotalBytes += info.Bytes
+		st.FileBytes[name] = info.Bytes
+		st.TotalBytes += info.Bytes
 	}
-	m.Stats = map[string]any{"stats": b.stats}
-	return indexfile.WriteManifest(b.fs, b.tmp, m)
+	m.Stats = map[string]any{"stats": st}
+	return indexfile.WriteManifest(fs, dir, m)
 }
 
 // replaceable checks that --force may replace out: it must be a spann

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/gospann/spann/datasets"
 	"github.com/gospann/spann/internal/indexfile"
@@ -65,8 +66,7 @@ func selectTyped[T vec.Elem](ctx context.Context, o *Options, base *datasets.Vec
 	if err != nil {
 		return err
 	}
-	b := &builder[T]{o: *o, base: base}
-	if err := b.checkBudget(nHeads); err != nil {
+	if err := checkBudget(o, base.RowBytes(), nHeads); err != nil {
 		return err
 	}
 	h.IDs, h.Vectors, err = chooseHeads(ctx, o, base, sp, nHeads)
@@ -187,16 +187,10 @@ func loadTyped[T vec.Elem](m *Model, dir string) error {
 	return nil
 }
 
-// headsIn returns the heads among base rows [lo, hi).
+// headsIn returns the heads among base rows [lo, hi) (ids ascending).
 func headsIn(ids []uint32, lo, hi int) []uint32 {
-	i := 0
-	for i < len(ids) && int(ids[i]) < lo {
-		i++
-	}
-	j := i
-	for j < len(ids) && int(ids[j]) < hi {
-		j++
-	}
+	i := sort.Search(len(ids), func(k int) bool { return int(ids[k]) >= lo })
+	j := sort.Search(len(ids), func(k int) bool { return int(ids[k]) >= hi })
 	return ids[i:j]
 }
 
@@ -385,7 +379,7 @@ func (p *Postings) Finish(st *Stats) error {
 		return fmt.Errorf("write %s: %w", p.f.Name(), err)
 	}
 	st.Postings = len(p.entries)
-	(&builder[uint8]{stats: st}).postingStats(p.entries, p.sizes)
+	postingStats(st, p.entries, p.sizes)
 	return writeFile(vfs.OS, filepath.Join(p.dir, DirectoryFile), func(w io.Writer) error {
 		return posting.WriteDirectory(w, p.entries, p.o.BuildID)
 	})
@@ -419,9 +413,5 @@ func WriteManifest(dir string, o *Options, base *datasets.VectorFile, heads int,
 		}
 		sums[name] = s
 	}
-	b := &builder[uint8]{o: *o, base: base, dim: base.Dim, tmp: dir, stats: st, id: o.BuildID, fs: vfs.OS,
-		headID: make([]uint32, heads),
-		ck: &checkpoint{Heads: sums[HeadsFile], Graph: sums[GraphFile],
-			Postings: &postingsState{DirectoryFile: sums[DirectoryFile], PostingsFile: sums[PostingsFile]}}}
-	return b.writeManifest()
+	return writeManifest(vfs.OS, dir, o, base, heads, st, sums)
 }

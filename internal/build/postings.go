@@ -257,7 +257,7 @@ func (b *builder[T]) finishPostings(out *postingsOut) error {
 		return fmt.Errorf("%d vectors would be in no posting and are not heads (a bug: every vector's nearest head keeps it)", b.stats.Unstored)
 	}
 	b.stats.Postings = len(b.headID)
-	b.postingStats(out.entries, out.sizes)
+	postingStats(b.stats, out.entries, out.sizes)
 	if err := writeFile(b.fs, filepath.Join(b.tmp, DirectoryFile), func(w io.Writer) error {
 		return posting.WriteDirectory(w, out.entries, b.id)
 	}); err != nil {
